@@ -1,0 +1,1 @@
+"""The `lakestack` command line (Typer + rich)."""

@@ -1,0 +1,224 @@
+"""`lakestack`: the command line. Thin: parse, call the `Lake` façade, render.
+
+Exit codes: 0 the run completed (quarantined rows are reported, not an error); 2 a usage or
+project-file error; 3 the run failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from lakestack.errors import LakestackError, ProjectError
+
+app = typer.Typer(name="lakestack", help="A contract-first lakehouse: contracts, Iceberg Bronze/Silver/Gold, "
+                  "quality gates, lineage.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode="rich")
+example_app = typer.Typer(help="Bundled example projects.", no_args_is_help=True)
+app.add_typer(example_app, name="example")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+@dataclass
+class State:
+    project: Path = Path(".")
+    env: str | None = None
+
+    def lake(self) -> Any:
+        from lakestack.pipeline.lake import Lake
+
+        return Lake.open(self.project, self.env)
+
+
+def _state(ctx: typer.Context) -> State:
+    state: State = ctx.ensure_object(State)
+    return state
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    project: Annotated[Path, typer.Option("--project", "-p", envvar="LAKESTACK_PROJECT",
+                                          help="The project folder (holding lakestack.yaml).")] = Path("."),
+    env: Annotated[str | None, typer.Option("--env", "-e", envvar="LAKESTACK_ENV",
+                                            help="The environment to use (default: the project's default).")] = None,
+) -> None:
+    ctx.obj = State(project, env)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@app.command()
+def init(name: str, path: Annotated[Path | None, typer.Option(help="Folder to create (default: ./NAME).")] = None,
+         json_out: JsonOpt = False) -> None:
+    """Create a new project with a sample contract and landing file."""
+    from lakestack.pipeline.scaffold import init_project
+
+    folder = init_project(name, path or Path(name))
+    if json_out:
+        from lakestack.cli.render import print_json
+
+        print_json(_console(), {"project": name, "path": str(folder)})
+        return
+    _console().print(f"[green]Created project[/] [bold]{name}[/] in {folder}\n"
+                     f"Next: [bold]lakestack -p {folder} ingest[/]")
+
+
+@example_app.command("northwind")
+def example_northwind(
+    path: Annotated[Path, typer.Argument(help="Folder for the project and its landing files.")] = Path("northwind"),
+    orders: Annotated[int, typer.Option(min=10, help="Order lines to generate.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 42,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of daily files.")] = 14,
+    break_gold: Annotated[bool, typer.Option("--break-gold", help="Make the last day's orders fail a Gold check.")]
+    = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the Northwind example project and realistic landing files (with deliberate defects)."""
+    from lakestack.examples.northwind import generate_northwind
+    from lakestack.pipeline.scaffold import copy_example
+
+    console = _console()
+    copy_example("northwind", path)
+    with console.status(f"generating {orders:,} order lines ..."):
+        report = generate_northwind(path, orders=orders, seed=seed, days=days, break_gold=break_gold)
+    if json_out:
+        from lakestack.cli.render import print_json
+
+        print_json(console, {"path": str(path), "report": report})
+        return
+    from lakestack.cli.render import rows_table
+
+    rows = [{"source": s, "rows": n} for s, n in sorted(report.rows.items())]
+    console.print(rows_table(f"Northwind landing files in {path}/landing", rows, ["source", "rows"]))
+    console.print(f"Next: [bold]lakestack -p {path} ingest[/]")
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    sources: Annotated[list[str] | None, typer.Argument(help="Sources to ingest (default: all).")] = None,
+    file: Annotated[list[str] | None, typer.Option("--file", "-f", help="Only these files (names inside the "
+                                                   "landing folder); needs one source.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest new landing files into Bronze; invalid records go to quarantine."""
+    from lakestack.cli.render import IngestProgress, ingest_table, print_json, problem_files
+
+    console = _console()
+    lake = _state(ctx).lake()
+    if json_out:
+        report = lake.ingest(sources, files=file)
+        print_json(console, report)
+        return
+    with IngestProgress(console) as progress:
+        report = lake.ingest(sources, files=file, observer=progress)
+    console.print(ingest_table(report))
+    problems = problem_files(report)
+    if problems is not None:
+        console.print(problems)
+    if report.quarantined:
+        console.print(f"[yellow]{report.quarantined:,} rows quarantined[/]: "
+                      f"lakestack show quarantine.<source> to see why")
+
+
+@app.command()
+def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Each source: contract, files waiting, files ingested, Bronze and quarantine rows."""
+    from lakestack.cli.render import print_json, rows_table, to_jsonable
+
+    lake = _state(ctx).lake()
+    states = lake.status()
+    if json_out:
+        print_json(_console(), states)
+        return
+    rows = [to_jsonable(s) for s in states]
+    _console().print(rows_table(f"project {lake.project.name} · environment {lake.environment}", rows,
+                                ["source", "kind", "contract", "landing", "pending_files", "ingested_files",
+                                 "bronze_rows", "quarantined_rows", "last_commit"]))
+
+
+@app.command()
+def tables(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Every table in the warehouse with rows, files and last commit."""
+    from lakestack.cli.render import print_json, rows_table, to_jsonable
+
+    infos = _state(ctx).lake().tables()
+    if json_out:
+        print_json(_console(), infos)
+        return
+    rows = [to_jsonable(t) for t in infos]
+    _console().print(rows_table("tables", rows, ["identifier", "rows", "files", "snapshots", "last_commit",
+                                                 "last_run"]))
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(help="A table such as bronze.orders or quarantine.orders.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Rows to show.")] = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """A table's schema, recent commits and first rows."""
+    from lakestack.cli.render import print_json, rows_table, to_jsonable
+
+    lake = _state(ctx).lake()
+    info = lake.table_info(table)
+    data = lake.read(table, limit=limit)
+    rows = data.to_pylist()
+    if json_out:
+        print_json(_console(), {"table": info, "schema": [str(f) for f in data.schema], "rows": rows})
+        return
+    console = _console()
+    console.print(f"[bold]{info.identifier}[/] · {info.rows:,} rows in {info.files} files · "
+                  f"{info.snapshots} snapshots · {info.location}")
+    columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
+    console.print(rows_table(f"first {len(rows)} rows", [to_jsonable(r) for r in rows], columns))
+
+
+def main() -> None:
+    """Entry point: run the app; LakestackError becomes a message and an exit code, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except LakestackError as exc:
+        _fail(exc, exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors carry their exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if os.environ.get("LAKESTACK_DEBUG"):
+            raise
+        _fail(exc, 3, internal=True)
+    sys.exit(0)
+
+
+def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
+    err = Console(stderr=True, highlight=False)
+    if "--json" in sys.argv:
+        import json
+
+        problem: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc), "exit_code": code}
+        if isinstance(exc, ProjectError) and exc.location is not None:
+            problem.update(file=exc.location.file, line=exc.location.line, key=exc.location.key)
+        print(json.dumps(problem))
+    elif internal:
+        err.print(f"[red]error:[/] internal error: {type(exc).__name__}: {exc}\n"
+                  "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.", markup=True)
+    else:
+        err.print(f"[red]error:[/] {exc}", markup=True)
+    sys.exit(code)

@@ -1,0 +1,121 @@
+"""Turning results into what a person reads (rich) or a machine reads (JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lakestack.ingest.base import FileOutcome
+
+STATUS_STYLE = {"landed": "green", "rejected": "red", "skipped": "yellow", "refused": "magenta"}
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for prop in ("rows_in", "landed", "quarantined"):
+            if hasattr(type(value), prop) and isinstance(getattr(type(value), prop), property):
+                out[prop] = getattr(value, prop)
+        return out
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return value
+
+
+def print_json(console: Console, value: Any) -> None:
+    console.print_json(json.dumps(to_jsonable(value), default=str), indent=2)
+
+
+class IngestProgress:
+    """Draws one progress bar per source (bytes of landing files) while ingesting."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), DownloadColumn(),
+                                 TextColumn("{task.fields[files]}"), TimeElapsedColumn(), console=console,
+                                 transient=False)
+        self._tasks: dict[str, Any] = {}
+        self._counts: dict[str, list[int]] = {}
+
+    def __enter__(self) -> IngestProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def source_started(self, source: str, files: int, total_bytes: int) -> None:
+        self._counts[source] = [0, files]
+        self._tasks[source] = self.progress.add_task(source, total=max(total_bytes, 1), files=f"0/{files} files")
+
+    def file_finished(self, source: str, outcome: FileOutcome) -> None:
+        task = self._tasks.get(source)
+        if task is None or outcome.status == "refused":
+            return
+        self._counts[source][0] += 1
+        done, total = self._counts[source]
+        self.progress.update(task, advance=outcome.size, files=f"{done}/{total} files")
+
+
+def ingest_table(report: Any) -> Table:
+    table = Table(title=f"ingest · run {report.run_id}", title_justify="left")
+    for col in ("source", "files", "landed files", "rejected", "skipped", "rows in", "rows landed",
+                "rows quarantined", "duration"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for s in report.sources:
+        table.add_row(s.source, str(len([f for f in s.files if f.status != "refused"])), str(s.count("landed")),
+                      _red(s.count("rejected")), str(s.count("skipped")), f"{s.rows_in:,}", f"{s.landed:,}",
+                      _red(s.quarantined), f"{s.duration_s:.2f}s")
+    table.add_section()
+    table.add_row("total", "", "", "", "", f"{report.rows_in:,}", f"{report.landed:,}", _red(report.quarantined),
+                  f"{report.duration_s:.2f}s", style="bold")
+    return table
+
+
+def problem_files(report: Any) -> Table | None:
+    rows = [(s.source, f) for s in report.sources for f in s.files if f.status in ("rejected", "refused", "skipped")]
+    if not rows:
+        return None
+    table = Table(title="files not landed", title_justify="left")
+    for col in ("source", "file", "status", "why"):
+        table.add_column(col)
+    for source, f in rows:
+        where = f" (line {f.line})" if f.line else ""
+        table.add_row(source, f.name, f"[{STATUS_STYLE[f.status]}]{f.status}[/]", f"{f.reason}{where}")
+    return table
+
+
+def _red(n: int) -> str:
+    return f"[red]{n:,}[/]" if n else "0"
+
+
+def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, overflow="fold", max_width=40)
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "[dim]null[/]"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,168 @@
+"""The project file, `lakestack.yaml`, and its environments.
+
+A project is a folder with `lakestack.yaml` at its root::
+
+    name: northwind
+    default_environment: dev
+    environments:
+      dev:  {warehouse: ./warehouse, catalog: {type: sql, uri: "sqlite:///.lakestack/catalog.db"}}
+      prod: {warehouse: "s3://lake/wh", catalog: {type: sql, uri: {secret: CATALOG_URL}}, engine: spark}
+    sources:
+      orders: {kind: files, landing: landing/orders, contract: orders}
+    datasets: {}
+
+Secrets are referenced by name (`{secret: NAME}`) and resolved only when a connection is opened,
+so they never appear in logs, errors or outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from lakestack._yaml import load_yaml, pydantic_problem
+from lakestack.errors import ConfigError, Location
+
+PROJECT_FILE = "lakestack.yaml"
+LAYERS = ("bronze", "silver", "gold")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(Frozen):
+    """A secret named, never written: `{secret: NAME}`; resolved from the environment."""
+
+    secret: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+    def resolve(self) -> str:
+        value = os.environ.get(self.secret)
+        if value is None:
+            raise ConfigError(f"secret '{self.secret}' is not set (expected an environment variable of that name)")
+        return value
+
+    def __str__(self) -> str:
+        return f"<secret {self.secret}>"
+
+
+def reveal(value: str | SecretRef | None) -> str | None:
+    """The plain value of a setting that may be a secret reference. Never log the result."""
+    return value.resolve() if isinstance(value, SecretRef) else value
+
+
+class CatalogConfig(Frozen):
+    type: Literal["sql", "rest", "glue"] = "sql"
+    uri: str | SecretRef | None = None
+    properties: dict[str, str | SecretRef] = {}
+
+
+class EnvironmentConfig(Frozen):
+    warehouse: str = "./warehouse"
+    catalog: CatalogConfig = CatalogConfig()
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    description: str | None = None
+
+
+class SourceConfig(Frozen):
+    kind: Literal["files"] = "files"
+    contract: str
+    landing: str | None = None
+    pattern: str | None = None
+    format: Literal["csv", "ndjson", "parquet"] | None = None
+    description: str | None = None
+    owner: str | None = None
+
+    @field_validator("contract")
+    @classmethod
+    def _contract_ref(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*(\.v[0-9]+)?", value):
+            raise ValueError("a contract is named like 'orders' (latest version) or 'orders.v2'")
+        return value
+
+
+class DatasetConfig(Frozen):
+    layer: Literal["silver", "gold"]
+    source: str | None = None
+    description: str | None = None
+    owner: str | None = None
+
+
+class ProjectConfig(Frozen):
+    name: str
+    description: str | None = None
+    default_environment: str = "dev"
+    environments: dict[str, EnvironmentConfig] = {"dev": EnvironmentConfig()}
+    sources: dict[str, SourceConfig] = {}
+    datasets: dict[str, DatasetConfig] = {}
+    _smap: Any = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("a project name is lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("sources", "datasets")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid name (lower-case letters, digits and '_')")
+        return value
+
+
+def load_project_config(root: Path) -> ProjectConfig:
+    """Read and check `lakestack.yaml` in `root`; every problem names the file and line."""
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no {PROJECT_FILE} here; run 'lakestack init NAME' or pass --project DIR", Location(str(path))
+        )
+    data, smap = load_yaml(path, error=ConfigError, display=PROJECT_FILE)
+    if not isinstance(data, dict):
+        raise ConfigError("the project file must be a mapping of keys (name, environments, ...)", Location(PROJECT_FILE, 1))
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        message, location = pydantic_problem(exc, smap, ProjectConfig)
+        raise ConfigError(message, location) from None
+    if config.default_environment not in config.environments:
+        raise ConfigError(
+            f"default_environment '{config.default_environment}' is not one of: {', '.join(config.environments)}",
+            smap.locate(("default_environment",)),
+        )
+    overlap = set(config.sources) & set(config.datasets)
+    if overlap:
+        name = sorted(overlap)[0]
+        raise ConfigError(
+            f"'{name}' names both a source and a dataset; give each a name of its own",
+            smap.locate(("datasets", name)),
+        )
+    _check_source_paths(config, smap)
+    config._smap = smap
+    return config
+
+
+def _check_source_paths(config: ProjectConfig, smap: Any) -> None:
+    for name, source in config.sources.items():
+        if source.landing is None:
+            continue
+        p = Path(source.landing)
+        if p.is_absolute() or ".." in p.parts:
+            raise ConfigError(
+                "a landing folder must be a relative path inside the project (no '..', not absolute)",
+                smap.locate(("sources", name, "landing")),
+            )
+
+
+def locate(config: ProjectConfig, *path: str | int) -> Location:
+    """Where a key of the loaded project file is, for error messages found after loading."""
+    smap = config._smap
+    return smap.locate(path) if smap is not None else Location(PROJECT_FILE, key=".".join(map(str, path)))

@@ -1,0 +1,527 @@
+"""Per-record contract validation: a compiled fast path and an exhaustive error report.
+
+Valid records take the fast path: one `msgspec` decode into a Struct type compiled from the
+contract (types, enums, ranges, lengths and patterns are checked in C), plus a few checks msgspec
+cannot express (decimal precision, duplicate keys). Only a record that fails is walked again in
+Python to list *every* error with its JSON path and rule. The fast path decides validity; the slow
+path only explains, so the two can never disagree about which records land.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from lakestack.contracts.model import INT64_MAX, INT64_MIN, Contract, Field
+
+FLOAT_MAX = 1.7976931348623157e308
+MAX_DEPTH = 64
+FORMAT_PATTERNS = {
+    "email": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    "uuid": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "uri": r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$",
+}
+_MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One broken rule of one record: where (`$.page.url`), which rule, and why."""
+
+    path: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} [{self.rule}]"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Valid records (typed, in input order) and the positions of invalid ones with their issues."""
+
+    valid: list[Any]
+    valid_positions: list[int]
+    invalid: list[tuple[int, list[Issue]]]
+
+
+def _pattern(field: Field) -> str | None:
+    c = field.constraints
+    fmt = FORMAT_PATTERNS.get(c.format or "")
+    if fmt and c.pattern:
+        return f"(?=[\\s\\S]*?(?:{c.pattern})){fmt}"
+    return fmt or c.pattern
+
+
+def _scalar_type(field: Field, mode: str) -> Any:
+    c = field.constraints
+    if field.type == "string":
+        if c.enum is not None and all(isinstance(v, str) for v in c.enum):
+            return Literal[tuple(c.enum)]
+        meta = msgspec.Meta(pattern=_pattern(field), min_length=c.min_length, max_length=c.max_length)
+        return Annotated[str, meta]
+    if field.type == "integer":
+        lo = max(INT64_MIN, int(c.minimum) if c.minimum is not None else INT64_MIN)
+        hi = min(INT64_MAX, int(c.maximum) if c.maximum is not None else INT64_MAX)
+        return Annotated[int, msgspec.Meta(ge=lo, le=hi, gt=_num(c.exclusive_minimum), lt=_num(c.exclusive_maximum))]
+    if field.type == "double":
+        lo = float(c.minimum) if c.minimum is not None else -FLOAT_MAX
+        hi = float(c.maximum) if c.maximum is not None else FLOAT_MAX
+        meta = msgspec.Meta(ge=lo, le=hi, gt=_num(c.exclusive_minimum), lt=_num(c.exclusive_maximum))
+        return Annotated[float, meta]
+    if field.type == "timestamp":
+        return Annotated[dt.datetime, msgspec.Meta(tz=True)] if mode == "event" else dt.datetime
+    return {"boolean": bool, "date": dt.date, "decimal": Decimal, "json": Any}[field.type]
+
+
+def _num(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _field_type(field: Field, mode: str, names: Iterable[str]) -> Any:
+    if field.type == "struct":
+        base: Any = compile_struct(field.fields, mode, strict=field.constraints.format == "strict",
+                                   name="_".join((*names, field.name)))
+    elif field.type == "list":
+        assert field.items is not None
+        item = _field_type(field.items, mode, (*names, field.name))
+        c = field.constraints
+        base = Annotated[list[item], msgspec.Meta(min_length=c.min_items, max_length=c.max_items)]  # type: ignore[valid-type]
+    else:
+        base = _scalar_type(field, mode)
+    return base | None if field.nullable else base
+
+
+def compile_struct(fields: Sequence[Field], mode: str, *, strict: bool, name: str = "Record") -> type:
+    """A msgspec Struct type that decodes exactly the records the fields allow.
+
+    Absent optional keys decode to UNSET, so duplicate keys can be detected by counting.
+    """
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in sorted(fields, key=lambda f: not f.required):
+        typ = _field_type(f, mode, (name,))
+        spec.append((f.name, typ) if f.required else (f.name, typ | msgspec.UnsetType, msgspec.UNSET))
+    return msgspec.defstruct(name, spec, forbid_unknown_fields=strict, kw_only=True)
+
+
+class RecordValidator:
+    """Validates records against one contract: JSON documents or rows of text (CSV)."""
+
+    def __init__(self, contract: Contract, *, max_record_bytes: int = 8 * 1024 * 1024) -> None:
+        self.contract = contract
+        self.max_record_bytes = max_record_bytes
+        mode = "event" if contract.kind == "event" else "batch"
+        self._json_type = compile_struct(contract.fields, mode, strict=contract.strict)
+        self._text_type = compile_struct(contract.fields, "batch", strict=contract.strict)
+        self._decode = msgspec.json.Decoder(self._json_type).decode
+        self._post = _post_checks(contract.fields)
+        self._nested = any(f.type in ("struct", "list") for f in contract.fields)
+        self._nfields = len(contract.fields)
+        self._text_mode = mode == "batch"
+
+    # -- JSON documents ------------------------------------------------------------------------
+    def validate_json(self, raws: Sequence[bytes]) -> Outcome:
+        """Validate JSON documents (one record each, as bytes)."""
+        decode, post, limit = self._decode, self._post, self.max_record_bytes
+        valid: list[Any] = []
+        positions: list[int] = []
+        invalid: list[tuple[int, list[Issue]]] = []
+        for i, raw in enumerate(raws):
+            if len(raw) > limit:
+                invalid.append((i, [Issue("$", "max_record_bytes",
+                                          f"record is {len(raw):,} bytes; the limit is {limit:,}")]))
+                continue
+            try:
+                record = decode(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+                invalid.append((i, self.explain_json(raw, exc)))
+                continue
+            if (post is not None and not post(record)) or self._maybe_duplicate(raw, record):
+                issues = self.explain_json(raw, None)
+                if issues:
+                    invalid.append((i, issues))
+                    continue
+            valid.append(record)
+            positions.append(i)
+        return Outcome(valid, positions, invalid)
+
+    def _maybe_duplicate(self, raw: bytes, record: Any) -> bool:
+        """True when the raw text may hold a key twice (then the exact check runs).
+
+        Every key is followed by `":` unless whitespace sits before the colon; if the number of
+        `":` equals the number of keys decoded, no key can have been seen twice.
+        """
+        present = self._present(record) if self._nested else self._nfields - msgspec.structs.astuple(record).count(
+            msgspec.UNSET)
+        if raw.count(b'":') != present:
+            return True
+        return b'" ' in raw or b'"\n' in raw or b'"\t' in raw or b'"\r' in raw
+
+    def _present(self, value: Any) -> int:
+        if isinstance(value, msgspec.Struct):
+            values = [v for v in msgspec.structs.astuple(value) if v is not msgspec.UNSET]
+            return len(values) + sum(self._present(v) for v in values if isinstance(v, msgspec.Struct | list))
+        if isinstance(value, list):
+            return sum(self._present(v) for v in value if isinstance(v, msgspec.Struct | list))
+        return 0
+
+    def explain_json(self, raw: bytes, exc: BaseException | None) -> list[Issue]:
+        """Every issue of one JSON record (the slow, exhaustive walk)."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return [Issue("$", "encoding", f"not valid UTF-8 ({err.reason} at byte {err.start})")]
+        duplicates: list[Issue] = []
+        try:
+            doc = json.loads(text, object_pairs_hook=_pairs_hook(duplicates), parse_constant=_reject_constant)
+        except RecursionError:
+            return [Issue("$", "max_depth", f"nesting deeper than {MAX_DEPTH} levels")]
+        except (json.JSONDecodeError, ValueError) as err:
+            return [Issue("$", "json", f"invalid JSON: {err}")]
+        if _depth(doc) > MAX_DEPTH:
+            return [Issue("$", "max_depth", f"nesting deeper than {MAX_DEPTH} levels")]
+        issues = duplicates + _check_fields(self.contract.fields, doc, "$", self.contract.strict, text=False,
+                                            tz=not self._text_mode)
+        if not issues and exc is not None:
+            issues.append(_from_msgspec(exc))
+        return issues
+
+    # -- rows of text (CSV) --------------------------------------------------------------------
+    def validate_rows(self, rows: Sequence[dict[str, str | None]]) -> Outcome:
+        """Validate rows whose values are text (None for an empty field), converting to types."""
+        convert, typ, post = msgspec.convert, self._text_type, self._post
+        valid: list[Any] = []
+        positions: list[int] = []
+        invalid: list[tuple[int, list[Issue]]] = []
+        for i, row in enumerate(rows):
+            try:
+                record = convert(row, typ, strict=False)
+            except msgspec.ValidationError as exc:
+                invalid.append((i, self.explain_row(row, exc)))
+                continue
+            if post is not None and not post(record):
+                invalid.append((i, self.explain_row(row, None)))
+                continue
+            valid.append(record)
+            positions.append(i)
+        return Outcome(valid, positions, invalid)
+
+    # -- typed objects (Parquet rows) -----------------------------------------------------------
+    def validate_objects(self, rows: Sequence[dict[str, Any]]) -> Outcome:
+        """Validate rows of Python values (as read from a typed file such as Parquet)."""
+        convert, typ, post = msgspec.convert, self._json_type, self._post
+        valid: list[Any] = []
+        positions: list[int] = []
+        invalid: list[tuple[int, list[Issue]]] = []
+        for i, row in enumerate(rows):
+            try:
+                record = convert(row, typ, strict=True)
+            except msgspec.ValidationError as exc:
+                invalid.append((i, self.explain_object(row, exc)))
+                continue
+            if post is not None and not post(record):
+                invalid.append((i, self.explain_object(row, None)))
+                continue
+            valid.append(record)
+            positions.append(i)
+        return Outcome(valid, positions, invalid)
+
+    def explain_object(self, row: dict[str, Any], exc: BaseException | None) -> list[Issue]:
+        issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=False,
+                               tz=not self._text_mode)
+        if not issues and exc is not None:
+            issues.append(_from_msgspec(exc))
+        return issues
+
+    def explain_row(self, row: dict[str, str | None], exc: BaseException | None) -> list[Issue]:
+        issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=True, tz=False)
+        if not issues and exc is not None:
+            issues.append(_from_msgspec(exc))
+        return issues
+
+
+def _from_msgspec(exc: BaseException) -> Issue:
+    text = str(exc)
+    m = _MSGSPEC_PATH.search(text)
+    return Issue(m.group(1) if m else "$", "type", _MSGSPEC_PATH.sub("", text))
+
+
+def _pairs_hook(duplicates: list[Issue]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                duplicates.append(Issue(f"$.{key}", "duplicate_key", f"key '{key}' appears more than once"))
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"'{name}' is not valid JSON")
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+# -- post checks: what msgspec cannot express --------------------------------------------------
+def _post_checks(fields: Sequence[Field]) -> Callable[[Any], bool] | None:
+    checks: list[Callable[[Any], bool]] = []
+    for f in fields:
+        if f.type == "decimal":
+            checks.append(_decimal_check(f))
+        elif f.constraints.enum is not None and f.type != "string":
+            allowed = set(f.constraints.enum)
+            checks.append(lambda r, n=f.name, a=allowed: getattr(r, n) in (None, msgspec.UNSET) or getattr(r, n) in a)
+        elif f.type == "string" and f.constraints.enum is not None and not all(
+                isinstance(v, str) for v in f.constraints.enum):
+            checks.append(lambda r: False)
+        elif f.type in ("struct", "list") and _needs_post(f):
+            checks.append(lambda r, f=f: not _check_value(f, _to_plain(getattr(r, f.name)), "$", False, False))
+    if not checks:
+        return None
+    return lambda record: all(check(record) for check in checks)
+
+
+def _needs_post(field: Field) -> bool:
+    if field.type == "decimal" or (field.constraints.enum is not None and field.type != "string"):
+        return True
+    children = field.fields if field.type == "struct" else ((field.items,) if field.items else ())
+    return any(_needs_post(c) for c in children)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return {k: _to_plain(v) for k, v in msgspec.structs.asdict(value).items() if v is not msgspec.UNSET}
+    if isinstance(value, list):
+        return [_to_plain(v) for v in value]
+    return None if value is msgspec.UNSET else value
+
+
+def _decimal_check(field: Field) -> Callable[[Any], bool]:
+    name = field.name
+
+    def check(record: Any) -> bool:
+        value = getattr(record, name)
+        return value is None or value is msgspec.UNSET or not _decimal_issues(field, value, "$")
+
+    return check
+
+
+def _decimal_issues(field: Field, value: Decimal, path: str) -> list[Issue]:
+    if not value.is_finite():
+        return [Issue(path, "type", f"{value} is not a finite decimal")]
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    scale = max(0, -exponent)
+    integer_digits = max(0, len(digits) + exponent)
+    out = []
+    assert field.precision is not None and field.scale is not None
+    if scale > field.scale:
+        out.append(Issue(path, "scale", f"{value} has {scale} decimal places; at most {field.scale} allowed"))
+    if integer_digits > field.precision - field.scale:
+        out.append(Issue(path, "precision", f"{value} does not fit decimal({field.precision},{field.scale})"))
+    return out + _range_issues(field, value, path)
+
+
+# -- the exhaustive walk -----------------------------------------------------------------------
+def _check_fields(fields: Sequence[Field], doc: Any, path: str, strict: bool, *, text: bool, tz: bool) -> list[Issue]:
+    if not isinstance(doc, dict):
+        return [Issue(path, "type", f"expected an object, got {_json_type(doc)}")]
+    issues: list[Issue] = []
+    known = set()
+    for f in fields:
+        known.add(f.name)
+        issues += _check_value(f, doc.get(f.name, _MISSING), f"{path}.{f.name}", text, tz)
+    if strict:
+        issues += [Issue(f"{path}.{k}", "unknown_field", f"'{k}' is not in the contract") for k in doc if k not in known]
+    return issues
+
+
+def _check_value(f: Field, value: Any, path: str, text: bool, tz: bool) -> list[Issue]:
+    if value is _MISSING:
+        return [Issue(path, "required", "is required")] if f.required else []
+    if value is None:
+        return [] if f.nullable else [Issue(path, "not_null", "must not be null")]
+    if f.type == "struct":
+        return _check_fields(f.fields, value, path, f.constraints.format == "strict", text=text, tz=tz)
+    if f.type == "list":
+        return _check_list(f, value, path, text, tz)
+    try:
+        typed = _coerce(f, value, text, tz)
+    except _TypeProblem as problem:
+        return [Issue(path, "type", str(problem))]
+    return _constraint_issues(f, typed, path)
+
+
+def _check_list(f: Field, value: Any, path: str, text: bool, tz: bool) -> list[Issue]:
+    if not isinstance(value, list):
+        return [Issue(path, "type", f"expected an array, got {_json_type(value)}")]
+    c, issues = f.constraints, []
+    if c.min_items is not None and len(value) < c.min_items:
+        issues.append(Issue(path, "min_items", f"has {len(value)} items; at least {c.min_items} required"))
+    if c.max_items is not None and len(value) > c.max_items:
+        issues.append(Issue(path, "max_items", f"has {len(value)} items; at most {c.max_items} allowed"))
+    assert f.items is not None
+    for i, item in enumerate(value):
+        issues += _check_value(f.items, item, f"{path}[{i}]", text, tz)
+    return issues
+
+
+class _TypeProblem(Exception):
+    pass
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}.get(
+        type(value), type(value).__name__)
+
+
+def _coerce(f: Field, value: Any, text: bool, tz: bool) -> Any:
+    """The typed value, or _TypeProblem saying why it is not of the field's type."""
+    expected = f.type_name
+    if f.type == "json":
+        return value
+    if text:
+        return _coerce_text(f, str(value))
+    if f.type == "string":
+        if not isinstance(value, str):
+            raise _TypeProblem(f"expected a string, got {_json_type(value)}")
+        return value
+    if f.type == "boolean":
+        if not isinstance(value, bool):
+            raise _TypeProblem(f"expected a boolean, got {_json_type(value)}")
+        return value
+    if f.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _TypeProblem(f"expected an integer, got {_json_type(value)}")
+        return value
+    if f.type == "double":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _TypeProblem(f"expected a number, got {_json_type(value)}")
+        return value
+    if f.type == "decimal":
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            raise _TypeProblem(f"expected a {expected}, got {_json_type(value)}")
+        return _parse_decimal(str(value), expected)
+    if f.type == "timestamp" and isinstance(value, dt.datetime):
+        return value
+    if f.type == "date" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise _TypeProblem(f"expected a {'RFC 3339 ' if f.type == 'timestamp' else 'ISO '}{f.type} string, "
+                           f"got {_json_type(value)}")
+    return _parse_temporal(f.type, value, tz)
+
+
+def _coerce_text(f: Field, value: str) -> Any:
+    kind = f.type
+    if kind == "string":
+        return value
+    if kind == "boolean":
+        lowered = value.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise _TypeProblem(f"'{value}' is not a boolean (true/false)")
+    if kind == "integer":
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise _TypeProblem(f"'{value}' is not an integer") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise _TypeProblem(f"'{value}' is not an integer")
+        return int(number)
+    if kind == "double":
+        try:
+            return float(value)
+        except ValueError:
+            raise _TypeProblem(f"'{value}' is not a number") from None
+    if kind == "decimal":
+        return _parse_decimal(value, f.type_name)
+    return _parse_temporal(kind, value, tz=False)
+
+
+def _parse_decimal(value: str, expected: str) -> Decimal:
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise _TypeProblem(f"'{value}' is not a {expected}") from None
+
+
+def _parse_temporal(kind: str, value: str, tz: bool) -> Any:
+    try:
+        parsed: Any = msgspec.convert(value, dt.date if kind == "date" else dt.datetime)
+    except msgspec.ValidationError:
+        example = "2026-01-31" if kind == "date" else "2026-01-31T12:00:00Z"
+        raise _TypeProblem(f"'{value}' is not a valid {kind} (expected like {example})") from None
+    if kind == "timestamp" and tz and parsed.tzinfo is None:
+        raise _TypeProblem(f"'{value}' has no UTC offset (expected like 2026-01-31T12:00:00Z)")
+    return parsed
+
+
+def _constraint_issues(f: Field, value: Any, path: str) -> list[Issue]:
+    c = f.constraints
+    issues: list[Issue] = []
+    if c.enum is not None and value not in c.enum:
+        shown = ", ".join(map(str, c.enum[:10])) + (", ..." if len(c.enum) > 10 else "")
+        issues.append(Issue(path, "enum", f"{value!r} is not one of: {shown}"))
+    if f.type == "decimal":
+        return issues + _decimal_issues(f, value, path)
+    if f.type in ("integer", "double"):
+        if f.type == "double" and not math.isfinite(value):
+            return [*issues, Issue(path, "type", f"{value} is not a finite number")]
+        if f.type == "integer" and not INT64_MIN <= value <= INT64_MAX:
+            issues.append(Issue(path, "range", f"{value} does not fit a 64-bit integer"))
+        return issues + _range_issues(f, value, path)
+    if f.type == "string":
+        issues += _string_issues(f, value, path)
+    return issues
+
+
+def _range_issues(f: Field, value: Any, path: str) -> list[Issue]:
+    c, issues = f.constraints, []
+    number = Decimal(str(value)) if isinstance(value, float) else value
+    if c.minimum is not None and number < c.minimum:
+        issues.append(Issue(path, "minimum", f"{value} is less than the minimum {c.minimum}"))
+    if c.maximum is not None and number > c.maximum:
+        issues.append(Issue(path, "maximum", f"{value} is greater than the maximum {c.maximum}"))
+    if c.exclusive_minimum is not None and number <= c.exclusive_minimum:
+        issues.append(Issue(path, "exclusive_minimum", f"{value} must be greater than {c.exclusive_minimum}"))
+    if c.exclusive_maximum is not None and number >= c.exclusive_maximum:
+        issues.append(Issue(path, "exclusive_maximum", f"{value} must be less than {c.exclusive_maximum}"))
+    return issues
+
+
+def _string_issues(f: Field, value: str, path: str) -> list[Issue]:
+    c, issues = f.constraints, []
+    if c.min_length is not None and len(value) < c.min_length:
+        issues.append(Issue(path, "min_length", f"is {len(value)} characters; at least {c.min_length} required"))
+    if c.max_length is not None and len(value) > c.max_length:
+        issues.append(Issue(path, "max_length", f"is {len(value)} characters; at most {c.max_length} allowed"))
+    if c.pattern is not None and re.search(c.pattern, value) is None:
+        issues.append(Issue(path, "pattern", f"{value!r} does not match {c.pattern}"))
+    fmt = FORMAT_PATTERNS.get(c.format or "")
+    if fmt is not None and re.search(fmt, value) is None:
+        issues.append(Issue(path, "format", f"{value!r} is not a valid {c.format}"))
+    return issues

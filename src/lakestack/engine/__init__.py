@@ -1,0 +1,3 @@
+"""SQL engines over lakehouse tables: DuckDB (embedded default); Spark joins later."""
+
+from __future__ import annotations

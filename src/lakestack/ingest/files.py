@@ -1,0 +1,287 @@
+"""File-drop sources: a landing folder plus a file-name pattern, ingested exactly once per content.
+
+Each valid record lands in `bronze.<source>` with its typed columns and lineage columns; each
+invalid record (or unreadable file) lands in `quarantine.<source>` with every error. Files are
+committed in batches: first the quarantine part, then Bronze, each snapshot carrying the list
+of files (name and sha256) it holds. A file is done once its hash is in Bronze's history, so a
+re-dropped file is skipped, and a crash between the two commits is repaired by the next run
+without duplicating the quarantine part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+
+from lakestack.contracts.arrow import records_to_arrow
+from lakestack.contracts.model import Contract, FileSpec
+from lakestack.contracts.patterns import FileMatch, FilePattern
+from lakestack.contracts.validate import Issue, Outcome, RecordValidator
+from lakestack.errors import UnsafePathError
+from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
+from lakestack.ingest.readers import READERS, Chunk, FileRejected
+from lakestack.storage.schema import error_struct_type
+from lakestack.storage.warehouse import Warehouse, append, history
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_ROWS = 1_000_000
+BATCH_MAX_FILES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    path: Path
+    name: str  # posix path relative to the landing folder
+    match: FileMatch
+    size: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    bronze: list[pa.Table] = field(default_factory=list)
+    quarantine: list[pa.Table] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    rows: int = 0
+
+
+class FileSource(Source):
+    """Files matching a contract's pattern in a landing folder."""
+
+    kind = "files"
+
+    def __init__(self, name: str, contract: Contract, landing: Path, pattern: str | None = None,
+                 format: str | None = None) -> None:
+        base = contract.file or FileSpec(pattern or "*", "ndjson" if contract.kind == "event" else "csv")
+        self.spec = FileSpec(pattern or base.pattern, format or base.format, base.csv)  # type: ignore[arg-type]
+        self.name = name
+        self.contract = contract
+        self.landing = landing
+        self.pattern = FilePattern(self.spec.pattern)
+        self.validator = RecordValidator(contract)
+
+    # -- finding files -------------------------------------------------------------------------
+    def discover(self, only: list[str] | None = None) -> tuple[list[Candidate], list[FileOutcome]]:
+        """Files to consider, and files refused because they escape the landing folder."""
+        root = self.landing.resolve()
+        if not root.is_dir():
+            return [], []
+        paths = [self._explicit(root, n) for n in only] if only else list(self._walk(root))
+        found: list[Candidate] = []
+        refused: list[FileOutcome] = []
+        for path in paths:
+            name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+            real = path.resolve()
+            if not real.is_relative_to(root):
+                refused.append(FileOutcome(name, "refused", reason=f"it links outside the landing folder ({root})"))
+                continue
+            match = self.pattern.match(path.name)
+            if match is None:
+                if only:
+                    refused.append(FileOutcome(name, "refused",
+                                               reason=f"the name does not match the pattern {self.pattern.template}"))
+                continue
+            found.append(Candidate(path, name, match, real.stat().st_size))
+        found.sort(key=lambda c: (c.match.file_date or datetime.min.date(), c.name))
+        return found, refused
+
+    @staticmethod
+    def _walk(root: Path) -> Iterator[Path]:
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+            for file in sorted(files):
+                if not file.startswith((".", "_")):
+                    yield Path(folder) / file
+
+    @staticmethod
+    def _explicit(root: Path, name: str) -> Path:
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or Path(name).is_absolute() or ".." in pure.parts:
+            raise UnsafePathError(f"'{name}' escapes the landing folder: give a name inside {root}")
+        return root / pure
+
+    def pending(self, warehouse: Warehouse) -> tuple[list[Candidate], int]:
+        """Landing files not yet ingested (by content), and how many files Bronze already holds."""
+        identifier = f"bronze.{self.name}"
+        if not warehouse.exists(identifier):
+            return self.discover()[0], 0
+        done = _ledger(warehouse.load(identifier))
+        names = {v["name"] for v in done.values()}
+        waiting = [c for c in self.discover()[0] if c.name not in names and _sha256(c.path) not in done]
+        return waiting, len(done)
+
+    # -- ingesting -----------------------------------------------------------------------------
+    def ingest(self, warehouse: Warehouse, run_id: str, observer: IngestObserver,
+               only: list[str] | None = None) -> SourceReport:
+        started = time.perf_counter()
+        candidates, refused = self.discover(only)
+        observer.source_started(self.name, len(candidates), sum(c.size for c in candidates))
+        bronze = warehouse.bronze_table(self.contract)
+        quarantine = warehouse.quarantine_table(self.name)
+        done, quarantined = _ledger(bronze), _ledger(quarantine)
+        outcomes: list[FileOutcome] = list(refused)
+        for outcome in refused:
+            observer.file_finished(self.name, outcome)
+        batch = _Batch()
+        snapshots: dict[str, int] = {}
+        for cand in candidates:
+            outcome = self._one(cand, batch, done, quarantined)
+            if outcome.status != "skipped":
+                done[outcome.sha256 or ""] = {"name": cand.name, "run": run_id}
+            outcomes.append(outcome)
+            observer.file_finished(self.name, outcome)
+            if batch.rows >= BATCH_MAX_ROWS or len(batch.files) >= BATCH_MAX_FILES:
+                snapshots.update(self._flush(batch, bronze, quarantine, run_id))
+                batch = _Batch()
+        snapshots.update(self._flush(batch, bronze, quarantine, run_id))
+        return SourceReport(self.name, tuple(outcomes), time.perf_counter() - started, snapshots)
+
+    def _one(self, cand: Candidate, batch: _Batch, done: dict[str, dict[str, Any]],
+             quarantined: dict[str, dict[str, Any]]) -> FileOutcome:
+        sha = _sha256(cand.path)
+        if sha in done:
+            first = done[sha]
+            return FileOutcome(cand.name, "skipped", sha, cand.size,
+                               reason=f"same content as {first['name']}, already ingested (run {first['run']})")
+        try:
+            good, bad, rows_in = self._read(cand, sha)
+            outcome = FileOutcome(cand.name, "landed", sha, cand.size, rows_in, good.num_rows, bad.num_rows)
+        except FileRejected as exc:
+            good = None
+            bad = self._rejection(cand, sha, exc)
+            outcome = FileOutcome(cand.name, "rejected", sha, cand.size, reason=exc.reason, line=exc.line)
+        if good is not None and good.num_rows:
+            batch.bronze.append(good)
+        if bad.num_rows and sha not in quarantined:  # else an earlier, interrupted run committed it
+            batch.quarantine.append(bad)
+        batch.files.append({"name": cand.name, "sha256": sha, "status": outcome.status,
+                            "landed": outcome.landed, "quarantined": outcome.quarantined})
+        batch.outcomes.append(outcome)
+        batch.rows += outcome.rows_in
+        return outcome
+
+    def _read(self, cand: Candidate, sha: str) -> tuple[pa.Table, pa.Table, int]:
+        reader = READERS[self.spec.format]
+        goods, bads, rows_in = [], [], 0
+        for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec):
+            outcome = self._validate(chunk)
+            rows_in += len(chunk.positions) + len(chunk.broken)
+            goods.append(self._bronze_rows(chunk, outcome, cand))
+            bads.append(self._quarantine_rows(chunk, outcome, cand, sha))
+        return pa.concat_tables(goods), pa.concat_tables(bads), rows_in
+
+    def _validate(self, chunk: Chunk) -> Outcome:
+        if chunk.kind == "text":
+            return self.validator.validate_rows(chunk.values)
+        if chunk.kind == "json":
+            return self.validator.validate_json(chunk.values)
+        return self.validator.validate_objects(chunk.values)
+
+    def _bronze_rows(self, chunk: Chunk, outcome: Outcome, cand: Candidate) -> pa.Table:
+        typed = records_to_arrow(outcome.valid, self.contract)
+        n = typed.num_rows
+        idx = outcome.valid_positions
+        meta = {
+            "_raw": pa.array([chunk.raws[i] for i in idx], pa.string()),
+            "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),  # set when the batch commits
+            "_source": _repeat(self.name, n, pa.string()),
+            "_source_file": _repeat(cand.name, n, pa.string()),
+            "_source_line": pa.array([chunk.positions[i] for i in idx], pa.int64()),
+            "_file_date": _repeat(cand.match.file_date, n, pa.date32()),
+            "_run_id": pa.nulls(n, pa.string()),
+            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+        }
+        for name, column in meta.items():
+            typed = typed.append_column(name, column)
+        return typed
+
+    def _quarantine_rows(self, chunk: Chunk, outcome: Outcome, cand: Candidate, sha: str) -> pa.Table:
+        rows = [(chunk.positions[i], chunk.raws[i], issues) for i, issues in outcome.invalid]
+        rows += [(pos, raw, [Issue("$", rule, message)]) for pos, raw, rule, message in chunk.broken]
+        rows.sort(key=lambda r: r[0])
+        return self._quarantine_table(cand, sha, "record", rows)
+
+    def _rejection(self, cand: Candidate, sha: str, exc: FileRejected) -> pa.Table:
+        return self._quarantine_table(cand, sha, "file", [(exc.line, None, [Issue("$", "file", exc.reason)])])
+
+    def _quarantine_table(self, cand: Candidate, sha: str, scope: str,
+                          rows: list[tuple[int | None, str | None, list[Issue]]]) -> pa.Table:
+        n = len(rows)
+        errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, _, issues in rows]
+        return pa.table({
+            "_source": _repeat(self.name, n, pa.string()),
+            "_source_file": _repeat(cand.name, n, pa.string()),
+            "_source_line": pa.array([r[0] for r in rows], pa.int64()),
+            "_file_hash": _repeat(sha, n, pa.string()),
+            "_scope": _repeat(scope, n, pa.string()),
+            "_raw": pa.array([r[1] for r in rows], pa.string()),
+            "_errors": pa.array(errors, pa.list_(error_struct_type())),
+            "_reason": pa.array([_summary(issues) for _, _, issues in rows], pa.string()),
+            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+            "_run_id": pa.nulls(n, pa.string()),
+            "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+        })
+
+    def _flush(self, batch: _Batch, bronze: Any, quarantine: Any, run_id: str) -> dict[str, int]:
+        if not batch.files:
+            return {}
+        now = datetime.now(UTC)
+        key = hashlib.sha256("".join(sorted(f["sha256"] for f in batch.files)).encode()).hexdigest()[:20]
+        checkpoint = {"files": batch.files}
+        out: dict[str, int] = {}
+        if batch.quarantine:
+            table = _stamp(pa.concat_tables(batch.quarantine), run_id, now)
+            quarantine = append(quarantine, table, run_id=run_id, batch_id=f"{key}:q", checkpoint=checkpoint)
+            out[f"quarantine.{self.name}"] = quarantine.current_snapshot().snapshot_id
+        data = _stamp(pa.concat_tables(batch.bronze), run_id, now) if batch.bronze else None
+        if data is None:
+            data = bronze.schema().as_arrow().empty_table()
+        bronze = append(bronze, data, run_id=run_id, batch_id=f"{key}:b", checkpoint=checkpoint)
+        out[f"bronze.{self.name}"] = bronze.current_snapshot().snapshot_id
+        return out
+
+
+def _stamp(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
+    n = table.num_rows
+    for name, value, typ in (("_run_id", run_id, pa.string()), ("_ingested_at", now, pa.timestamp("us", tz="UTC"))):
+        table = table.set_column(table.schema.get_field_index(name), name, _repeat(value, n, typ))
+    return table
+
+
+def _repeat(value: Any, n: int, typ: pa.DataType) -> pa.Array:
+    if value is None:
+        return pa.nulls(n, typ)
+    return pa.array([value], typ).take(pa.array([0] * n, pa.int32())) if n else pa.array([], typ)
+
+
+def _summary(issues: list[Issue]) -> str:
+    first = issues[0]
+    more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{first.path}: {first.message}{more}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _ledger(table: Any) -> dict[str, dict[str, Any]]:
+    """sha256 → {name, run} of every file recorded in a table's commits."""
+    out: dict[str, dict[str, Any]] = {}
+    for commit in history(table):
+        for f in (commit.checkpoint or {}).get("files", []):
+            out.setdefault(f["sha256"], {"name": f["name"], "run": commit.run_id})
+    return out

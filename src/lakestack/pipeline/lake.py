@@ -1,0 +1,152 @@
+"""`Lake`: the one entry point. Open a project, ingest, and look at what landed.
+
+    >>> lake = Lake.open("examples/northwind")
+    >>> report = lake.ingest()
+    >>> report.landed, report.quarantined
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lakestack.config import EnvironmentConfig
+from lakestack.errors import ConfigError, StorageError, UsageError
+from lakestack.ingest.base import IngestObserver, NullObserver, SourceReport, source_class
+from lakestack.pipeline.project import Project
+from lakestack.pipeline.runs import IngestReport, new_run_id
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    identifier: str
+    rows: int
+    files: int
+    snapshots: int
+    last_commit: datetime | None
+    last_run: str | None
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    source: str
+    kind: str
+    contract: str
+    landing: str
+    pending_files: int
+    ingested_files: int
+    bronze_rows: int
+    quarantined_rows: int
+    last_commit: datetime | None
+
+
+class Lake:
+    """A project opened in one environment: its catalog, warehouse and sources."""
+
+    def __init__(self, project: Project, environment: str | None = None) -> None:
+        self.project = project
+        self.environment = environment or project.config.default_environment
+        if self.environment not in project.config.environments:
+            raise ConfigError(f"unknown environment '{self.environment}' "
+                              f"(defined: {', '.join(project.config.environments)})")
+        self._warehouse: Any = None
+
+    @classmethod
+    def open(cls, path: Path | str = ".", environment: str | None = None) -> Lake:
+        return cls(Project.load(path), environment)
+
+    @property
+    def env(self) -> EnvironmentConfig:
+        return self.project.config.environments[self.environment]
+
+    @property
+    def warehouse(self) -> Any:
+        if self._warehouse is None:
+            from lakestack.storage.catalog import open_catalog
+            from lakestack.storage.warehouse import Warehouse
+
+            self._warehouse = Warehouse(open_catalog(self.env, self.project.root))
+            self._warehouse.ensure_namespaces()
+        return self._warehouse
+
+    def _sources(self, names: list[str] | None) -> list[str]:
+        known = list(self.project.config.sources)
+        for name in names or []:
+            if name not in known:
+                raise UsageError(f"unknown source '{name}' (sources: {', '.join(known) or 'none'})")
+        return names or known
+
+    def source(self, name: str) -> Any:
+        cfg = self.project.config.sources[name]
+        cls = source_class(cfg.kind)
+        return cls(name, self.project.contract(name), self.project.landing(name), cfg.pattern, cfg.format)  # type: ignore[call-arg]
+
+    # -- ingest --------------------------------------------------------------------------------
+    def ingest(self, sources: list[str] | None = None, *, files: list[str] | None = None,
+               observer: IngestObserver | None = None, run_id: str | None = None) -> IngestReport:
+        """Ingest new landing files of the given sources (all by default) into Bronze."""
+        names = self._sources(sources)
+        if files and len(names) != 1:
+            raise UsageError("--file needs exactly one source")
+        run_id = run_id or new_run_id()
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        reports: list[SourceReport] = []
+        for name in names:
+            source = self.source(name)
+            reports.append(source.ingest(self.warehouse, run_id, observer or NullObserver(), only=files))
+        return IngestReport(run_id, started, time.perf_counter() - t0, tuple(reports))
+
+    # -- looking ---------------------------------------------------------------------------------
+    def tables(self) -> list[TableInfo]:
+        return [self.table_info(t) for t in self.warehouse.tables()]
+
+    def table_info(self, identifier: str) -> TableInfo:
+        from lakestack.storage.warehouse import history
+
+        table = self.warehouse.load(identifier)
+        snap = table.current_snapshot()
+        summary = snap.summary.additional_properties if snap and snap.summary else {}
+        commits = list(history(table))
+        return TableInfo(
+            identifier=identifier, rows=int(summary.get("total-records", 0)),
+            files=int(summary.get("total-data-files", 0)), snapshots=len(commits),
+            last_commit=datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC) if snap else None,
+            last_run=commits[-1].run_id if commits else None, location=table.location(),
+        )
+
+    def status(self) -> list[SourceStatus]:
+        out = []
+        for name in self._sources(None):
+            source = self.source(name)
+            pending, ingested = source.pending(self.warehouse)
+            bronze = self._info_or_none(f"bronze.{name}")
+            quarantine = self._info_or_none(f"quarantine.{name}")
+            cfg = self.project.config.sources[name]
+            out.append(SourceStatus(
+                name, cfg.kind, self.project.contract(name).ref,
+                str(self.project.landing(name).relative_to(self.project.root)), len(pending), ingested,
+                bronze.rows if bronze else 0, quarantine.rows if quarantine else 0,
+                bronze.last_commit if bronze else None))
+        return out
+
+    def _info_or_none(self, identifier: str) -> TableInfo | None:
+        return self.table_info(identifier) if self.warehouse.exists(identifier) else None
+
+    def read(self, identifier: str, *, limit: int | None = None, columns: list[str] | None = None) -> Any:
+        """Rows of a table as Arrow (through DuckDB over the planned Parquet files)."""
+        from lakestack.engine.duckdb import DuckDBEngine
+
+        if not self.warehouse.exists(identifier):
+            raise StorageError(f"table {identifier} does not exist (see 'lakestack tables')")
+        engine = DuckDBEngine()
+        try:
+            engine.register("t", self.warehouse.load(identifier))
+            select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+            query = f"SELECT {select} FROM t" + (" LIMIT ?" if limit is not None else "")
+            return engine.sql(query, [limit] if limit is not None else None)
+        finally:
+            engine.close()

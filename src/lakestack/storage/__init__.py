@@ -1,0 +1,3 @@
+"""Iceberg storage: catalogs, layer namespaces, tables and checkpointed commits."""
+
+from __future__ import annotations

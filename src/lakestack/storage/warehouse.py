@@ -1,0 +1,149 @@
+"""The lakehouse's tables: layer namespaces, table creation, and commits that carry checkpoints.
+
+Every commit lakestack makes carries, in its snapshot summary, the run id, a batch id and (for
+writers that read a source) the source checkpoint. A writer resumes from the checkpoints it finds
+there, and checks for its batch id before retrying a commit whose outcome it does not know, so a
+retry never duplicates data (see DESIGN.md, "exactly-once by construction").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from lakestack.contracts.model import Contract
+from lakestack.errors import CommitConflictError, StorageError
+from lakestack.storage.schema import bronze_schema, day_partition, quarantine_schema
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = ("bronze", "silver", "gold", "quarantine", "_lakestack")
+RUN_ID = "lakestack.run-id"
+BATCH_ID = "lakestack.batch-id"
+CHECKPOINT = "lakestack.checkpoint"
+CONTRACT = "lakestack.contract"
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A snapshot lakestack wrote, with what it carried."""
+
+    snapshot_id: int
+    timestamp_ms: int
+    run_id: str | None
+    batch_id: str | None
+    checkpoint: dict[str, Any] | None
+    added_records: int
+
+
+class Warehouse:
+    """Tables by layer over one pyiceberg catalog."""
+
+    def __init__(self, catalog: Any) -> None:
+        self.catalog = catalog
+        self._ensured = False
+
+    def ensure_namespaces(self) -> None:
+        if self._ensured:
+            return
+        existing = {ns[0] for ns in self.catalog.list_namespaces()}
+        for ns in NAMESPACES:
+            if ns not in existing:
+                self.catalog.create_namespace_if_not_exists(ns)
+        self._ensured = True
+
+    def exists(self, identifier: str) -> bool:
+        return bool(self.catalog.table_exists(identifier))
+
+    def load(self, identifier: str) -> Any:
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            return self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            raise StorageError(f"table {identifier} does not exist") from None
+
+    def tables(self) -> list[str]:
+        out = []
+        for ns in NAMESPACES:
+            if (ns,) in {tuple(n) for n in self.catalog.list_namespaces()}:
+                out += [".".join(t) for t in self.catalog.list_tables(ns)]
+        return sorted(out)
+
+    def bronze_table(self, contract: Contract) -> Any:
+        """`bronze.<source>`, created from the contract on first use, partitioned by ingestion day."""
+        self.ensure_namespaces()
+        identifier = f"bronze.{contract.source}"
+        if self.exists(identifier):
+            return self.load(identifier)
+        schema = bronze_schema(contract)
+        props = {CONTRACT: contract.ref, "format-version": "2", "write.parquet.compression-codec": "zstd"}
+        props.update({f"lakestack.pii.{k}": v for k, v in contract.pii_columns().items()})
+        return self._create(identifier, schema, day_partition(schema, "_ingested_at"), props)
+
+    def quarantine_table(self, source: str) -> Any:
+        """`quarantine.<source>`: rejected records and files with every error."""
+        self.ensure_namespaces()
+        identifier = f"quarantine.{source}"
+        if self.exists(identifier):
+            return self.load(identifier)
+        schema = quarantine_schema()
+        return self._create(identifier, schema, day_partition(schema, "_ingested_at"), {"format-version": "2"})
+
+    def _create(self, identifier: str, schema: Any, spec: Any, props: dict[str, str]) -> Any:
+        from pyiceberg.exceptions import TableAlreadyExistsError
+
+        try:
+            return self.catalog.create_table(identifier, schema=schema, partition_spec=spec, properties=props)
+        except TableAlreadyExistsError:  # another writer created it first
+            return self.load(identifier)
+
+
+def history(table: Any) -> Iterator[Commit]:
+    """The commits of a table, oldest first, with what lakestack stored in them."""
+    for snap in table.metadata.snapshots:
+        summary = snap.summary.additional_properties if snap.summary else {}
+        raw = summary.get(CHECKPOINT)
+        yield Commit(
+            snapshot_id=snap.snapshot_id, timestamp_ms=snap.timestamp_ms, run_id=summary.get(RUN_ID),
+            batch_id=summary.get(BATCH_ID), checkpoint=json.loads(raw) if raw else None,
+            added_records=int(summary.get("added-records", 0)),
+        )
+
+
+def has_batch(table: Any, batch_id: str) -> bool:
+    return any(c.batch_id == batch_id for c in history(table))
+
+
+def append(table: Any, data: pa.Table, *, run_id: str, batch_id: str, checkpoint: dict[str, Any] | None = None,
+           retries: int = 5) -> Any:
+    """Append `data` in one snapshot that carries the run id, batch id and checkpoint.
+
+    A conflicting or unknown-outcome commit is retried from a fresh read of the table, unless the
+    table already has a snapshot with this batch id (then the earlier attempt did land).
+    """
+    from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+
+    props = {RUN_ID: run_id, BATCH_ID: batch_id}
+    if checkpoint is not None:
+        props[CHECKPOINT] = json.dumps(checkpoint, separators=(",", ":"), sort_keys=True)
+    for attempt in range(retries + 1):
+        try:
+            table.append(data.cast(table.schema().as_arrow()), snapshot_properties=props)
+            return table
+        except (CommitFailedException, CommitStateUnknownException) as exc:
+            table = table.refresh()
+            if has_batch(table, batch_id):
+                log.info("batch %s was committed by an earlier attempt", batch_id)
+                return table
+            if attempt == retries:
+                raise CommitConflictError(f"could not commit to {table.name()} after {retries + 1} attempts: "
+                                          f"{exc}") from exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")
