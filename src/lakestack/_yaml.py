@@ -102,7 +102,7 @@ def pydantic_problem(exc: Any, smap: SourceMap, model: Any) -> tuple[str, Locati
         return f"missing required key '{loc[-1]}'", smap.locate(loc[:-1])
     if kind in {"literal_error", "enum"}:
         return f"{err['msg'].lower()}, got {err.get('input')!r}", smap.locate(loc)
-    return err["msg"], smap.locate(loc)
+    return str(err["msg"]).removeprefix("Value error, "), smap.locate(loc)
 
 
 def _allowed_keys(model: Any, path: KeyPath) -> list[str]:

@@ -70,21 +70,30 @@ def _scalar_type(field: Field, mode: str) -> Any:
         meta = msgspec.Meta(pattern=_pattern(field), min_length=c.min_length, max_length=c.max_length)
         return Annotated[str, meta]
     if field.type == "integer":
-        lo = max(INT64_MIN, int(c.minimum) if c.minimum is not None else INT64_MIN)
-        hi = min(INT64_MAX, int(c.maximum) if c.maximum is not None else INT64_MAX)
-        return Annotated[int, msgspec.Meta(ge=lo, le=hi, gt=_num(c.exclusive_minimum), lt=_num(c.exclusive_maximum))]
+        return Annotated[int, msgspec.Meta(**_bounds(c, INT64_MIN, INT64_MAX, int))]
     if field.type == "double":
-        lo = float(c.minimum) if c.minimum is not None else -FLOAT_MAX
-        hi = float(c.maximum) if c.maximum is not None else FLOAT_MAX
-        meta = msgspec.Meta(ge=lo, le=hi, gt=_num(c.exclusive_minimum), lt=_num(c.exclusive_maximum))
-        return Annotated[float, meta]
+        return Annotated[float, msgspec.Meta(**_bounds(c, -FLOAT_MAX, FLOAT_MAX, float))]
     if field.type == "timestamp":
         return Annotated[dt.datetime, msgspec.Meta(tz=True)] if mode == "event" else dt.datetime
     return {"boolean": bool, "date": dt.date, "decimal": Decimal, "json": Any}[field.type]
 
 
-def _num(value: Decimal | None) -> float | None:
-    return float(value) if value is not None else None
+def _bounds(c: Any, lowest: Any, highest: Any, cast: Any) -> dict[str, Any]:
+    """msgspec bounds: the tighter of the contract's bound and the type's range (which also rejects NaN/inf)."""
+    out: dict[str, Any] = {}
+    if c.exclusive_minimum is not None:
+        out["gt"] = cast(c.exclusive_minimum) if cast is float else int(c.exclusive_minimum.to_integral_value("ROUND_FLOOR"))
+    else:
+        out["ge"] = max(lowest, cast(c.minimum)) if c.minimum is not None else lowest
+        if cast is int and c.minimum is not None:
+            out["ge"] = max(lowest, int(c.minimum.to_integral_value("ROUND_CEILING")))
+    if c.exclusive_maximum is not None:
+        out["lt"] = cast(c.exclusive_maximum) if cast is float else int(c.exclusive_maximum.to_integral_value("ROUND_CEILING"))
+    else:
+        out["le"] = min(highest, cast(c.maximum)) if c.maximum is not None else highest
+        if cast is int and c.maximum is not None:
+            out["le"] = min(highest, int(c.maximum.to_integral_value("ROUND_FLOOR")))
+    return out
 
 
 def _field_type(field: Field, mode: str, names: Iterable[str]) -> Any:
@@ -367,7 +376,7 @@ def _check_value(f: Field, value: Any, path: str, text: bool, tz: bool) -> list[
     try:
         typed = _coerce(f, value, text, tz)
     except _TypeProblem as problem:
-        return [Issue(path, "type", str(problem))]
+        return [Issue(path, problem.rule, str(problem))]
     return _constraint_issues(f, typed, path)
 
 
@@ -386,7 +395,11 @@ def _check_list(f: Field, value: Any, path: str, text: bool, tz: bool) -> list[I
 
 
 class _TypeProblem(Exception):
-    pass
+    rule = "type"
+
+
+class _Encoding(_TypeProblem):
+    rule = "encoding"
 
 
 def _json_type(value: Any) -> str:
@@ -406,6 +419,11 @@ def _coerce(f: Field, value: Any, text: bool, tz: bool) -> Any:
     if f.type == "string":
         if not isinstance(value, str):
             raise _TypeProblem(f"expected a string, got {_json_type(value)}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Encoding("contains a lone UTF-16 surrogate, which is not valid Unicode") from None
         return value
     if f.type == "boolean":
         if not isinstance(value, bool):
