@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -91,18 +88,3 @@ def land(project: Path) -> Callable[[str, str, str | bytes], Path]:
         return path
 
     return write
-
-
-def service_url(name: str, default: str) -> str:
-    """A service's URL from LAKESTACK_TEST_<NAME>_URL; skip (or fail under CI) if it is not reachable."""
-    url = os.environ.get(f"LAKESTACK_TEST_{name.upper()}_URL", default)
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2):
-            pass
-    except OSError as exc:
-        message = f"{name} is not reachable at {parsed.hostname}:{parsed.port} ({exc})"
-        if os.environ.get("LAKESTACK_REQUIRE_SERVICES"):
-            pytest.fail(message + "; LAKESTACK_REQUIRE_SERVICES is set")
-        pytest.skip(message)
-    return url

@@ -1,4 +1,13 @@
-"""Contract texts shared by tests (a module, so fixtures of several files can import it)."""
+"""Contract texts and helpers shared by tests (a module, so several test files can import it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
 
 ORDERS = """\
 source: orders
@@ -15,3 +24,18 @@ columns:
   - {name: weight, type: double}
   - {name: note, type: string, min_length: 2, max_length: 10}
 """
+
+
+def service_url(name: str, default: str) -> str:
+    """A service's URL from LAKESTACK_TEST_<NAME>_URL; skip (or fail under CI) if it is not reachable."""
+    url = os.environ.get(f"LAKESTACK_TEST_{name.upper()}_URL", default)
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2):
+            pass
+    except OSError as exc:
+        message = f"{name} is not reachable at {parsed.hostname}:{parsed.port} ({exc})"
+        if os.environ.get("LAKESTACK_REQUIRE_SERVICES"):
+            pytest.fail(message + "; LAKESTACK_REQUIRE_SERVICES is set")
+        pytest.skip(message)
+    return url

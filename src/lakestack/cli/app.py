@@ -193,14 +193,12 @@ def main() -> None:
         _fail(exc, exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click's own usage errors carry their exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if isinstance(code, int):  # click's (or Typer's) own usage errors and exits carry their code
+            if hasattr(exc, "show"):
+                exc.show()
+            sys.exit(code)
         if os.environ.get("LAKESTACK_DEBUG"):
             raise
         _fail(exc, 3, internal=True)

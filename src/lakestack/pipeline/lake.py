@@ -69,7 +69,7 @@ class Lake:
             from lakestack.storage.catalog import open_catalog
             from lakestack.storage.warehouse import Warehouse
 
-            self._warehouse = Warehouse(open_catalog(self.env, self.project.root))
+            self._warehouse = Warehouse(open_catalog(self.env, self.project.root, self.project.name))
             self._warehouse.ensure_namespaces()
         return self._warehouse
 
