@@ -110,37 +110,47 @@ def _field_type(field: Field, mode: str, names: Iterable[str]) -> Any:
     return base | None if field.nullable else base
 
 
-def compile_struct(fields: Sequence[Field], mode: str, *, strict: bool, name: str = "Record") -> type:
-    """A msgspec Struct type that decodes exactly the records the fields allow.
+def compile_struct(fields: Sequence[Field], mode: str, *, strict: bool, name: str = "Record",
+                   array_like: bool = False) -> type:
+    """A msgspec Struct type that decodes exactly the records the fields allow (decimal bounds aside).
 
-    Absent optional keys decode to UNSET, so duplicate keys can be detected by counting.
+    Absent optional keys decode to UNSET, so duplicate keys can be detected by counting. With
+    `array_like`, records are lists in the contract's column order (rows of a CSV file).
     """
     spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    for f in sorted(fields, key=lambda f: not f.required):
+    for f in fields:
         typ = _field_type(f, mode, (name,))
-        spec.append((f.name, typ) if f.required else (f.name, typ | msgspec.UnsetType, msgspec.UNSET))
-    return msgspec.defstruct(name, spec, forbid_unknown_fields=strict, kw_only=True)
+        if f.required and not array_like:  # array-like rows always carry every column
+            spec.append((f.name, typ))
+        else:
+            spec.append((f.name, typ | msgspec.UnsetType, msgspec.UNSET))
+    return msgspec.defstruct(name, spec, forbid_unknown_fields=strict, kw_only=not array_like,
+                             array_like=array_like)
 
 
 class RecordValidator:
-    """Validates records against one contract: JSON documents or rows of text (CSV)."""
+    """Validates records against one contract: JSON documents, rows of text (CSV) or typed rows."""
 
     def __init__(self, contract: Contract, *, max_record_bytes: int = 8 * 1024 * 1024) -> None:
         self.contract = contract
         self.max_record_bytes = max_record_bytes
         mode = "event" if contract.kind == "event" else "batch"
+        self._text_mode = mode == "batch"
         self._json_type = compile_struct(contract.fields, mode, strict=contract.strict)
-        self._text_type = compile_struct(contract.fields, "batch", strict=contract.strict)
+        self._text_type = compile_struct(contract.fields, "batch", strict=False, array_like=True)
         self._decode = msgspec.json.Decoder(self._json_type).decode
         self._post = _post_checks(contract.fields)
+        self._decimals = [f for f in contract.fields if f.type == "decimal"]
         self._nested = any(f.type in ("struct", "list") for f in contract.fields)
         self._nfields = len(contract.fields)
-        self._text_mode = mode == "batch"
+        self._names = contract.column_names
 
     # -- JSON documents ------------------------------------------------------------------------
     def validate_json(self, raws: Sequence[bytes]) -> Outcome:
         """Validate JSON documents (one record each, as bytes)."""
         decode, post, limit = self._decode, self._post, self.max_record_bytes
+        astuple, unset, nfields, nested = msgspec.structs.astuple, msgspec.UNSET, self._nfields, self._nested
+        spaced = _SPACED_KEY
         valid: list[Any] = []
         positions: list[int] = []
         invalid: list[tuple[int, list[Issue]]] = []
@@ -154,26 +164,17 @@ class RecordValidator:
             except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
                 invalid.append((i, self.explain_json(raw, exc)))
                 continue
-            if (post is not None and not post(record)) or self._maybe_duplicate(raw, record):
+            # Every key is followed by `":` unless whitespace sits before the colon; when the count
+            # of `":` equals the keys decoded, no key can have appeared twice.
+            present = self._present(record) if nested else nfields - astuple(record).count(unset)
+            if (raw.count(b'":') != present or spaced(raw) is not None or (post is not None and not post(record))):
                 issues = self.explain_json(raw, None)
                 if issues:
                     invalid.append((i, issues))
                     continue
             valid.append(record)
             positions.append(i)
-        return Outcome(valid, positions, invalid)
-
-    def _maybe_duplicate(self, raw: bytes, record: Any) -> bool:
-        """True when the raw text may hold a key twice (then the exact check runs).
-
-        Every key is followed by `":` unless whitespace sits before the colon; if the number of
-        `":` equals the number of keys decoded, no key can have been seen twice.
-        """
-        present = self._present(record) if self._nested else self._nfields - msgspec.structs.astuple(record).count(
-            msgspec.UNSET)
-        if raw.count(b'":') != present:
-            return True
-        return b'" ' in raw or b'"\n' in raw or b'"\t' in raw or b'"\r' in raw
+        return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_json(raws[i], None))
 
     def _present(self, value: Any) -> int:
         if isinstance(value, msgspec.Struct):
@@ -205,8 +206,8 @@ class RecordValidator:
         return issues
 
     # -- rows of text (CSV) --------------------------------------------------------------------
-    def validate_rows(self, rows: Sequence[dict[str, str | None]]) -> Outcome:
-        """Validate rows whose values are text (None for an empty field), converting to types."""
+    def validate_rows(self, rows: Sequence[list[str | None]]) -> Outcome:
+        """Validate rows of text values in the contract's column order (None for an empty field)."""
         convert, typ, post = msgspec.convert, self._text_type, self._post
         valid: list[Any] = []
         positions: list[int] = []
@@ -222,7 +223,14 @@ class RecordValidator:
                 continue
             valid.append(record)
             positions.append(i)
-        return Outcome(valid, positions, invalid)
+        return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_row(rows[i], None))
+
+    def explain_row(self, row: list[str | None], exc: BaseException | None) -> list[Issue]:
+        doc = dict(zip(self._names, row, strict=True))
+        issues = _check_fields(self.contract.fields, doc, "$", False, text=True, tz=False)
+        if not issues and exc is not None:
+            issues.append(_from_msgspec(exc))
+        return issues
 
     # -- typed objects (Parquet rows) -----------------------------------------------------------
     def validate_objects(self, rows: Sequence[dict[str, Any]]) -> Outcome:
@@ -242,7 +250,7 @@ class RecordValidator:
                 continue
             valid.append(record)
             positions.append(i)
-        return Outcome(valid, positions, invalid)
+        return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_object(rows[i], None))
 
     def explain_object(self, row: dict[str, Any], exc: BaseException | None) -> list[Issue]:
         issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=False,
@@ -251,11 +259,53 @@ class RecordValidator:
             issues.append(_from_msgspec(exc))
         return issues
 
-    def explain_row(self, row: dict[str, str | None], exc: BaseException | None) -> list[Issue]:
-        issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=True, tz=False)
-        if not issues and exc is not None:
-            issues.append(_from_msgspec(exc))
-        return issues
+    # -- decimals, checked a column at a time ---------------------------------------------------
+    def _decimal_pass(self, outcome: Outcome, explain: Callable[[int], list[Issue]]) -> Outcome:
+        """Move records whose top-level decimals break scale, precision or bounds to `invalid`.
+
+        Arrow refuses a decimal that would lose scale or overflow precision, so a whole column is
+        checked in one call; only a column that fails is checked value by value.
+        """
+        if not self._decimals or not outcome.valid:
+            return outcome
+        bad: set[int] = set()
+        for f in self._decimals:
+            bad |= _bad_decimals(f, [getattr(r, f.name) for r in outcome.valid])
+        if not bad:
+            return outcome
+        keep = [i for i in range(len(outcome.valid)) if i not in bad]
+        moved = [(outcome.valid_positions[i], explain(outcome.valid_positions[i])) for i in sorted(bad)]
+        invalid = sorted(outcome.invalid + moved, key=lambda item: item[0])
+        return Outcome([outcome.valid[i] for i in keep], [outcome.valid_positions[i] for i in keep], invalid)
+
+
+_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:').search
+
+
+def _bad_decimals(field: Field, values: list[Any]) -> set[int]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = [None if v is msgspec.UNSET else v for v in values]
+    try:
+        column = pa.array(values, pa.decimal128(field.precision, field.scale))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return {i for i, v in enumerate(values) if v is not None and _decimal_issues(field, v, "$")}
+    c = field.constraints
+    masks = []
+    for bound, op in ((c.minimum, pc.less), (c.maximum, pc.greater), (c.exclusive_minimum, pc.less_equal),
+                      (c.exclusive_maximum, pc.greater_equal)):
+        if bound is not None:
+            masks.append(op(column, pa.scalar(bound, pa.decimal128(38, max(field.scale or 0, _scale(bound))))))
+    bad: set[int] = set()
+    for mask in masks:
+        bad.update(pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist())
+    return bad
+
+
+def _scale(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _from_msgspec(exc: BaseException) -> Issue:
@@ -295,8 +345,8 @@ def _post_checks(fields: Sequence[Field]) -> Callable[[Any], bool] | None:
     checks: list[Callable[[Any], bool]] = []
     for f in fields:
         if f.type == "decimal":
-            checks.append(_decimal_check(f))
-        elif f.constraints.enum is not None and f.type != "string":
+            continue  # checked a column at a time, see RecordValidator._decimal_pass
+        if f.constraints.enum is not None and f.type != "string":
             allowed = set(f.constraints.enum)
             checks.append(lambda r, n=f.name, a=allowed: getattr(r, n) in (None, msgspec.UNSET) or getattr(r, n) in a)
         elif f.type == "string" and f.constraints.enum is not None and not all(
@@ -322,16 +372,6 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_to_plain(v) for v in value]
     return None if value is msgspec.UNSET else value
-
-
-def _decimal_check(field: Field) -> Callable[[Any], bool]:
-    name = field.name
-
-    def check(record: Any) -> bool:
-        value = getattr(record, name)
-        return value is None or value is msgspec.UNSET or not _decimal_issues(field, value, "$")
-
-    return check
 
 
 def _decimal_issues(field: Field, value: Decimal, path: str) -> list[Issue]:

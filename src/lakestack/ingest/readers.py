@@ -38,7 +38,7 @@ class Chunk:
 
     positions: list[int]
     raws: list[str]
-    values: list[Any]  # dict[str, str | None] (CSV), bytes (NDJSON) or dict[str, Any] (Parquet)
+    values: list[Any]  # list[str | None] in contract order (CSV), bytes (NDJSON) or dict (Parquet)
     kind: str  # "text" | "json" | "objects"
     broken: list[tuple[int, str, str, str]]  # (position, raw, rule, message) found while reading
 
@@ -115,8 +115,7 @@ def _read_csv(path: Path, compression: str | None, contract: Contract, opts: Csv
             columns = _check_header(header, header_raw, contract, opts)
         chunk = Chunk([], [], [], "text", [])
         width = len(columns)
-        wanted = set(contract.column_names)
-        keep = [(i, c) for i, c in enumerate(columns) if c in wanted]
+        order = [columns.index(c) for c in contract.column_names]
         for row in reader:
             start = line[0] + 1
             line[0] = tap.count
@@ -128,7 +127,7 @@ def _read_csv(path: Path, compression: str | None, contract: Contract, opts: Csv
             else:
                 chunk.positions.append(start)
                 chunk.raws.append(raw)
-                chunk.values.append({c: (row[i] if row[i] != "" else None) for i, c in keep})
+                chunk.values.append([row[i] or None for i in order])
             if len(chunk.positions) + len(chunk.broken) >= CHUNK_ROWS:
                 yield chunk
                 chunk = Chunk([], [], [], "text", [])

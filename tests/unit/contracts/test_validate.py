@@ -160,6 +160,10 @@ def orders(tmp_path_factory: pytest.TempPathFactory) -> Contract:
     return load_batch_contract(path, "orders", 1, "orders.v1.yaml")
 
 
+def _row(contract: Contract, values: dict[str, str | None]) -> list[str | None]:
+    return [values.get(name) for name in contract.column_names]
+
+
 GOOD_ROW = {"order_id": "ORD-0001", "qty": "2", "price": "9.99", "currency": "USD",
             "order_ts": "2026-01-01 10:00:00", "paid": "true", "ship_date": "2026-01-03", "weight": "1.5"}
 
@@ -187,14 +191,14 @@ ROW_CASES = [
 
 @pytest.mark.parametrize(("patch", "expected"), ROW_CASES, ids=[str(c[0])[:40] for c in ROW_CASES])
 def test_text_rows_report_each_rule(orders: Contract, patch: dict[str, Any], expected: list[tuple[str, str]]) -> None:
-    outcome = RecordValidator(orders).validate_rows([{**GOOD_ROW, **patch}])
+    outcome = RecordValidator(orders).validate_rows([_row(orders, {**GOOD_ROW, **patch})])
     assert outcome.valid == []
     assert [(i.path, i.rule) for i in outcome.invalid[0][1]] == expected
 
 
 def test_text_rows_convert_to_types(orders: Contract) -> None:
-    outcome = RecordValidator(orders).validate_rows([GOOD_ROW, {**GOOD_ROW, "paid": None, "order_ts":
-                                                                "2026-01-01T10:00:00+02:00"}])
+    second_row = {**GOOD_ROW, "paid": None, "order_ts": "2026-01-01T10:00:00+02:00"}
+    outcome = RecordValidator(orders).validate_rows([_row(orders, GOOD_ROW), _row(orders, second_row)])
     assert outcome.invalid == []
     first, second = outcome.valid
     assert (first.qty, first.price, first.paid, first.weight) == (2, Decimal("9.99"), True, 1.5)
