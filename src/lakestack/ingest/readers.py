@@ -65,31 +65,6 @@ def _guard(read: Iterator[Chunk], line: list[int]) -> Iterator[Chunk]:
         raise FileRejected(f"malformed CSV: {exc}", line[0] or None) from None
 
 
-class _LineTap:
-    """Feeds lines to csv.reader and remembers them, so each record keeps its raw text."""
-
-    __slots__ = ("_lines", "buffer", "count")
-
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
-        self.buffer: list[str] = []
-        self.count = 0
-
-    def __iter__(self) -> _LineTap:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self.buffer.append(line)
-        self.count += 1
-        return line
-
-    def take(self) -> str:
-        raw = "".join(self.buffer).rstrip("\r\n")
-        self.buffer.clear()
-        return raw
-
-
 def read_csv(path: Path, compression: str | None, contract: Contract, spec: FileSpec) -> Iterator[Chunk]:
     opts = spec.csv
     line = [0]
@@ -98,39 +73,54 @@ def read_csv(path: Path, compression: str | None, contract: Contract, spec: File
 
 def _read_csv(path: Path, compression: str | None, contract: Contract, opts: CsvOptions,
               line: list[int]) -> Iterator[Chunk]:
+    """CSV records with their exact line and raw text, also when a quoted field spans lines.
+
+    Lines are read in blocks and parsed by csv.reader in C; `reader.line_num` tells which lines
+    each record used, so the raw text is a slice of the block, not a per-line Python callback.
+    """
     with open_binary(path, compression) as raw_stream:
         text = io.TextIOWrapper(raw_stream, encoding=opts.encoding, errors="strict", newline="")
-        first = text.readline()
-        if first == "":
-            raise FileRejected("the file is empty (zero bytes)" if compression is None else "the file has no content")
-        tap = _LineTap(itertools.chain([first.removeprefix("\ufeff")], text))
-        reader = csv.reader(tap, delimiter=opts.delimiter, quotechar=opts.quote, strict=True)
+        buf: list[str] = []
+
+        def blocks() -> Iterator[list[str]]:
+            while block := text.readlines(1 << 22):
+                if not buf and not line[0] and block[0].startswith("\ufeff"):
+                    block[0] = block[0][1:]
+                buf.extend(block)
+                yield block
+
+        reader = csv.reader(itertools.chain.from_iterable(blocks()), delimiter=opts.delimiter,
+                            quotechar=opts.quote, strict=True)
         columns = contract.column_names
+        base = 0  # line number of buf[0], counted from 0
         if opts.header:
             header = next(reader, None)
-            line[0] = tap.count
             if header is None:
-                raise FileRejected("the file is empty")
-            header_raw = tap.take()
-            columns = _check_header(header, header_raw, contract, opts)
-        chunk = Chunk([], [], [], "text", [])
-        width = len(columns)
+                raise FileRejected("the file is empty (zero bytes)" if compression is None else "the file has no content")
+            line[0] = reader.line_num
+            columns = _check_header(header, "".join(buf[: line[0]]), contract, opts)
         order = [columns.index(c) for c in contract.column_names]
+        width = len(columns)
+        chunk = Chunk([], [], [], "text", [])
+        prev = line[0]
         for row in reader:
-            start = line[0] + 1
-            line[0] = tap.count
-            raw = tap.take()
-            if len(row) != width:
-                if row == [] or (len(row) == 1 and row[0] == ""):
-                    continue  # a blank line is not a record
-                chunk.broken.append((start, raw, "field_count", f"has {len(row)} fields; the header has {width}"))
-            else:
+            n = reader.line_num
+            raw = (buf[prev - base] if n == prev + 1 else "".join(buf[prev - base : n - base])).rstrip("\r\n")
+            start, prev = prev + 1, n
+            line[0] = n
+            if len(row) == width:
                 chunk.positions.append(start)
                 chunk.raws.append(raw)
                 chunk.values.append([row[i] or None for i in order])
+            elif row and row != [""]:  # a blank line is not a record
+                chunk.broken.append((start, raw, "field_count", f"has {len(row)} fields; the header has {width}"))
             if len(chunk.positions) + len(chunk.broken) >= CHUNK_ROWS:
                 yield chunk
                 chunk = Chunk([], [], [], "text", [])
+                del buf[: prev - base]
+                base = prev
+        if not opts.header and line[0] == 0 and not chunk.positions:
+            raise FileRejected("the file is empty (zero bytes)" if compression is None else "the file has no content")
         yield chunk
 
 
