@@ -30,19 +30,33 @@ def make_events(n: int, seed: int = 7) -> list[bytes]:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        event = {"event_id": f"evt-{i:010d}", "event_ts": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
-                 "user_id": f"u{rnd.randrange(100_000)}", "event_type": _TYPES[i % 4],
-                 "amount": round(rnd.random() * 500, 2), "quantity": 1 + i % 5, "country": "GB"}
+        event = {
+            "event_id": f"evt-{i:010d}",
+            "event_ts": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            "user_id": f"u{rnd.randrange(100_000)}",
+            "event_type": _TYPES[i % 4],
+            "amount": round(rnd.random() * 500, 2),
+            "quantity": 1 + i % 5,
+            "country": "GB",
+        }
         out.append(json.dumps(event, separators=(",", ":")).encode())
     return out
 
 
 def _orders(n: int, seed: int) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
-    return [{"order_id": f"ORD-{i:08d}", "customer_id": f"C{rnd.randrange(1_000_000):06d}",
-             "quantity": 1 + rnd.randrange(20), "unit_price": f"{rnd.random() * 300:.2f}",
-             "currency": rnd.choice(["USD", "EUR", "GBP"]), "status": rnd.choice(["placed", "paid", "shipped"]),
-             "order_ts": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z"} for i in range(n)]
+    return [
+        {
+            "order_id": f"ORD-{i:08d}",
+            "customer_id": f"C{rnd.randrange(1_000_000):06d}",
+            "quantity": 1 + rnd.randrange(20),
+            "unit_price": f"{rnd.random() * 300:.2f}",
+            "currency": rnd.choice(["USD", "EUR", "GBP"]),
+            "status": rnd.choice(["placed", "paid", "shipped"]),
+            "order_ts": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+        }
+        for i in range(n)
+    ]
 
 
 def write_orders_csv(folder: Path, n: int, files: int) -> list[Path]:
@@ -53,7 +67,7 @@ def write_orders_csv(folder: Path, n: int, files: int) -> list[Path]:
         path = folder / f"orders_202601{f + 1:02d}.csv"
         with path.open("w") as fh:
             fh.write("order_id,customer_id,quantity,unit_price,currency,status,order_ts\n")
-            for r in rows[f * per:(f + 1) * per]:
+            for r in rows[f * per : (f + 1) * per]:
                 fh.write(",".join(str(v) for v in r.values()) + "\n")
         out.append(path)
     return out
@@ -66,7 +80,7 @@ def write_orders_ndjson(folder: Path, n: int, files: int) -> list[Path]:
     for f in range(files):
         path = folder / f"orders_202601{f + 1:02d}.ndjson"
         with path.open("w") as fh:
-            for r in rows[f * per:(f + 1) * per]:
+            for r in rows[f * per : (f + 1) * per]:
                 fh.write(json.dumps(r, separators=(",", ":")) + "\n")
         out.append(path)
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data import EVENT_SCHEMA, make_events, write_orders_csv, write_orders_ndjson  # noqa: E402
+from data import EVENT_SCHEMA, make_events, write_orders_csv, write_orders_ndjson
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -64,12 +64,24 @@ def bench_validation(n_events: int, repeat: int) -> list[dict[str, Any]]:
         return sum(1 for raw in raws if checker.is_valid(json.loads(raw)))
 
     rows = []
-    for name, fn, reps in (("lakestack", lakestack_run, repeat), ("fastjsonschema", fast_run, repeat),
-                           ("jsonschema", jsonschema_run, 1)):
+    for name, fn, reps in (
+        ("lakestack", lakestack_run, repeat),
+        ("fastjsonschema", fast_run, repeat),
+        ("jsonschema", jsonschema_run, 1),
+    ):
         print(f"  validation · {name} ...", flush=True)
         seconds, valid = median_time(fn, reps)
-        rows.append({"benchmark": "validation", "tool": name, "events": n_events, "valid": valid,
-                     "median_s": round(seconds, 3), "per_s": round(n_events / seconds), "repeats": reps})
+        rows.append(
+            {
+                "benchmark": "validation",
+                "tool": name,
+                "events": n_events,
+                "valid": valid,
+                "median_s": round(seconds, 3),
+                "per_s": round(n_events / seconds),
+                "repeats": reps,
+            }
+        )
     base = rows[0]["per_s"]
     for row in rows:
         row["lakestack_speedup"] = round(base / row["per_s"], 1)
@@ -81,10 +93,17 @@ def _project(root: Path, fmt: str) -> None:
     from lakestack.pipeline.scaffold import init_project
 
     init_project("bench", root)
-    shutil.copyfile(Path(__file__).parent / "contracts" / f"orders_{fmt}.v1.yaml", root / "contracts" / "orders.v1.yaml")
-    (root / "lakestack.yaml").write_text((root / "lakestack.yaml").read_text().replace(
-        "  events:\n    kind: files\n    landing: landing/events\n    contract: events\n",
-        "  orders:\n    kind: files\n    landing: landing/orders\n    contract: orders\n"))
+    shutil.copyfile(
+        Path(__file__).parent / "contracts" / f"orders_{fmt}.v1.yaml", root / "contracts" / "orders.v1.yaml"
+    )
+    (root / "lakestack.yaml").write_text(
+        (root / "lakestack.yaml")
+        .read_text()
+        .replace(
+            "  events:\n    kind: files\n    landing: landing/events\n    contract: events\n",
+            "  orders:\n    kind: files\n    landing: landing/orders\n    contract: orders\n",
+        )
+    )
 
 
 def bench_ingest(n_rows: int, repeat: int) -> list[dict[str, Any]]:
@@ -100,7 +119,7 @@ def bench_ingest(n_rows: int, repeat: int) -> list[dict[str, Any]]:
             landing = Path(tmp) / "landing"
             files = writer(landing, n_rows, files=10)
 
-            def lakestack_run() -> int:
+            def lakestack_run(fmt: str = fmt, landing: Path = landing, tmp: str = tmp) -> int:
                 root = Path(tempfile.mkdtemp(dir=tmp))
                 _project(root, fmt)
                 shutil.copytree(landing, root / "landing" / "orders")
@@ -108,7 +127,7 @@ def bench_ingest(n_rows: int, repeat: int) -> list[dict[str, Any]]:
                 assert report.rows_in == report.landed + report.quarantined == n_rows
                 return int(report.landed)
 
-            def floor_run() -> int:
+            def floor_run(fmt: str = fmt, files: list[Path] = files, tmp: str = tmp) -> int:
                 root = Path(tempfile.mkdtemp(dir=tmp))
                 _project(root, fmt)
                 lake = Lake.open(root)
@@ -120,19 +139,40 @@ def bench_ingest(n_rows: int, repeat: int) -> list[dict[str, Any]]:
                 parts = [reader(f) for f in files]
                 data = pa.concat_tables(parts, promote_options="permissive")
                 n = data.num_rows
-                filler = {"_ingested_at": datetime.now(UTC), "_source": "orders", "_run_id": "floor",
-                          "_contract_version": 1}
-                full = pa.table({f.name: data[f.name].cast(f.type, safe=False) if f.name in data.column_names
-                                 else pa.array([filler.get(f.name)] * n, f.type) for f in target})
+                filler = {
+                    "_ingested_at": datetime.now(UTC),
+                    "_source": "orders",
+                    "_run_id": "floor",
+                    "_contract_version": 1,
+                }
+                full = pa.table(
+                    {
+                        f.name: data[f.name].cast(f.type, safe=False)
+                        if f.name in data.column_names
+                        else pa.array([filler.get(f.name)] * n, f.type)
+                        for f in target
+                    }
+                )
                 append(table, full, run_id="floor", batch_id="floor")
                 return int(data.num_rows)
 
-            for name, fn in ((f"lakestack ingest ({fmt})", lakestack_run),
-                             (f"pyarrow read + pyiceberg append, no validation ({fmt})", floor_run)):
+            for name, fn in (
+                (f"lakestack ingest ({fmt})", lakestack_run),
+                (f"pyarrow read + pyiceberg append, no validation ({fmt})", floor_run),
+            ):
                 print(f"  ingest · {name} ...", flush=True)
                 seconds, landed = median_time(fn, repeat)
-                rows.append({"benchmark": "ingest", "tool": name, "rows": n_rows, "landed": landed,
-                             "median_s": round(seconds, 3), "per_s": round(n_rows / seconds), "repeats": repeat})
+                rows.append(
+                    {
+                        "benchmark": "ingest",
+                        "tool": name,
+                        "rows": n_rows,
+                        "landed": landed,
+                        "median_s": round(seconds, 3),
+                        "per_s": round(n_rows / seconds),
+                        "repeats": repeat,
+                    }
+                )
     return rows
 
 
@@ -145,8 +185,9 @@ def show(rows: list[dict[str, Any]]) -> None:
         table.add_column(col, justify="left" if col in ("benchmark", "tool") else "right")
     for r in rows:
         speed = r.get("lakestack_speedup")
-        table.add_row(r["benchmark"], r["tool"], f"{r['median_s']:.3f}", f"{r['per_s']:,}",
-                      f"{speed}×" if speed else "")
+        table.add_row(
+            r["benchmark"], r["tool"], f"{r['median_s']:.3f}", f"{r['per_s']:,}", f"{speed}×" if speed else ""
+        )
     Console().print(table)
 
 

@@ -40,8 +40,11 @@ CLICKS_CONTRACT: dict[str, Any] = {
         "event_id": {"type": "string", "minLength": 3},
         "ts": {"type": "string", "format": "date-time"},
         "kind": {"type": "string", "enum": ["view", "buy"]},
-        "page": {"type": ["object", "null"], "additionalProperties": False,
-                 "properties": {"url": {"type": "string"}, "ref": {"type": ["string", "null"]}}},
+        "page": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {"url": {"type": "string"}, "ref": {"type": ["string", "null"]}},
+        },
         "items": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
         "ip": {"type": "string", "x-lakestack-pii": "ip"},
     },

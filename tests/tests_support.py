@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-
 ORDERS = """\
 source: orders
 version: 1

@@ -65,7 +65,9 @@ def _construct(node: yaml.Node, path: KeyPath, smap: SourceMap, error: type[Proj
     return yaml.SafeLoader(b"").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
 
 
-def load_yaml(path: Path, *, error: type[ProjectError] = ProjectError, display: str | None = None) -> tuple[Any, SourceMap]:
+def load_yaml(
+    path: Path, *, error: type[ProjectError] = ProjectError, display: str | None = None
+) -> tuple[Any, SourceMap]:
     """Load one YAML document; return the data and the map of where each key is."""
     display = display or str(path)
     smap = SourceMap(display)

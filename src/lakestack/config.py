@@ -127,7 +127,9 @@ def load_project_config(root: Path) -> ProjectConfig:
         )
     data, smap = load_yaml(path, error=ConfigError, display=PROJECT_FILE)
     if not isinstance(data, dict):
-        raise ConfigError("the project file must be a mapping of keys (name, environments, ...)", Location(PROJECT_FILE, 1))
+        raise ConfigError(
+            "the project file must be a mapping of keys (name, environments, ...)", Location(PROJECT_FILE, 1)
+        )
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:

@@ -16,8 +16,9 @@ GOOD = "order_id,qty,price,currency,order_ts,email\nORD-0001,2,9.99,USD,2026-01-
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     env.pop("LAKESTACK_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "lakestack", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lakestack", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
 
 
 def test_help_lists_the_commands() -> None:
@@ -53,13 +54,16 @@ def test_ingest_summary_counts(project: Path) -> None:
     assert (report["rows_in"], report["landed"], report["quarantined"]) == (2, 1, 1)
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (("ingest", "nope"), 2, "unknown source 'nope'"),
-    (("show", "bronze.nope"), 3, "table bronze.nope does not exist"),
-    (("ingest", "orders", "--file", "../x.csv"), 2, "escapes the landing folder"),
-    (("--env", "staging", "tables"), 2, "unknown environment 'staging'"),
-    (("frobnicate",), 2, "No such command"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("ingest", "nope"), 2, "unknown source 'nope'"),
+        (("show", "bronze.nope"), 3, "table bronze.nope does not exist"),
+        (("ingest", "orders", "--file", "../x.csv"), 2, "escapes the landing folder"),
+        (("--env", "staging", "tables"), 2, "unknown environment 'staging'"),
+        (("frobnicate",), 2, "No such command"),
+    ],
+)
 def test_errors_are_messages_with_exit_codes(project: Path, args: tuple[str, ...], code: int, message: str) -> None:
     result = run("-p", str(project), *args)
     assert result.returncode == code
@@ -73,13 +77,21 @@ def test_a_broken_project_file_names_file_and_line(project: Path) -> None:
     assert result.returncode == 2
     assert "lakestack.yaml:3 (sources.orders.landng): unknown key 'landng'" in result.stderr
     problem = json.loads(run("-p", str(project), "status", "--json").stdout)
-    assert problem == {"error": "ConfigError", "message": problem["message"], "exit_code": 2,
-                       "file": "lakestack.yaml", "line": 3, "key": "sources.orders.landng"}
+    assert problem == {
+        "error": "ConfigError",
+        "message": problem["message"],
+        "exit_code": 2,
+        "file": "lakestack.yaml",
+        "line": 3,
+        "key": "sources.orders.landng",
+    }
 
 
 def test_import_and_help_stay_light() -> None:
-    code = ("import sys, lakestack, lakestack.cli.app; heavy = [m for m in ('pyiceberg', 'duckdb', 'pyarrow', "
-            "'pydantic', 'msgspec', 'sqlalchemy') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, lakestack, lakestack.cli.app; heavy = [m for m in ('pyiceberg', 'duckdb', 'pyarrow', "
+        "'pydantic', 'msgspec', 'sqlalchemy') if m in sys.modules]; print(heavy)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -87,7 +99,13 @@ def test_import_and_help_stay_light() -> None:
 def test_public_api_is_pinned() -> None:
     import lakestack
 
-    assert sorted(lakestack.__all__) == ["Contract", "ContractRegistry", "Lake", "LakestackError", "Project",
-                                         "__version__"]
+    assert sorted(lakestack.__all__) == [
+        "Contract",
+        "ContractRegistry",
+        "Lake",
+        "LakestackError",
+        "Project",
+        "__version__",
+    ]
     for name in lakestack.__all__:
         assert getattr(lakestack, name) is not None

@@ -17,12 +17,16 @@ from lakestack.storage.warehouse import history
 from tests_support import ORDERS as _  # noqa: F401  (keeps the support module importable)
 
 HEADER = "order_id,qty,price,currency,order_ts,email\n"
-GOOD = ["ORD-0001,2,9.99,USD,2026-01-01 10:00:00,ada@example.com",
-        'ORD-0002,1,5.00,EUR,2026-01-01T11:00:00+01:00,"lovelace, ada"',
-        "ORD-0003,3,0.50,,2026-01-01T12:00:00Z,"]
-BAD = ["ORD-1,2,9.99,USD,2026-01-01 10:00:00,",  # pattern
-       "ORD-0004,x,-1,JPY,,",  # type, minimum, enum, not_null
-       "ORD-0005,2,9.99"]  # field count
+GOOD = [
+    "ORD-0001,2,9.99,USD,2026-01-01 10:00:00,ada@example.com",
+    'ORD-0002,1,5.00,EUR,2026-01-01T11:00:00+01:00,"lovelace, ada"',
+    "ORD-0003,3,0.50,,2026-01-01T12:00:00Z,",
+]
+BAD = [
+    "ORD-1,2,9.99,USD,2026-01-01 10:00:00,",  # pattern
+    "ORD-0004,x,-1,JPY,,",  # type, minimum, enum, not_null
+    "ORD-0005,2,9.99",
+]  # field count
 Land = Callable[[str, str, "str | bytes"], Path]
 
 
@@ -56,7 +60,11 @@ def test_mixed_file_lands_valid_rows_and_quarantines_the_rest(project: Path, lan
     bad = {r["_source_line"]: r for r in lake.read("quarantine.orders").to_pylist()}
     assert sorted(bad) == [3, 5, 6]
     assert [(e["path"], e["rule"]) for e in bad[5]["_errors"]] == [
-        ("$.qty", "type"), ("$.price", "minimum"), ("$.currency", "enum"), ("$.order_ts", "not_null")]
+        ("$.qty", "type"),
+        ("$.price", "minimum"),
+        ("$.currency", "enum"),
+        ("$.order_ts", "not_null"),
+    ]
     assert bad[3]["_errors"][0]["rule"] == "pattern"
     assert bad[6]["_errors"][0]["rule"] == "field_count"
     assert bad[6]["_raw"] == BAD[2]
@@ -85,23 +93,38 @@ def test_reingest_lands_nothing_new_and_reports_duplicates(project: Path, land: 
     assert lake.table_info("quarantine.orders").rows == 1
 
 
-@pytest.mark.parametrize(("name", "content", "reason"), [
-    ("orders_20260101.csv", b"", "the file is empty (zero bytes)"),
-    ("orders_20260101.csv", (HEADER + "ORD-0001,2,9.99,USD,2026-01-01,caf\xe9\n").encode("latin-1"),
-     "not valid text in the contract's encoding"),
-    ("orders_20260101.csv.gz", gzip.compress(_csv(GOOD * 50).encode())[:-40],
-     "the gzip stream is truncated"),
-    ("orders_20260101.csv.gz", b"this is not gzip at all", "not a valid gzip file"),
-    ("orders_20260101.csv", _csv(GOOD).replace(",", ";").encode(),
-     "it looks delimited by ';', but the contract says ','"),
-    ("orders_20260101.csv", ("order_id,qty,price\n" + "ORD-0001,1,1.00\n").encode(),
-     "missing column(s): currency, order_ts, email"),
-    ("orders_20260101.csv", (HEADER.strip() + ",coupon\n" + GOOD[0] + ",X\n").encode(),
-     "column(s) not in the contract: coupon"),
-    ("orders_20260101.csv", (HEADER + 'ORD-0001,2,"9.99\n').encode(), "malformed CSV"),
-])
-def test_unreadable_files_are_quarantined_whole_and_others_go_on(project: Path, land: Land, name: str,
-                                                                  content: bytes, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("orders_20260101.csv", b"", "the file is empty (zero bytes)"),
+        (
+            "orders_20260101.csv",
+            (HEADER + "ORD-0001,2,9.99,USD,2026-01-01,caf\xe9\n").encode("latin-1"),
+            "not valid text in the contract's encoding",
+        ),
+        ("orders_20260101.csv.gz", gzip.compress(_csv(GOOD * 50).encode())[:-40], "the gzip stream is truncated"),
+        ("orders_20260101.csv.gz", b"this is not gzip at all", "not a valid gzip file"),
+        (
+            "orders_20260101.csv",
+            _csv(GOOD).replace(",", ";").encode(),
+            "it looks delimited by ';', but the contract says ','",
+        ),
+        (
+            "orders_20260101.csv",
+            ("order_id,qty,price\n" + "ORD-0001,1,1.00\n").encode(),
+            "missing column(s): currency, order_ts, email",
+        ),
+        (
+            "orders_20260101.csv",
+            (HEADER.strip() + ",coupon\n" + GOOD[0] + ",X\n").encode(),
+            "column(s) not in the contract: coupon",
+        ),
+        ("orders_20260101.csv", (HEADER + 'ORD-0001,2,"9.99\n').encode(), "malformed CSV"),
+    ],
+)
+def test_unreadable_files_are_quarantined_whole_and_others_go_on(
+    project: Path, land: Land, name: str, content: bytes, reason: str
+) -> None:
     land("orders", name, content)
     land("orders", "orders_20260105.csv", _csv(GOOD))
     lake = Lake.open(project)
@@ -147,8 +170,14 @@ def test_explicit_file_selection(project: Path, land: Land) -> None:
 
 def test_ndjson_events_with_nested_fields(project: Path, land: Land) -> None:
     events = [
-        {"event_id": "e-1", "ts": "2026-01-01T10:00:00Z", "kind": "view", "page": {"url": "/a", "ref": None},
-         "items": ["p1", "p2"], "ip": "10.0.0.1"},
+        {
+            "event_id": "e-1",
+            "ts": "2026-01-01T10:00:00Z",
+            "kind": "view",
+            "page": {"url": "/a", "ref": None},
+            "items": ["p1", "p2"],
+            "ip": "10.0.0.1",
+        },
         {"event_id": "e-2", "ts": "2026-01-01T10:00:01+02:00", "kind": "buy"},
         {"event_id": "e-3", "ts": "2026-01-01T10:00:02Z", "kind": "refund", "extra": 1},
     ]
@@ -164,22 +193,35 @@ def test_ndjson_events_with_nested_fields(project: Path, land: Land) -> None:
     assert json.loads(rows[0]["_raw"]) == events[0]
     bad = sorted(lake.read("quarantine.clicks").to_pylist(), key=lambda r: r["_source_line"])
     assert [r["_source_line"] for r in bad] == [3, 5, 6]
-    assert [[e["rule"] for e in r["_errors"]] for r in bad] == [["enum", "unknown_field"], ["json"],
-                                                                  ["duplicate_key", "required", "required"]]
+    assert [[e["rule"] for e in r["_errors"]] for r in bad] == [
+        ["enum", "unknown_field"],
+        ["json"],
+        ["duplicate_key", "required", "required"],
+    ]
 
 
 def test_parquet_files(project: Path, land: Land) -> None:
-    import pyarrow.parquet as pq
+    from datetime import UTC, datetime
     from decimal import Decimal
-    from datetime import datetime, UTC
+
+    import pyarrow.parquet as pq
 
     (project / "contracts" / "orders.v1.yaml").write_text(
-        (project / "contracts" / "orders.v1.yaml").read_text().replace("orders_{date:%Y%m%d}.csv", "orders_{date:%Y%m%d}.parquet")
-        .replace("format: csv", "format: parquet"))
-    table = pa.table({
-        "order_id": ["ORD-0001", "ORD-2"], "qty": [1, 2],
-        "price": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(8, 2)),
-        "currency": ["USD", "EUR"], "order_ts": [datetime(2026, 1, 1, tzinfo=UTC)] * 2, "email": [None, "a@b.c"]})
+        (project / "contracts" / "orders.v1.yaml")
+        .read_text()
+        .replace("orders_{date:%Y%m%d}.csv", "orders_{date:%Y%m%d}.parquet")
+        .replace("format: csv", "format: parquet")
+    )
+    table = pa.table(
+        {
+            "order_id": ["ORD-0001", "ORD-2"],
+            "qty": [1, 2],
+            "price": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(8, 2)),
+            "currency": ["USD", "EUR"],
+            "order_ts": [datetime(2026, 1, 1, tzinfo=UTC)] * 2,
+            "email": [None, "a@b.c"],
+        }
+    )
     path = project / "landing" / "orders" / "orders_20260101.parquet"
     pq.write_table(table, path)
     land("orders", "orders_20260102.parquet", b"PAR1 not really")
@@ -212,8 +254,9 @@ def test_tables_are_readable_by_pyiceberg_and_duckdb(project: Path, land: Land) 
     assert count == (3, 6)
 
 
-def test_interrupted_batch_is_completed_without_duplicating_quarantine(project: Path, land: Land,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_batch_is_completed_without_duplicating_quarantine(
+    project: Path, land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash after the quarantine commit and before the Bronze commit: the next run repairs it."""
     import lakestack.ingest.files as files
 

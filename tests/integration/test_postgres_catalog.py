@@ -24,9 +24,11 @@ def test_ingest_with_a_postgresql_catalog(project: Path, postgres_url: str, monk
     (project / "lakestack.yaml").write_text(
         f"name: {name}\nenvironments:\n  dev:\n    warehouse: ./warehouse\n"
         "    catalog: {type: sql, uri: {secret: SHOP_CATALOG_URL}}\n"
-        "sources:\n  orders: {contract: orders, landing: landing/orders}\n")
+        "sources:\n  orders: {contract: orders, landing: landing/orders}\n"
+    )
     (project / "landing" / "orders" / "orders_20260101.csv").write_text(
-        "order_id,qty,price,currency,order_ts,email\nORD-0001,2,9.99,USD,2026-01-01 10:00:00,\nORD-2,1,1,USD,,\n")
+        "order_id,qty,price,currency,order_ts,email\nORD-0001,2,9.99,USD,2026-01-01 10:00:00,\nORD-2,1,1,USD,,\n"
+    )
     lake = Lake.open(project)
     try:
         report = lake.ingest()
@@ -35,7 +37,9 @@ def test_ingest_with_a_postgresql_catalog(project: Path, postgres_url: str, monk
         again = Lake.open(project).ingest()
         assert again.sources[0].files[0].status == "skipped"
         assert {t.identifier: t.rows for t in Lake.open(project).tables()} == {
-            "bronze.orders": 1, "quarantine.orders": 1}
+            "bronze.orders": 1,
+            "quarantine.orders": 1,
+        }
     finally:
         catalog = lake.warehouse.catalog
         for table in ("bronze.orders", "quarantine.orders"):

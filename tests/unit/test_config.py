@@ -22,25 +22,36 @@ def test_the_fixture_project_loads(project: Path) -> None:
     assert loaded.landing("orders") == project / "landing" / "orders"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name: shop\nsources:\n  orders: {contract: orders, landng: x}\n",
-     r"lakestack.yaml:3 \(sources.orders.landng\): unknown key 'landng' \(expected one of: kind, contract"),
-    ("name: shop\nsources:\n  orders: {contract: payments}\n",
-     r"lakestack.yaml:3 \(sources.orders.contract\): source 'orders' names contract 'payments', which does not "
-     r"exist \(expected contracts/payments.v1.json \(events\) or contracts/payments.v1.yaml"),
-    ("name: shop\nsources:\n  orders: {contract: orders.v7}\n", r"available versions: v1"),
-    ("name: shop\nsources: [\n", r"lakestack.yaml:\d+:\d+: invalid YAML"),
-    ("name: shop\ndatasets:\n  daily: {layer: gold}\n  daily: {layer: gold}\n",
-     r"lakestack.yaml:4 \(datasets.daily\): 'daily' is defined twice \(first on line 3\)"),
-    ("name: shop\nsources:\n  orders: {contract: orders}\ndatasets:\n  orders: {layer: silver}\n",
-     r"'orders' names both a source and a dataset"),
-    ("name: Shop\n", r"\(name\): .*lower-case"),
-    ("sources: {}\n", r"missing required key 'name'"),
-    ("name: shop\ndefault_environment: prod\n", r"default_environment 'prod' is not one of: dev"),
-    ("name: shop\nenvironments:\n  dev: {engine: presto}\n", r"lakestack.yaml:3 \(environments.dev.engine\)"),
-    ("name: shop\nsources:\n  orders: {contract: orders, landing: ../elsewhere}\n", r"no '\.\.'"),
-    ("- just\n- a list\n", r"must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: shop\nsources:\n  orders: {contract: orders, landng: x}\n",
+            r"lakestack.yaml:3 \(sources.orders.landng\): unknown key 'landng' \(expected one of: kind, contract",
+        ),
+        (
+            "name: shop\nsources:\n  orders: {contract: payments}\n",
+            r"lakestack.yaml:3 \(sources.orders.contract\): source 'orders' names contract 'payments', which does not "
+            r"exist \(expected contracts/payments.v1.json \(events\) or contracts/payments.v1.yaml",
+        ),
+        ("name: shop\nsources:\n  orders: {contract: orders.v7}\n", r"available versions: v1"),
+        ("name: shop\nsources: [\n", r"lakestack.yaml:\d+:\d+: invalid YAML"),
+        (
+            "name: shop\ndatasets:\n  daily: {layer: gold}\n  daily: {layer: gold}\n",
+            r"lakestack.yaml:4 \(datasets.daily\): 'daily' is defined twice \(first on line 3\)",
+        ),
+        (
+            "name: shop\nsources:\n  orders: {contract: orders}\ndatasets:\n  orders: {layer: silver}\n",
+            r"'orders' names both a source and a dataset",
+        ),
+        ("name: Shop\n", r"\(name\): .*lower-case"),
+        ("sources: {}\n", r"missing required key 'name'"),
+        ("name: shop\ndefault_environment: prod\n", r"default_environment 'prod' is not one of: dev"),
+        ("name: shop\nenvironments:\n  dev: {engine: presto}\n", r"lakestack.yaml:3 \(environments.dev.engine\)"),
+        ("name: shop\nsources:\n  orders: {contract: orders, landing: ../elsewhere}\n", r"no '\.\.'"),
+        ("- just\n- a list\n", r"must be a mapping"),
+    ],
+)
 def test_project_file_mistakes(project: Path, text: str, message: str) -> None:
     _write(project, text)
     with pytest.raises(ConfigError, match=message):
@@ -48,7 +59,7 @@ def test_project_file_mistakes(project: Path, text: str, message: str) -> None:
 
 
 def test_missing_project_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no lakestack.yaml here"):
+    with pytest.raises(ConfigError, match=r"no lakestack\.yaml here"):
         Project.load(tmp_path)
 
 

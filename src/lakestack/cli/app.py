@@ -17,9 +17,14 @@ from rich.console import Console
 
 from lakestack.errors import LakestackError, ProjectError
 
-app = typer.Typer(name="lakestack", help="A contract-first lakehouse: contracts, Iceberg Bronze/Silver/Gold, "
-                  "quality gates, lineage.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode="rich")
+app = typer.Typer(
+    name="lakestack",
+    help="A contract-first lakehouse: contracts, Iceberg Bronze/Silver/Gold, quality gates, lineage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
 example_app = typer.Typer(help="Bundled example projects.", no_args_is_help=True)
 app.add_typer(example_app, name="example")
 
@@ -45,10 +50,18 @@ def _state(ctx: typer.Context) -> State:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    project: Annotated[Path, typer.Option("--project", "-p", envvar="LAKESTACK_PROJECT",
-                                          help="The project folder (holding lakestack.yaml).")] = Path("."),
-    env: Annotated[str | None, typer.Option("--env", "-e", envvar="LAKESTACK_ENV",
-                                            help="The environment to use (default: the project's default).")] = None,
+    project: Annotated[
+        Path,
+        typer.Option(
+            "--project", "-p", envvar="LAKESTACK_PROJECT", help="The project folder (holding lakestack.yaml)."
+        ),
+    ] = Path("."),
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env", "-e", envvar="LAKESTACK_ENV", help="The environment to use (default: the project's default)."
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = State(project, env)
 
@@ -58,8 +71,11 @@ def _console() -> Console:
 
 
 @app.command()
-def init(name: str, path: Annotated[Path | None, typer.Option(help="Folder to create (default: ./NAME).")] = None,
-         json_out: JsonOpt = False) -> None:
+def init(
+    name: str,
+    path: Annotated[Path | None, typer.Option(help="Folder to create (default: ./NAME).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Create a new project with a sample contract and landing file."""
     from lakestack.pipeline.scaffold import init_project
 
@@ -69,8 +85,9 @@ def init(name: str, path: Annotated[Path | None, typer.Option(help="Folder to cr
 
         print_json(_console(), {"project": name, "path": str(folder)})
         return
-    _console().print(f"[green]Created project[/] [bold]{name}[/] in {folder}\n"
-                     f"Next: [bold]lakestack -p {folder} ingest[/]")
+    _console().print(
+        f"[green]Created project[/] [bold]{name}[/] in {folder}\nNext: [bold]lakestack -p {folder} ingest[/]"
+    )
 
 
 @example_app.command("northwind")
@@ -79,8 +96,9 @@ def example_northwind(
     orders: Annotated[int, typer.Option(min=10, help="Order lines to generate.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 42,
     days: Annotated[int, typer.Option(min=1, max=366, help="Days of daily files.")] = 14,
-    break_gold: Annotated[bool, typer.Option("--break-gold", help="Make the last day's orders fail a Gold check.")]
-    = False,
+    break_gold: Annotated[
+        bool, typer.Option("--break-gold", help="Make the last day's orders fail a Gold check.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write the Northwind example project and realistic landing files (with deliberate defects)."""
@@ -107,8 +125,10 @@ def example_northwind(
 def ingest(
     ctx: typer.Context,
     sources: Annotated[list[str] | None, typer.Argument(help="Sources to ingest (default: all).")] = None,
-    file: Annotated[list[str] | None, typer.Option("--file", "-f", help="Only these files (names inside the "
-                                                   "landing folder); needs one source.")] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="Only these files (names inside the landing folder); needs one source."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest new landing files into Bronze; invalid records go to quarantine."""
@@ -127,8 +147,9 @@ def ingest(
     if problems is not None:
         console.print(problems)
     if report.quarantined:
-        console.print(f"[yellow]{report.quarantined:,} rows quarantined[/]: "
-                      f"lakestack show quarantine.<source> to see why")
+        console.print(
+            f"[yellow]{report.quarantined:,} rows quarantined[/]: lakestack show quarantine.<source> to see why"
+        )
 
 
 @app.command()
@@ -142,9 +163,23 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         print_json(_console(), states)
         return
     rows = [to_jsonable(s) for s in states]
-    _console().print(rows_table(f"project {lake.project.name} · environment {lake.environment}", rows,
-                                ["source", "kind", "contract", "landing", "pending_files", "ingested_files",
-                                 "bronze_rows", "quarantined_rows", "last_commit"]))
+    _console().print(
+        rows_table(
+            f"project {lake.project.name} · environment {lake.environment}",
+            rows,
+            [
+                "source",
+                "kind",
+                "contract",
+                "landing",
+                "pending_files",
+                "ingested_files",
+                "bronze_rows",
+                "quarantined_rows",
+                "last_commit",
+            ],
+        )
+    )
 
 
 @app.command()
@@ -157,8 +192,9 @@ def tables(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         print_json(_console(), infos)
         return
     rows = [to_jsonable(t) for t in infos]
-    _console().print(rows_table("tables", rows, ["identifier", "rows", "files", "snapshots", "last_commit",
-                                                 "last_run"]))
+    _console().print(
+        rows_table("tables", rows, ["identifier", "rows", "files", "snapshots", "last_commit", "last_run"])
+    )
 
 
 @app.command()
@@ -179,8 +215,10 @@ def show(
         print_json(_console(), {"table": info, "schema": [str(f) for f in data.schema], "rows": rows})
         return
     console = _console()
-    console.print(f"[bold]{info.identifier}[/] · {info.rows:,} rows in {info.files} files · "
-                  f"{info.snapshots} snapshots · {info.location}")
+    console.print(
+        f"[bold]{info.identifier}[/] · {info.rows:,} rows in {info.files} files · "
+        f"{info.snapshots} snapshots · {info.location}"
+    )
     columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
     console.print(rows_table(f"first {len(rows)} rows", [to_jsonable(r) for r in rows], columns))
 
@@ -215,8 +253,11 @@ def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
             problem.update(file=exc.location.file, line=exc.location.line, key=exc.location.key)
         print(json.dumps(problem))
     elif internal:
-        err.print(f"[red]error:[/] internal error: {type(exc).__name__}: {exc}\n"
-                  "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.", markup=True)
+        err.print(
+            f"[red]error:[/] internal error: {type(exc).__name__}: {exc}\n"
+            "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.",
+            markup=True,
+        )
     else:
         err.print(f"[red]error:[/] {exc}", markup=True)
     sys.exit(code)

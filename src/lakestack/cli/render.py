@@ -45,9 +45,15 @@ class IngestProgress:
     """Draws one progress bar per source (bytes of landing files) while ingesting."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), DownloadColumn(),
-                                 TextColumn("{task.fields[files]}"), TimeElapsedColumn(), console=console,
-                                 transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<14}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[files]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self._tasks: dict[str, Any] = {}
         self._counts: dict[str, list[int]] = {}
 
@@ -73,16 +79,43 @@ class IngestProgress:
 
 def ingest_table(report: Any) -> Table:
     table = Table(title=f"ingest · run {report.run_id}", title_justify="left")
-    for col in ("source", "files", "landed files", "rejected", "skipped", "rows in", "rows landed",
-                "rows quarantined", "duration"):
+    for col in (
+        "source",
+        "files",
+        "landed files",
+        "rejected",
+        "skipped",
+        "rows in",
+        "rows landed",
+        "rows quarantined",
+        "duration",
+    ):
         table.add_column(col, justify="left" if col == "source" else "right")
     for s in report.sources:
-        table.add_row(s.source, str(len([f for f in s.files if f.status != "refused"])), str(s.count("landed")),
-                      _red(s.count("rejected")), str(s.count("skipped")), f"{s.rows_in:,}", f"{s.landed:,}",
-                      _red(s.quarantined), f"{s.duration_s:.2f}s")
+        table.add_row(
+            s.source,
+            str(len([f for f in s.files if f.status != "refused"])),
+            str(s.count("landed")),
+            _red(s.count("rejected")),
+            str(s.count("skipped")),
+            f"{s.rows_in:,}",
+            f"{s.landed:,}",
+            _red(s.quarantined),
+            f"{s.duration_s:.2f}s",
+        )
     table.add_section()
-    table.add_row("total", "", "", "", "", f"{report.rows_in:,}", f"{report.landed:,}", _red(report.quarantined),
-                  f"{report.duration_s:.2f}s", style="bold")
+    table.add_row(
+        "total",
+        "",
+        "",
+        "",
+        "",
+        f"{report.rows_in:,}",
+        f"{report.landed:,}",
+        _red(report.quarantined),
+        f"{report.duration_s:.2f}s",
+        style="bold",
+    )
     return table
 
 

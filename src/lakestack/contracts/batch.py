@@ -104,12 +104,23 @@ def _field(col: ColumnSpec) -> Field:
     kind, precision, scale = parse_type(col.type)
     constraints = Constraints(
         enum=tuple(col.enum) if col.enum is not None else None,
-        minimum=col.min, maximum=col.max, pattern=col.regex,
-        min_length=col.min_length, max_length=col.max_length,
+        minimum=col.min,
+        maximum=col.max,
+        pattern=col.regex,
+        min_length=col.min_length,
+        max_length=col.max_length,
     )
-    return Field(name=col.name, type=kind, required=not col.nullable, nullable=col.nullable,
-                 constraints=constraints, precision=precision, scale=scale, pii=col.pii,
-                 description=col.description)
+    return Field(
+        name=col.name,
+        type=kind,
+        required=not col.nullable,
+        nullable=col.nullable,
+        constraints=constraints,
+        precision=precision,
+        scale=scale,
+        pii=col.pii,
+        description=col.description,
+    )
 
 
 def load_batch_contract(path: Path, source: str, version: int, display: str) -> Contract:
@@ -130,15 +141,26 @@ def load_batch_contract(path: Path, source: str, version: int, display: str) -> 
     seen: dict[str, int] = {}
     for i, col in enumerate(spec.columns):
         if col.name in seen:
-            raise ContractError(f"column '{col.name}' is declared twice (first at columns[{seen[col.name]}])",
-                                smap.locate(("columns", i, "name")))
+            raise ContractError(
+                f"column '{col.name}' is declared twice (first at columns[{seen[col.name]}])",
+                smap.locate(("columns", i, "name")),
+            )
         seen[col.name] = i
     fields = tuple(_field(c) for c in spec.columns)
     csv = spec.file.csv
     return Contract(
-        source=source, version=version, kind="batch", fields=fields, key=tuple(spec.key),
-        event_time=spec.event_time, compatibility=spec.compatibility, strict=spec.strict,
-        file=FileSpec(spec.file.pattern, spec.file.format,
-                      CsvOptions(csv.delimiter, csv.quote, csv.header, csv.encoding)),
-        description=spec.description, owner=spec.owner, path=display,
+        source=source,
+        version=version,
+        kind="batch",
+        fields=fields,
+        key=tuple(spec.key),
+        event_time=spec.event_time,
+        compatibility=spec.compatibility,
+        strict=spec.strict,
+        file=FileSpec(
+            spec.file.pattern, spec.file.format, CsvOptions(csv.delimiter, csv.quote, csv.header, csv.encoding)
+        ),
+        description=spec.description,
+        owner=spec.owner,
+        path=display,
     )

@@ -35,8 +35,13 @@ _BY_TYPE = {
     "object": {"properties", "required", "additionalProperties"},
     "array": {"items", "minItems", "maxItems"},
 }
-_TOP_LEVEL = {"x-lakestack-key", "x-lakestack-event-time", "x-lakestack-compatibility", "x-lakestack-file",
-              "x-lakestack-owner"}
+_TOP_LEVEL = {
+    "x-lakestack-key",
+    "x-lakestack-event-time",
+    "x-lakestack-compatibility",
+    "x-lakestack-file",
+    "x-lakestack-owner",
+}
 _FORMATS = {"date-time": "timestamp", "date": "date"}
 _STRING_FORMATS = ("email", "uuid", "uri")
 
@@ -62,8 +67,13 @@ class _Loader:
         pii = schema.get("x-lakestack-pii")
         if pii is not None and pii not in PII_CLASSES:
             raise self.fail(f"unknown PII class '{pii}' (expected one of: {', '.join(PII_CLASSES)})", pointer)
-        common = {"name": name, "required": required, "nullable": nullable, "pii": pii,
-                  "description": schema.get("description")}
+        common: dict[str, Any] = {
+            "name": name,
+            "required": required,
+            "nullable": nullable,
+            "pii": pii,
+            "description": schema.get("description"),
+        }
         if type_name == "object":
             return self._object(schema, pointer, common)
         if type_name == "array":
@@ -73,8 +83,9 @@ class _Loader:
             c = Constraints(min_items=schema.get("minItems"), max_items=schema.get("maxItems"))
             return Field(type="list", items=items, constraints=c, **common)
         kind, precision, scale = self._scalar(schema, type_name, pointer)
-        return Field(type=kind, precision=precision, scale=scale, constraints=self._constraints(schema, pointer),
-                     **common)
+        return Field(
+            type=kind, precision=precision, scale=scale, constraints=self._constraints(schema, pointer), **common
+        )
 
     def _type(self, schema: dict[str, Any], pointer: str) -> tuple[str, bool]:
         declared = schema.get("type")
@@ -84,7 +95,9 @@ class _Loader:
         if declared is None or len(rest) != 1 or rest[0] not in _BY_TYPE:
             raise self.fail(
                 "each property needs one 'type' (string, integer, number, boolean, object, array), "
-                "optionally with \"null\"", pointer)
+                'optionally with "null"',
+                pointer,
+            )
         return str(rest[0]), nullable
 
     def _scalar(self, schema: dict[str, Any], type_name: str, pointer: str) -> tuple[str, int | None, int | None]:
@@ -102,9 +115,15 @@ class _Loader:
             if fmt in _FORMATS:
                 return _FORMATS[fmt], None, None
             if fmt not in _STRING_FORMATS:
-                raise self.fail(f"format '{fmt}' is not supported (expected one of: date-time, date, "
-                                f"{', '.join(_STRING_FORMATS)})", f"{pointer}/format")
-        return {"string": "string", "integer": "integer", "number": "double", "boolean": "boolean"}[type_name], None, None
+                raise self.fail(
+                    f"format '{fmt}' is not supported (expected one of: date-time, date, {', '.join(_STRING_FORMATS)})",
+                    f"{pointer}/format",
+                )
+        return (
+            {"string": "string", "integer": "integer", "number": "double", "boolean": "boolean"}[type_name],
+            None,
+            None,
+        )
 
     def _constraints(self, schema: dict[str, Any], pointer: str) -> Constraints:
         enum = schema.get("enum")
@@ -122,9 +141,13 @@ class _Loader:
         fmt = schema.get("format")
         return Constraints(
             enum=tuple(enum) if enum is not None else None,
-            minimum=num["minimum"], maximum=num["maximum"],
-            exclusive_minimum=num["exclusiveMinimum"], exclusive_maximum=num["exclusiveMaximum"],
-            pattern=pattern, min_length=schema.get("minLength"), max_length=schema.get("maxLength"),
+            minimum=num["minimum"],
+            maximum=num["maximum"],
+            exclusive_minimum=num["exclusiveMinimum"],
+            exclusive_maximum=num["exclusiveMaximum"],
+            pattern=pattern,
+            min_length=schema.get("minLength"),
+            max_length=schema.get("maxLength"),
             format=fmt if fmt in _STRING_FORMATS else None,
         )
 
@@ -132,13 +155,16 @@ class _Loader:
         props = schema.get("properties")
         extra = schema.get("additionalProperties", True)
         if not isinstance(extra, bool):
-            raise self.fail("additionalProperties must be true or false (schemas there are not supported)",
-                            f"{pointer}/additionalProperties")
+            raise self.fail(
+                "additionalProperties must be true or false (schemas there are not supported)",
+                f"{pointer}/additionalProperties",
+            )
         if not props:
             return Field(type="json", **common)
         fields = self.fields(schema, pointer)
-        return Field(type="struct", fields=fields, constraints=Constraints(format="strict" if not extra else None),
-                     **common)
+        return Field(
+            type="struct", fields=fields, constraints=Constraints(format="strict" if not extra else None), **common
+        )
 
     def fields(self, schema: dict[str, Any], pointer: str) -> tuple[Field, ...]:
         props = schema.get("properties") or {}
@@ -186,8 +212,9 @@ def load_event_contract(path: Path, source: str, version: int, display: str) -> 
         raise loader.fail(f"only JSON Schema 2020-12 is supported ($schema: {SCHEMA_URI})", "/$schema")
     for key in doc:
         if key.startswith("x-lakestack-") and key not in _TOP_LEVEL | {"x-lakestack-pii", "x-lakestack-type"}:
-            raise loader.fail(f"unknown lakestack keyword '{key}' (expected one of: {', '.join(sorted(_TOP_LEVEL))})",
-                              f"/{key}")
+            raise loader.fail(
+                f"unknown lakestack keyword '{key}' (expected one of: {', '.join(sorted(_TOP_LEVEL))})", f"/{key}"
+            )
         if key not in _TOP_LEVEL and key not in _COMMON | _BY_TYPE["object"]:
             raise loader.fail(f"keyword '{key}' is not supported by lakestack contracts", f"/{key}")
     try:
@@ -198,11 +225,18 @@ def load_event_contract(path: Path, source: str, version: int, display: str) -> 
     if not isinstance(extra, bool):
         raise loader.fail("additionalProperties must be true or false", "/additionalProperties")
     return Contract(
-        source=source, version=version, kind="event", fields=fields,
-        key=_key(doc, loader), event_time=doc.get("x-lakestack-event-time"),
+        source=source,
+        version=version,
+        kind="event",
+        fields=fields,
+        key=_key(doc, loader),
+        event_time=doc.get("x-lakestack-event-time"),
         compatibility=_compat(doc.get("x-lakestack-compatibility", "backward"), loader),
-        strict=not extra, file=_file_spec(doc.get("x-lakestack-file"), loader),
-        description=doc.get("description"), owner=doc.get("x-lakestack-owner"), path=display,
+        strict=not extra,
+        file=_file_spec(doc.get("x-lakestack-file"), loader),
+        description=doc.get("description"),
+        owner=doc.get("x-lakestack-owner"),
+        path=display,
     )
 
 
@@ -225,7 +259,7 @@ def _file_spec(value: Any, loader: _Loader) -> FileSpec | None:
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) - {"pattern", "format"} or "pattern" not in value:
-        raise loader.fail("x-lakestack-file is {\"pattern\": ..., \"format\": \"ndjson\"}", "/x-lakestack-file")
+        raise loader.fail('x-lakestack-file is {"pattern": ..., "format": "ndjson"}', "/x-lakestack-file")
     fmt = value.get("format", "ndjson")
     if fmt not in FORMATS or fmt == "csv":
         raise loader.fail("event files are ndjson or parquet", "/x-lakestack-file/format")

@@ -118,8 +118,18 @@ class Contract:
 def parse_type(text: str) -> tuple[str, int | None, int | None]:
     """`'decimal(12,2)'` → `('decimal', 12, 2)`; plain names pass through (aliases folded)."""
     name = text.strip().lower()
-    aliases = {"int": "integer", "long": "integer", "bigint": "integer", "float": "double", "number": "double",
-               "bool": "boolean", "str": "string", "text": "string", "timestamptz": "timestamp", "datetime": "timestamp"}
+    aliases = {
+        "int": "integer",
+        "long": "integer",
+        "bigint": "integer",
+        "float": "double",
+        "number": "double",
+        "bool": "boolean",
+        "str": "string",
+        "text": "string",
+        "timestamptz": "timestamp",
+        "datetime": "timestamp",
+    }
     name = aliases.get(name, name)
     m = _DECIMAL.match(name)
     if m:

@@ -31,12 +31,16 @@ class ContractRegistry:
             display = str(path.relative_to(root)) if root else str(path)
             m = _FILE_NAME.match(path.name)
             if m is None:
-                raise ContractError("a contract file is named <source>.v<N>.json (events) or <source>.v<N>.yaml "
-                                    "(batch files)", Location(display))
+                raise ContractError(
+                    "a contract file is named <source>.v<N>.json (events) or <source>.v<N>.yaml (batch files)",
+                    Location(display),
+                )
             source, version = m.group("source"), int(m.group("version"))
             if version in found.get(source, {}):
-                raise ContractError(f"{source}.v{version} is defined by two files "
-                                    f"({found[source][version].path} too)", Location(display))
+                raise ContractError(
+                    f"{source}.v{version} is defined by two files ({found[source][version].path} too)",
+                    Location(display),
+                )
             loader = load_event_contract if m.group("ext") == "json" else load_batch_contract
             contract = loader(path, source, version, display)
             check_contract(contract)

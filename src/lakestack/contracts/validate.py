@@ -65,7 +65,7 @@ def _pattern(field: Field) -> str | None:
 def _scalar_type(field: Field, mode: str) -> Any:
     c = field.constraints
     if field.type == "string":
-        if c.enum is not None and all(isinstance(v, str) for v in c.enum):
+        if c.enum is not None and _all_str(c.enum):
             return Literal[tuple(c.enum)]
         meta = msgspec.Meta(pattern=_pattern(field), min_length=c.min_length, max_length=c.max_length)
         return Annotated[str, meta]
@@ -82,13 +82,17 @@ def _bounds(c: Any, lowest: Any, highest: Any, cast: Any) -> dict[str, Any]:
     """msgspec bounds: the tighter of the contract's bound and the type's range (which also rejects NaN/inf)."""
     out: dict[str, Any] = {}
     if c.exclusive_minimum is not None:
-        out["gt"] = cast(c.exclusive_minimum) if cast is float else int(c.exclusive_minimum.to_integral_value("ROUND_FLOOR"))
+        out["gt"] = (
+            cast(c.exclusive_minimum) if cast is float else int(c.exclusive_minimum.to_integral_value("ROUND_FLOOR"))
+        )
     else:
         out["ge"] = max(lowest, cast(c.minimum)) if c.minimum is not None else lowest
         if cast is int and c.minimum is not None:
             out["ge"] = max(lowest, int(c.minimum.to_integral_value("ROUND_CEILING")))
     if c.exclusive_maximum is not None:
-        out["lt"] = cast(c.exclusive_maximum) if cast is float else int(c.exclusive_maximum.to_integral_value("ROUND_CEILING"))
+        out["lt"] = (
+            cast(c.exclusive_maximum) if cast is float else int(c.exclusive_maximum.to_integral_value("ROUND_CEILING"))
+        )
     else:
         out["le"] = min(highest, cast(c.maximum)) if c.maximum is not None else highest
         if cast is int and c.maximum is not None:
@@ -98,8 +102,9 @@ def _bounds(c: Any, lowest: Any, highest: Any, cast: Any) -> dict[str, Any]:
 
 def _field_type(field: Field, mode: str, names: Iterable[str]) -> Any:
     if field.type == "struct":
-        base: Any = compile_struct(field.fields, mode, strict=field.constraints.format == "strict",
-                                   name="_".join((*names, field.name)))
+        base: Any = compile_struct(
+            field.fields, mode, strict=field.constraints.format == "strict", name="_".join((*names, field.name))
+        )
     elif field.type == "list":
         assert field.items is not None
         item = _field_type(field.items, mode, (*names, field.name))
@@ -110,8 +115,9 @@ def _field_type(field: Field, mode: str, names: Iterable[str]) -> Any:
     return base | None if field.nullable else base
 
 
-def compile_struct(fields: Sequence[Field], mode: str, *, strict: bool, name: str = "Record",
-                   array_like: bool = False) -> type:
+def compile_struct(
+    fields: Sequence[Field], mode: str, *, strict: bool, name: str = "Record", array_like: bool = False
+) -> type:
     """A msgspec Struct type that decodes exactly the records the fields allow (decimal bounds aside).
 
     Absent optional keys decode to UNSET, so duplicate keys can be detected by counting. With
@@ -124,8 +130,7 @@ def compile_struct(fields: Sequence[Field], mode: str, *, strict: bool, name: st
             spec.append((f.name, typ))
         else:
             spec.append((f.name, typ | msgspec.UnsetType, msgspec.UNSET))
-    return msgspec.defstruct(name, spec, forbid_unknown_fields=strict, kw_only=not array_like,
-                             array_like=array_like)
+    return msgspec.defstruct(name, spec, forbid_unknown_fields=strict, kw_only=not array_like, array_like=array_like)
 
 
 class RecordValidator:
@@ -138,7 +143,7 @@ class RecordValidator:
         self._text_mode = mode == "batch"
         self._json_type = compile_struct(contract.fields, mode, strict=contract.strict)
         self._text_type = compile_struct(contract.fields, "batch", strict=False, array_like=True)
-        self._decode = msgspec.json.Decoder(self._json_type).decode
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(self._json_type).decode
         self._post = _post_checks(contract.fields)
         self._decimals = [f for f in contract.fields if f.type == "decimal"]
         self._nested = any(f.type in ("struct", "list") for f in contract.fields)
@@ -156,8 +161,9 @@ class RecordValidator:
         invalid: list[tuple[int, list[Issue]]] = []
         for i, raw in enumerate(raws):
             if len(raw) > limit:
-                invalid.append((i, [Issue("$", "max_record_bytes",
-                                          f"record is {len(raw):,} bytes; the limit is {limit:,}")]))
+                invalid.append(
+                    (i, [Issue("$", "max_record_bytes", f"record is {len(raw):,} bytes; the limit is {limit:,}")])
+                )
                 continue
             try:
                 record = decode(raw)
@@ -167,7 +173,7 @@ class RecordValidator:
             # Every key is followed by `":` unless whitespace sits before the colon; when the count
             # of `":` equals the keys decoded, no key can have appeared twice.
             present = self._present(record) if nested else nfields - astuple(record).count(unset)
-            if (raw.count(b'":') != present or spaced(raw) is not None or (post is not None and not post(record))):
+            if raw.count(b'":') != present or spaced(raw) is not None or (post is not None and not post(record)):
                 issues = self.explain_json(raw, None)
                 if issues:
                     invalid.append((i, issues))
@@ -199,8 +205,9 @@ class RecordValidator:
             return [Issue("$", "json", f"invalid JSON: {err}")]
         if _depth(doc) > MAX_DEPTH:
             return [Issue("$", "max_depth", f"nesting deeper than {MAX_DEPTH} levels")]
-        issues = duplicates + _check_fields(self.contract.fields, doc, "$", self.contract.strict, text=False,
-                                            tz=not self._text_mode)
+        issues = duplicates + _check_fields(
+            self.contract.fields, doc, "$", self.contract.strict, text=False, tz=not self._text_mode
+        )
         if not issues and exc is not None:
             issues.append(_from_msgspec(exc))
         return issues
@@ -214,13 +221,15 @@ class RecordValidator:
         invalid: list[tuple[int, list[Issue]]] = []
         for i, row in enumerate(rows):
             try:
-                record = convert(row, typ, strict=False)
+                record: Any = convert(row, typ, strict=False)
             except msgspec.ValidationError as exc:
                 invalid.append((i, self.explain_row(row, exc)))
                 continue
             if post is not None and not post(record):
-                invalid.append((i, self.explain_row(row, None)))
-                continue
+                issues = self.explain_row(row, None)
+                if issues:
+                    invalid.append((i, issues))
+                    continue
             valid.append(record)
             positions.append(i)
         return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_row(rows[i], None))
@@ -241,20 +250,21 @@ class RecordValidator:
         invalid: list[tuple[int, list[Issue]]] = []
         for i, row in enumerate(rows):
             try:
-                record = convert(row, typ, strict=True)
+                record: Any = convert(row, typ, strict=True)
             except msgspec.ValidationError as exc:
                 invalid.append((i, self.explain_object(row, exc)))
                 continue
             if post is not None and not post(record):
-                invalid.append((i, self.explain_object(row, None)))
-                continue
+                issues = self.explain_object(row, None)
+                if issues:
+                    invalid.append((i, issues))
+                    continue
             valid.append(record)
             positions.append(i)
         return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_object(rows[i], None))
 
     def explain_object(self, row: dict[str, Any], exc: BaseException | None) -> list[Issue]:
-        issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=False,
-                               tz=not self._text_mode)
+        issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=False, tz=not self._text_mode)
         if not issues and exc is not None:
             issues.append(_from_msgspec(exc))
         return issues
@@ -293,8 +303,12 @@ def _bad_decimals(field: Field, values: list[Any]) -> set[int]:
         return {i for i, v in enumerate(values) if v is not None and _decimal_issues(field, v, "$")}
     c = field.constraints
     masks = []
-    for bound, op in ((c.minimum, pc.less), (c.maximum, pc.greater), (c.exclusive_minimum, pc.less_equal),
-                      (c.exclusive_maximum, pc.greater_equal)):
+    for bound, op in (
+        (c.minimum, pc.less),
+        (c.maximum, pc.greater),
+        (c.exclusive_minimum, pc.less_equal),
+        (c.exclusive_maximum, pc.greater_equal),
+    ):
         if bound is not None:
             masks.append(op(column, pa.scalar(bound, pa.decimal128(38, max(field.scale or 0, _scale(bound))))))
     bad: set[int] = set()
@@ -346,17 +360,32 @@ def _post_checks(fields: Sequence[Field]) -> Callable[[Any], bool] | None:
     for f in fields:
         if f.type == "decimal":
             continue  # checked a column at a time, see RecordValidator._decimal_pass
-        if f.constraints.enum is not None and f.type != "string":
-            allowed = set(f.constraints.enum)
-            checks.append(lambda r, n=f.name, a=allowed: getattr(r, n) in (None, msgspec.UNSET) or getattr(r, n) in a)
-        elif f.type == "string" and f.constraints.enum is not None and not all(
-                isinstance(v, str) for v in f.constraints.enum):
-            checks.append(lambda r: False)
+        if f.constraints.enum is not None and not (f.type == "string" and _all_str(f.constraints.enum)):
+            checks.append(_enum_check(f.name, set(f.constraints.enum)))
         elif f.type in ("struct", "list") and _needs_post(f):
-            checks.append(lambda r, f=f: not _check_value(f, _to_plain(getattr(r, f.name)), "$", False, False))
+            checks.append(_nested_check(f))
     if not checks:
         return None
     return lambda record: all(check(record) for check in checks)
+
+
+def _all_str(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, str) for v in values)
+
+
+def _enum_check(name: str, allowed: set[Any]) -> Callable[[Any], bool]:
+    def check(record: Any) -> bool:
+        value = getattr(record, name)
+        return value is None or value is msgspec.UNSET or value in allowed
+
+    return check
+
+
+def _nested_check(field: Field) -> Callable[[Any], bool]:
+    def check(record: Any) -> bool:
+        return not _check_value(field, _to_plain(getattr(record, field.name)), "$", False, False)
+
+    return check
 
 
 def _needs_post(field: Field) -> bool:
@@ -377,7 +406,7 @@ def _to_plain(value: Any) -> Any:
 def _decimal_issues(field: Field, value: Decimal, path: str) -> list[Issue]:
     if not value.is_finite():
         return [Issue(path, "type", f"{value} is not a finite decimal")]
-    sign, digits, exponent = value.as_tuple()
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     scale = max(0, -exponent)
     integer_digits = max(0, len(digits) + exponent)
@@ -400,7 +429,9 @@ def _check_fields(fields: Sequence[Field], doc: Any, path: str, strict: bool, *,
         known.add(f.name)
         issues += _check_value(f, doc.get(f.name, _MISSING), f"{path}.{f.name}", text, tz)
     if strict:
-        issues += [Issue(f"{path}.{k}", "unknown_field", f"'{k}' is not in the contract") for k in doc if k not in known]
+        issues += [
+            Issue(f"{path}.{k}", "unknown_field", f"'{k}' is not in the contract") for k in doc if k not in known
+        ]
     return issues
 
 
@@ -446,7 +477,8 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
 
 
 def _coerce(f: Field, value: Any, text: bool, tz: bool) -> Any:
@@ -486,8 +518,9 @@ def _coerce(f: Field, value: Any, text: bool, tz: bool) -> Any:
     if f.type == "date" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if not isinstance(value, str):
-        raise _TypeProblem(f"expected a {'RFC 3339 ' if f.type == 'timestamp' else 'ISO '}{f.type} string, "
-                           f"got {_json_type(value)}")
+        raise _TypeProblem(
+            f"expected a {'RFC 3339 ' if f.type == 'timestamp' else 'ISO '}{f.type} string, got {_json_type(value)}"
+        )
     return _parse_temporal(f.type, value, tz)
 
 

@@ -13,8 +13,9 @@ class DuckDBEngine(Engine):
     def __init__(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
         import duckdb
 
-        self.con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                                      "autoload_known_extensions": False})
+        self.con = duckdb.connect(
+            ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -34,8 +35,10 @@ class DuckDBEngine(Engine):
             self.con.register(name, scan.to_arrow())
             return
         files = exp.Array(expressions=[exp.Literal.string(t.file.file_path.removeprefix("file://")) for t in tasks])
-        options = [exp.EQ(this=exp.column(k), expression=v) for k, v in
-                   (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))]
+        options = [
+            exp.EQ(this=exp.column(k), expression=v)
+            for k, v in (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))
+        ]
         source = exp.func("read_parquet", files, *options)
         select = exp.select("*").from_(exp.Table(this=source))
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")

@@ -60,8 +60,9 @@ class FileSource(Source):
 
     kind = "files"
 
-    def __init__(self, name: str, contract: Contract, landing: Path, pattern: str | None = None,
-                 format: str | None = None) -> None:
+    def __init__(
+        self, name: str, contract: Contract, landing: Path, pattern: str | None = None, format: str | None = None
+    ) -> None:
         base = contract.file or FileSpec(pattern or "*", "ndjson" if contract.kind == "event" else "csv")
         self.spec = FileSpec(pattern or base.pattern, format or base.format, base.csv)  # type: ignore[arg-type]
         self.name = name
@@ -88,8 +89,11 @@ class FileSource(Source):
             match = self.pattern.match(path.name)
             if match is None:
                 if only:
-                    refused.append(FileOutcome(name, "refused",
-                                               reason=f"the name does not match the pattern {self.pattern.template}"))
+                    refused.append(
+                        FileOutcome(
+                            name, "refused", reason=f"the name does not match the pattern {self.pattern.template}"
+                        )
+                    )
                 continue
             found.append(Candidate(path, name, match, real.stat().st_size))
         found.sort(key=lambda c: (c.match.file_date or datetime.min.date(), c.name))
@@ -121,8 +125,9 @@ class FileSource(Source):
         return waiting, len(done)
 
     # -- ingesting -----------------------------------------------------------------------------
-    def ingest(self, warehouse: Warehouse, run_id: str, observer: IngestObserver,
-               only: list[str] | None = None) -> SourceReport:
+    def ingest(
+        self, warehouse: Warehouse, run_id: str, observer: IngestObserver, only: list[str] | None = None
+    ) -> SourceReport:
         started = time.perf_counter()
         candidates, refused = self.discover(only)
         observer.source_started(self.name, len(candidates), sum(c.size for c in candidates))
@@ -146,13 +151,19 @@ class FileSource(Source):
         snapshots.update(self._flush(batch, bronze, quarantine, run_id))
         return SourceReport(self.name, tuple(outcomes), time.perf_counter() - started, snapshots)
 
-    def _one(self, cand: Candidate, batch: _Batch, done: dict[str, dict[str, Any]],
-             quarantined: dict[str, dict[str, Any]]) -> FileOutcome:
+    def _one(
+        self, cand: Candidate, batch: _Batch, done: dict[str, dict[str, Any]], quarantined: dict[str, dict[str, Any]]
+    ) -> FileOutcome:
         sha = _sha256(cand.path)
         if sha in done:
             first = done[sha]
-            return FileOutcome(cand.name, "skipped", sha, cand.size,
-                               reason=f"same content as {first['name']}, already ingested (run {first['run']})")
+            return FileOutcome(
+                cand.name,
+                "skipped",
+                sha,
+                cand.size,
+                reason=f"same content as {first['name']}, already ingested (run {first['run']})",
+            )
         try:
             good, bad, rows_in = self._read(cand, sha)
             outcome = FileOutcome(cand.name, "landed", sha, cand.size, rows_in, good.num_rows, bad.num_rows)
@@ -164,8 +175,15 @@ class FileSource(Source):
             batch.bronze.append(good)
         if bad.num_rows and sha not in quarantined:  # else an earlier, interrupted run committed it
             batch.quarantine.append(bad)
-        batch.files.append({"name": cand.name, "sha256": sha, "status": outcome.status,
-                            "landed": outcome.landed, "quarantined": outcome.quarantined})
+        batch.files.append(
+            {
+                "name": cand.name,
+                "sha256": sha,
+                "status": outcome.status,
+                "landed": outcome.landed,
+                "quarantined": outcome.quarantined,
+            }
+        )
         batch.outcomes.append(outcome)
         batch.rows += outcome.rows_in
         return outcome
@@ -206,31 +224,36 @@ class FileSource(Source):
         return typed
 
     def _quarantine_rows(self, chunk: Chunk, outcome: Outcome, cand: Candidate, sha: str) -> pa.Table:
-        rows = [(chunk.positions[i], chunk.raws[i], issues) for i, issues in outcome.invalid]
+        rows: list[tuple[int | None, str | None, list[Issue]]] = [
+            (chunk.positions[i], chunk.raws[i], issues) for i, issues in outcome.invalid
+        ]
         rows += [(pos, raw, [Issue("$", rule, message)]) for pos, raw, rule, message in chunk.broken]
-        rows.sort(key=lambda r: r[0])
+        rows.sort(key=lambda r: r[0] or 0)
         return self._quarantine_table(cand, sha, "record", rows)
 
     def _rejection(self, cand: Candidate, sha: str, exc: FileRejected) -> pa.Table:
         return self._quarantine_table(cand, sha, "file", [(exc.line, None, [Issue("$", "file", exc.reason)])])
 
-    def _quarantine_table(self, cand: Candidate, sha: str, scope: str,
-                          rows: list[tuple[int | None, str | None, list[Issue]]]) -> pa.Table:
+    def _quarantine_table(
+        self, cand: Candidate, sha: str, scope: str, rows: list[tuple[int | None, str | None, list[Issue]]]
+    ) -> pa.Table:
         n = len(rows)
         errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, _, issues in rows]
-        return pa.table({
-            "_source": _repeat(self.name, n, pa.string()),
-            "_source_file": _repeat(cand.name, n, pa.string()),
-            "_source_line": pa.array([r[0] for r in rows], pa.int64()),
-            "_file_hash": _repeat(sha, n, pa.string()),
-            "_scope": _repeat(scope, n, pa.string()),
-            "_raw": pa.array([r[1] for r in rows], pa.string()),
-            "_errors": pa.array(errors, pa.list_(error_struct_type())),
-            "_reason": pa.array([_summary(issues) for _, _, issues in rows], pa.string()),
-            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
-            "_run_id": pa.nulls(n, pa.string()),
-            "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
-        })
+        return pa.table(
+            {
+                "_source": _repeat(self.name, n, pa.string()),
+                "_source_file": _repeat(cand.name, n, pa.string()),
+                "_source_line": pa.array([r[0] for r in rows], pa.int64()),
+                "_file_hash": _repeat(sha, n, pa.string()),
+                "_scope": _repeat(scope, n, pa.string()),
+                "_raw": pa.array([r[1] for r in rows], pa.string()),
+                "_errors": pa.array(errors, pa.list_(error_struct_type())),
+                "_reason": pa.array([_summary(issues) for _, _, issues in rows], pa.string()),
+                "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+                "_run_id": pa.nulls(n, pa.string()),
+                "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+            }
+        )
 
     def _flush(self, batch: _Batch, bronze: Any, quarantine: Any, run_id: str) -> dict[str, int]:
         if not batch.files:

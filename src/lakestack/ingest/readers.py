@@ -54,13 +54,15 @@ def _guard(read: Iterator[Chunk], line: list[int]) -> Iterator[Chunk]:
     try:
         yield from read
     except EOFError:
-        raise FileRejected("the gzip stream is truncated (the file ends before its end-of-stream marker)",
-                           line[0] or None) from None
+        raise FileRejected(
+            "the gzip stream is truncated (the file ends before its end-of-stream marker)", line[0] or None
+        ) from None
     except (gzip.BadGzipFile, zlib.error) as exc:
         raise FileRejected(f"not a valid gzip file ({exc})", line[0] or None) from None
     except UnicodeDecodeError as exc:
-        raise FileRejected(f"not valid text in the contract's encoding ({exc.encoding}: {exc.reason})",
-                           line[0] + 1) from None
+        raise FileRejected(
+            f"not valid text in the contract's encoding ({exc.encoding}: {exc.reason})", line[0] + 1
+        ) from None
     except csv.Error as exc:
         raise FileRejected(f"malformed CSV: {exc}", line[0] or None) from None
 
@@ -71,8 +73,9 @@ def read_csv(path: Path, compression: str | None, contract: Contract, spec: File
     return _guard(_read_csv(path, compression, contract, opts, line), line)
 
 
-def _read_csv(path: Path, compression: str | None, contract: Contract, opts: CsvOptions,
-              line: list[int]) -> Iterator[Chunk]:
+def _read_csv(
+    path: Path, compression: str | None, contract: Contract, opts: CsvOptions, line: list[int]
+) -> Iterator[Chunk]:
     """CSV records with their exact line and raw text, also when a quoted field spans lines.
 
     Lines are read in blocks and parsed by csv.reader in C; `reader.line_num` tells which lines
@@ -89,14 +92,17 @@ def _read_csv(path: Path, compression: str | None, contract: Contract, opts: Csv
                 buf.extend(block)
                 yield block
 
-        reader = csv.reader(itertools.chain.from_iterable(blocks()), delimiter=opts.delimiter,
-                            quotechar=opts.quote, strict=True)
+        reader = csv.reader(
+            itertools.chain.from_iterable(blocks()), delimiter=opts.delimiter, quotechar=opts.quote, strict=True
+        )
         columns = contract.column_names
         base = 0  # line number of buf[0], counted from 0
         if opts.header:
             header = next(reader, None)
             if header is None:
-                raise FileRejected("the file is empty (zero bytes)" if compression is None else "the file has no content")
+                raise FileRejected(
+                    "the file is empty (zero bytes)" if compression is None else "the file has no content"
+                )
             line[0] = reader.line_num
             columns = _check_header(header, "".join(buf[: line[0]]), contract, opts)
         order = [columns.index(c) for c in contract.column_names]
@@ -137,7 +143,9 @@ def _check_header(header: list[str], raw: str, contract: Contract, opts: CsvOpti
         if guess is not None:
             raise FileRejected(
                 f"the header does not match the contract: it looks delimited by {guess!r}, "
-                f"but the contract says {opts.delimiter!r}", 1)
+                f"but the contract says {opts.delimiter!r}",
+                1,
+            )
         parts = []
         if missing:
             parts.append(f"missing column(s): {', '.join(missing)}")
@@ -195,8 +203,10 @@ def read_parquet(path: Path, compression: str | None, contract: Contract, spec: 
     missing = [c for c in contract.column_names if c not in names]
     extra = [c for c in names if c not in contract.column_names]
     if missing or (extra and contract.strict):
-        detail = "; ".join(filter(None, [missing and f"missing column(s): {', '.join(missing)}",
-                                         extra and contract.strict and f"column(s) not in the contract: {', '.join(extra)}"]))
+        problems = [f"missing column(s): {', '.join(missing)}"] if missing else []
+        if extra and contract.strict:
+            problems.append(f"column(s) not in the contract: {', '.join(extra)}")
+        detail = "; ".join(problems)
         raise FileRejected(f"the file's columns do not match the contract ({detail})")
     return _read_parquet(parquet, contract)
 

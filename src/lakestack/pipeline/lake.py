@@ -1,8 +1,8 @@
 """`Lake`: the one entry point. Open a project, ingest, and look at what landed.
 
-    >>> lake = Lake.open("examples/northwind")
-    >>> report = lake.ingest()
-    >>> report.landed, report.quarantined
+>>> lake = Lake.open("examples/northwind")
+>>> report = lake.ingest()
+>>> report.landed, report.quarantined
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class Lake:
         self.project = project
         self.environment = environment or project.config.default_environment
         if self.environment not in project.config.environments:
-            raise ConfigError(f"unknown environment '{self.environment}' "
-                              f"(defined: {', '.join(project.config.environments)})")
+            raise ConfigError(
+                f"unknown environment '{self.environment}' (defined: {', '.join(project.config.environments)})"
+            )
         self._warehouse: Any = None
 
     @classmethod
@@ -86,8 +87,14 @@ class Lake:
         return cls(name, self.project.contract(name), self.project.landing(name), cfg.pattern, cfg.format)  # type: ignore[call-arg]
 
     # -- ingest --------------------------------------------------------------------------------
-    def ingest(self, sources: list[str] | None = None, *, files: list[str] | None = None,
-               observer: IngestObserver | None = None, run_id: str | None = None) -> IngestReport:
+    def ingest(
+        self,
+        sources: list[str] | None = None,
+        *,
+        files: list[str] | None = None,
+        observer: IngestObserver | None = None,
+        run_id: str | None = None,
+    ) -> IngestReport:
         """Ingest new landing files of the given sources (all by default) into Bronze."""
         names = self._sources(sources)
         if files and len(names) != 1:
@@ -112,10 +119,13 @@ class Lake:
         summary = snap.summary.additional_properties if snap and snap.summary else {}
         commits = list(history(table))
         return TableInfo(
-            identifier=identifier, rows=int(summary.get("total-records", 0)),
-            files=int(summary.get("total-data-files", 0)), snapshots=len(commits),
+            identifier=identifier,
+            rows=int(summary.get("total-records", 0)),
+            files=int(summary.get("total-data-files", 0)),
+            snapshots=len(commits),
             last_commit=datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC) if snap else None,
-            last_run=commits[-1].run_id if commits else None, location=table.location(),
+            last_run=commits[-1].run_id if commits else None,
+            location=table.location(),
         )
 
     def status(self) -> list[SourceStatus]:
@@ -126,11 +136,19 @@ class Lake:
             bronze = self._info_or_none(f"bronze.{name}")
             quarantine = self._info_or_none(f"quarantine.{name}")
             cfg = self.project.config.sources[name]
-            out.append(SourceStatus(
-                name, cfg.kind, self.project.contract(name).ref,
-                str(self.project.landing(name).relative_to(self.project.root)), len(pending), ingested,
-                bronze.rows if bronze else 0, quarantine.rows if quarantine else 0,
-                bronze.last_commit if bronze else None))
+            out.append(
+                SourceStatus(
+                    name,
+                    cfg.kind,
+                    self.project.contract(name).ref,
+                    str(self.project.landing(name).relative_to(self.project.root)),
+                    len(pending),
+                    ingested,
+                    bronze.rows if bronze else 0,
+                    quarantine.rows if quarantine else 0,
+                    bronze.last_commit if bronze else None,
+                )
+            )
         return out
 
     def _info_or_none(self, identifier: str) -> TableInfo | None:

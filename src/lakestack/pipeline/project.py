@@ -28,8 +28,10 @@ class Project:
         models = _models(root)
         for name, path in models.items():
             if name in config.sources:
-                raise ProjectError(f"model '{name}' has the name of a source; give each a name of its own",
-                                   Location(str(path.relative_to(root))))
+                raise ProjectError(
+                    f"model '{name}' has the name of a source; give each a name of its own",
+                    Location(str(path.relative_to(root))),
+                )
         return cls(root, config, contracts, models)
 
     @property
@@ -48,15 +50,22 @@ def _check_source(config: ProjectConfig, name: str, source: SourceConfig, contra
     if not contracts.has(source.contract):
         base = source.contract.split(".v")[0]
         versions = contracts.versions(base)
-        hint = (f"available versions: {', '.join(f'v{v}' for v in versions)}" if versions
-                else f"expected contracts/{base}.v1.json (events) or contracts/{base}.v1.yaml (batch files)")
-        raise ConfigError(f"source '{name}' names contract '{source.contract}', which does not exist ({hint})",
-                          locate(config, "sources", name, "contract"))
+        hint = (
+            f"available versions: {', '.join(f'v{v}' for v in versions)}"
+            if versions
+            else f"expected contracts/{base}.v1.json (events) or contracts/{base}.v1.yaml (batch files)"
+        )
+        raise ConfigError(
+            f"source '{name}' names contract '{source.contract}', which does not exist ({hint})",
+            locate(config, "sources", name, "contract"),
+        )
     contract = contracts.get(source.contract)
     if source.kind == "files" and contract.file is None and source.pattern is None:
-        raise ConfigError(f"source '{name}' reads files, but contract {contract.ref} says nothing about files "
-                          "(add x-lakestack-file to the contract or a pattern to the source)",
-                          locate(config, "sources", name))
+        raise ConfigError(
+            f"source '{name}' reads files, but contract {contract.ref} says nothing about files "
+            "(add x-lakestack-file to the contract or a pattern to the source)",
+            locate(config, "sources", name),
+        )
 
 
 def _models(root: Path) -> dict[str, Path]:
@@ -72,7 +81,9 @@ def _models(root: Path) -> dict[str, Path]:
             continue  # a sidecar of a SQL model
         name = path.stem
         if name in found:
-            raise ProjectError(f"two models are named '{name}' (also {found[name].relative_to(root)}); "
-                               "dataset names must be unique", Location(str(path.relative_to(root))))
+            raise ProjectError(
+                f"two models are named '{name}' (also {found[name].relative_to(root)}); dataset names must be unique",
+                Location(str(path.relative_to(root))),
+            )
         found[name] = path
     return found

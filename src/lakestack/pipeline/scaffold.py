@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -58,12 +59,23 @@ _CONTRACT = """\
 }
 """
 
-_SAMPLE = """\
-{"event_id": "0b6f7a7e-4d0c-4c57-9f61-2f1f8a0d9c01", "event_ts": "2026-01-01T09:00:00Z", "event_type": "signup", "user_email": "ada@example.com", "amount": null}
-{"event_id": "0b6f7a7e-4d0c-4c57-9f61-2f1f8a0d9c02", "event_ts": "2026-01-01T09:05:00Z", "event_type": "purchase", "user_email": "ada@example.com", "amount": 19.99}
-{"event_id": "not-a-uuid", "event_ts": "2026-01-01T09:06:00Z", "event_type": "refund", "amount": -5}
-"""
-
+_SAMPLE_EVENTS = [
+    {
+        "event_id": "0b6f7a7e-4d0c-4c57-9f61-2f1f8a0d9c01",
+        "event_ts": "2026-01-01T09:00:00Z",
+        "event_type": "signup",
+        "user_email": "ada@example.com",
+        "amount": None,
+    },
+    {
+        "event_id": "0b6f7a7e-4d0c-4c57-9f61-2f1f8a0d9c02",
+        "event_ts": "2026-01-01T09:05:00Z",
+        "event_type": "purchase",
+        "user_email": "ada@example.com",
+        "amount": 19.99,
+    },
+    {"event_id": "not-a-uuid", "event_ts": "2026-01-01T09:06:00Z", "event_type": "refund", "amount": -5},
+]
 _GITIGNORE = "warehouse/\n.lakestack/\n"
 
 
@@ -79,7 +91,8 @@ def init_project(name: str, path: Path) -> Path:
         (path / folder).mkdir(parents=True, exist_ok=True)
     (path / "lakestack.yaml").write_text(_PROJECT.format(name=name, upper=name.upper()), encoding="utf-8")
     (path / "contracts" / "events.v1.json").write_text(_CONTRACT, encoding="utf-8")
-    (path / "landing" / "events" / "events_20260101.ndjson").write_text(_SAMPLE, encoding="utf-8")
+    sample = "".join(json.dumps(event) + "\n" for event in _SAMPLE_EVENTS)
+    (path / "landing" / "events" / "events_20260101.ndjson").write_text(sample, encoding="utf-8")
     (path / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
     return path
 

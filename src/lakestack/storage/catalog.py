@@ -36,8 +36,9 @@ def catalog_uri(env: EnvironmentConfig, root: Path) -> str:
 def open_catalog(env: EnvironmentConfig, root: Path, name: str = "lakestack") -> Any:
     """A pyiceberg catalog for the environment (SQLite by default; PostgreSQL by URL)."""
     if env.catalog.type != "sql":
-        raise ConfigError(f"catalog type '{env.catalog.type}' is not available yet; use type: sql "
-                          "(SQLite or PostgreSQL)")
+        raise ConfigError(
+            f"catalog type '{env.catalog.type}' is not available yet; use type: sql (SQLite or PostgreSQL)"
+        )
     uri = catalog_uri(env, root)
     if uri.startswith("postgresql"):
         try:

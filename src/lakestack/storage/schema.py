@@ -27,8 +27,13 @@ from pyiceberg.types import (
 from lakestack.contracts.model import Contract, Field
 
 _SCALARS: dict[str, IcebergType] = {
-    "string": StringType(), "integer": LongType(), "double": DoubleType(), "boolean": BooleanType(),
-    "date": DateType(), "timestamp": TimestamptzType(), "json": StringType(),
+    "string": StringType(),
+    "integer": LongType(),
+    "double": DoubleType(),
+    "boolean": BooleanType(),
+    "date": DateType(),
+    "timestamp": TimestamptzType(),
+    "json": StringType(),
 }
 
 # (name, type, required, doc) — appended after the contract's columns.
@@ -104,8 +109,11 @@ def quarantine_schema() -> Schema:
 
 def day_partition(schema: Schema, column: str) -> PartitionSpec:
     source = schema.find_field(column)
-    return PartitionSpec(PartitionField(source_id=source.field_id, field_id=1000, transform=DayTransform(),
-                                        name=f"{column.lstrip('_')}_day"))
+    return PartitionSpec(
+        PartitionField(
+            source_id=source.field_id, field_id=1000, transform=DayTransform(), name=f"{column.lstrip('_')}_day"
+        )
+    )
 
 
 def error_struct_type() -> pa.DataType:

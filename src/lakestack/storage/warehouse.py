@@ -111,8 +111,11 @@ def history(table: Any) -> Iterator[Commit]:
         summary = snap.summary.additional_properties if snap.summary else {}
         raw = summary.get(CHECKPOINT)
         yield Commit(
-            snapshot_id=snap.snapshot_id, timestamp_ms=snap.timestamp_ms, run_id=summary.get(RUN_ID),
-            batch_id=summary.get(BATCH_ID), checkpoint=json.loads(raw) if raw else None,
+            snapshot_id=snap.snapshot_id,
+            timestamp_ms=snap.timestamp_ms,
+            run_id=summary.get(RUN_ID),
+            batch_id=summary.get(BATCH_ID),
+            checkpoint=json.loads(raw) if raw else None,
             added_records=int(summary.get("added-records", 0)),
         )
 
@@ -121,8 +124,15 @@ def has_batch(table: Any, batch_id: str) -> bool:
     return any(c.batch_id == batch_id for c in history(table))
 
 
-def append(table: Any, data: pa.Table, *, run_id: str, batch_id: str, checkpoint: dict[str, Any] | None = None,
-           retries: int = 5) -> Any:
+def append(
+    table: Any,
+    data: pa.Table,
+    *,
+    run_id: str,
+    batch_id: str,
+    checkpoint: dict[str, Any] | None = None,
+    retries: int = 5,
+) -> Any:
     """Append `data` in one snapshot that carries the run id, batch id and checkpoint.
 
     A conflicting or unknown-outcome commit is retried from a fresh read of the table, unless the
@@ -143,7 +153,8 @@ def append(table: Any, data: pa.Table, *, run_id: str, batch_id: str, checkpoint
                 log.info("batch %s was committed by an earlier attempt", batch_id)
                 return table
             if attempt == retries:
-                raise CommitConflictError(f"could not commit to {table.name()} after {retries + 1} attempts: "
-                                          f"{exc}") from exc
+                raise CommitConflictError(
+                    f"could not commit to {table.name()} after {retries + 1} attempts: {exc}"
+                ) from exc
             time.sleep(min(2.0, 0.05 * 2**attempt))
     raise AssertionError("unreachable")

@@ -30,8 +30,12 @@ SCHEMA: dict[str, Any] = {
         "flag": {"type": "boolean"},
         "email": {"type": "string", "format": "email"},
         "uid": {"type": "string", "format": "uuid"},
-        "page": {"type": "object", "additionalProperties": False, "required": ["url"],
-                 "properties": {"url": {"type": "string", "format": "uri"}, "ref": {"type": ["string", "null"]}}},
+        "page": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {"url": {"type": "string", "format": "uri"}, "ref": {"type": ["string", "null"]}},
+        },
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 2}, "minItems": 1, "maxItems": 2},
         "meta": {"type": "object"},
     },
@@ -92,16 +96,27 @@ CASES = [
 
 
 @pytest.mark.parametrize(("patch", "expected"), CASES, ids=[str(c[0])[:40] for c in CASES])
-def test_each_rule_is_reported_with_path_and_rule(events: RecordValidator, patch: dict[str, Any],
-                                                  expected: list[tuple[str, str]]) -> None:
+def test_each_rule_is_reported_with_path_and_rule(
+    events: RecordValidator, patch: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
     doc = {**VALID, **patch} if patch else {}
     assert _issues(events, doc) == expected
 
 
 def test_a_valid_record_passes_with_typed_values(events: RecordValidator) -> None:
-    doc = {**VALID, "n": None, "amount": 12.5, "kind": "a", "level": 2, "flag": True, "email": "a@b.io",
-           "uid": "123e4567-e89b-12d3-a456-426614174000", "tags": ["ab"], "meta": {"free": [1, 2]},
-           "day": "2026-01-02"}
+    doc = {
+        **VALID,
+        "n": None,
+        "amount": 12.5,
+        "kind": "a",
+        "level": 2,
+        "flag": True,
+        "email": "a@b.io",
+        "uid": "123e4567-e89b-12d3-a456-426614174000",
+        "tags": ["ab"],
+        "meta": {"free": [1, 2]},
+        "day": "2026-01-02",
+    }
     outcome = events.validate_json([json.dumps(doc).encode()])
     assert outcome.invalid == []
     record = outcome.valid[0]
@@ -112,23 +127,30 @@ def test_a_valid_record_passes_with_typed_values(events: RecordValidator) -> Non
 def test_every_error_of_one_record_is_listed(events: RecordValidator) -> None:
     doc = {"id": "x", "ts": "nope", "page": {"url": 3}, "kind": "z", "extra": True}
     assert _issues(events, doc) == [
-        ("$.id", "min_length"), ("$.id", "pattern"), ("$.ts", "type"), ("$.kind", "enum"),
-        ("$.page.url", "type"), ("$.extra", "unknown_field")]
+        ("$.id", "min_length"),
+        ("$.id", "pattern"),
+        ("$.ts", "type"),
+        ("$.kind", "enum"),
+        ("$.page.url", "type"),
+        ("$.extra", "unknown_field"),
+    ]
 
 
-@pytest.mark.parametrize(("raw", "rule"), [
-    (b'{"id": "e-1", "ts": "2026-01-01T10:00:00Z"', "json"),
-    (b"not json", "json"),
-    (b'{"id": "e-1", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}, "x": NaN}', "json"),
-    (b'{"id": "e-1", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}, "x": 1e400}', "type"),
-    (b'{"id": "e-1", "id": "e-2", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "duplicate_key"),
-    (b'{"id": "e-1" , "id" : "e-2", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}',
-     "duplicate_key"),
-    (b'{"id": "\xff\xfe", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "encoding"),
-    (b'{"id": "e-\\ud800x", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "encoding"),
-    (b'{"meta": ' + b'{"a": ' * (MAX_DEPTH + 5) + b"1" + b"}" * (MAX_DEPTH + 5) + b"}", "max_depth"),
-    (b"[" * 100_000 + b"]" * 100_000, "max_depth"),
-])
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        (b'{"id": "e-1", "ts": "2026-01-01T10:00:00Z"', "json"),
+        (b"not json", "json"),
+        (b'{"id": "e-1", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}, "x": NaN}', "json"),
+        (b'{"id": "e-1", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}, "x": 1e400}', "type"),
+        (b'{"id": "e-1", "id": "e-2", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "duplicate_key"),
+        (b'{"id": "e-1" , "id" : "e-2", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "duplicate_key"),
+        (b'{"id": "\xff\xfe", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "encoding"),
+        (b'{"id": "e-\\ud800x", "ts": "2026-01-01T10:00:00Z", "page": {"url": "https://x"}}', "encoding"),
+        (b'{"meta": ' + b'{"a": ' * (MAX_DEPTH + 5) + b"1" + b"}" * (MAX_DEPTH + 5) + b"}", "max_depth"),
+        (b"[" * 100_000 + b"]" * 100_000, "max_depth"),
+    ],
+)
 def test_bad_json_is_rejected_at_ingress(events: RecordValidator, raw: bytes, rule: str) -> None:
     outcome = events.validate_json([raw])
     assert outcome.valid == []
@@ -164,8 +186,16 @@ def _row(contract: Contract, values: dict[str, str | None]) -> list[str | None]:
     return [values.get(name) for name in contract.column_names]
 
 
-GOOD_ROW = {"order_id": "ORD-0001", "qty": "2", "price": "9.99", "currency": "USD",
-            "order_ts": "2026-01-01 10:00:00", "paid": "true", "ship_date": "2026-01-03", "weight": "1.5"}
+GOOD_ROW = {
+    "order_id": "ORD-0001",
+    "qty": "2",
+    "price": "9.99",
+    "currency": "USD",
+    "order_ts": "2026-01-01 10:00:00",
+    "paid": "true",
+    "ship_date": "2026-01-03",
+    "weight": "1.5",
+}
 
 ROW_CASES = [
     ({"order_id": None}, [("$.order_id", "not_null")]),
