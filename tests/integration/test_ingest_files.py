@@ -280,3 +280,27 @@ def test_interrupted_batch_is_completed_without_duplicating_quarantine(
     assert report.landed == 3
     assert lake.table_info("bronze.orders").rows == 3
     assert lake.table_info("quarantine.orders").rows == 3  # not 6
+
+
+def test_csv_options_headerless_latin1_and_bom(project: Path, land: Land) -> None:
+    contract = project / "contracts" / "orders.v1.yaml"
+    text = contract.read_text().replace(
+        "format: csv", 'format: csv\n  csv: {header: false, delimiter: "|", encoding: latin-1}'
+    )
+    contract.write_text(text)
+    land("orders", "orders_20260101.csv", "ORD-0001|2|9.99|USD|2026-01-01 10:00:00|café@x.fr\n".encode("latin-1"))
+    lake = Lake.open(project)
+    assert lake.ingest(["orders"]).landed == 1
+    assert lake.read("bronze.orders").to_pylist()[0]["email"] == "café@x.fr"
+
+
+def test_utf8_bom_and_quoted_newlines_keep_lines_right(project: Path, land: Land) -> None:
+    body = HEADER + 'ORD-0001,2,9.99,USD,2026-01-01 10:00:00,"two\nlines"\n' + "ORD-1,2,9.99,USD,2026-01-01,\n"
+    land("orders", "orders_20260101.csv", b"\xef\xbb\xbf" + body.encode())
+    lake = Lake.open(project)
+    report = lake.ingest(["orders"])
+    assert (report.landed, report.quarantined) == (1, 1)
+    good = lake.read("bronze.orders").to_pylist()[0]
+    assert good["email"] == "two\nlines" and good["_source_line"] == 2
+    assert good["_raw"] == 'ORD-0001,2,9.99,USD,2026-01-01 10:00:00,"two\nlines"'
+    assert lake.read("quarantine.orders").to_pylist()[0]["_source_line"] == 4
