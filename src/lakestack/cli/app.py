@@ -67,7 +67,9 @@ def main_options(
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output (CI logs, files) has no terminal width; give tables room instead of rich's 80.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 @app.command()

@@ -146,7 +146,7 @@ class RecordValidator:
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(self._json_type).decode
         self._post = _post_checks(contract.fields)
         self._decimals = [f for f in contract.fields if f.type == "decimal"]
-        self._nested = any(f.type in ("struct", "list") for f in contract.fields)
+        self._nested = _key_counter(contract.fields) if any(_has_objects(f) for f in contract.fields) else None
         self._nfields = len(contract.fields)
         self._names = contract.column_names
 
@@ -172,7 +172,7 @@ class RecordValidator:
                 continue
             # Every key is followed by `":` unless whitespace sits before the colon; when the count
             # of `":` equals the keys decoded, no key can have appeared twice.
-            present = self._present(record) if nested else nfields - astuple(record).count(unset)
+            present = nested(record) if nested else nfields - astuple(record).count(unset)
             if raw.count(b'":') != present or spaced(raw) is not None or (post is not None and not post(record)):
                 issues = self.explain_json(raw, None)
                 if issues:
@@ -181,14 +181,6 @@ class RecordValidator:
             valid.append(record)
             positions.append(i)
         return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_json(raws[i], None))
-
-    def _present(self, value: Any) -> int:
-        if isinstance(value, msgspec.Struct):
-            values = [v for v in msgspec.structs.astuple(value) if v is not msgspec.UNSET]
-            return len(values) + sum(self._present(v) for v in values if isinstance(v, msgspec.Struct | list))
-        if isinstance(value, list):
-            return sum(self._present(v) for v in value if isinstance(v, msgspec.Struct | list))
-        return 0
 
     def explain_json(self, raw: bytes, exc: BaseException | None) -> list[Issue]:
         """Every issue of one JSON record (the slow, exhaustive walk)."""
@@ -287,6 +279,40 @@ class RecordValidator:
         moved = [(outcome.valid_positions[i], explain(outcome.valid_positions[i])) for i in sorted(bad)]
         invalid = sorted(outcome.invalid + moved, key=lambda item: item[0])
         return Outcome([outcome.valid[i] for i in keep], [outcome.valid_positions[i] for i in keep], invalid)
+
+
+def _has_objects(field: Field) -> bool:
+    return field.type == "struct" or (field.type == "list" and field.items is not None and _has_objects(field.items))
+
+
+def _key_counter(fields: Sequence[Field]) -> Callable[[Any], int]:
+    """A function counting the keys present in a decoded record, nested objects included."""
+    width = len(fields)
+    structs = [(f.name, _key_counter(f.fields)) for f in fields if f.type == "struct"]
+    lists = [(f.name, _item_counter(f.items)) for f in fields if f.type == "list" and f.items and _has_objects(f.items)]
+    astuple, unset = msgspec.structs.astuple, msgspec.UNSET
+
+    def count(record: Any) -> int:
+        total = width - astuple(record).count(unset)
+        for name, inner in structs:
+            value = getattr(record, name)
+            if value is not None and value is not unset:
+                total += inner(value)
+        for name, item in lists:
+            value = getattr(record, name)
+            if value:
+                total += sum(item(v) for v in value if v is not None)
+        return total
+
+    return count
+
+
+def _item_counter(field: Field) -> Callable[[Any], int]:
+    if field.type == "struct":
+        return _key_counter(field.fields)
+    assert field.items is not None
+    inner = _item_counter(field.items)
+    return lambda values: sum(inner(v) for v in values if v is not None)
 
 
 _SPACED_KEY = re.compile(rb'"[ \t\r\n]+:').search
