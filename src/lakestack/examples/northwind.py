@@ -442,7 +442,7 @@ def _write_orders(
         previous = [r for d in range(max(0, day - 3), day) for r in placed_lines[d]]
         for row in rnd.sample(previous, min(len(previous), len(placed_lines[day]) // 10)):
             moved = dict(row)
-            status = rnd.choices(STATUS_FLOW[1:] + ("cancelled", "returned"), (40, 30, 20, 7, 3))[0]
+            status = rnd.choices((*STATUS_FLOW[1:], "cancelled", "returned"), (40, 30, 20, 7, 3))[0]
             moved["status"] = status
             moved["updated_at"] = _ts(_day_start(start, day) + timedelta(seconds=rnd.randrange(86_400)))
             by_day[day].append(moved)
