@@ -206,23 +206,28 @@ def show(
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Rows to show.")] = 10,
     json_out: JsonOpt = False,
 ) -> None:
-    """A table's schema, recent commits and first rows."""
-    from lakestack.cli.render import print_json, rows_table, to_jsonable
+    """A table's schema and first rows."""
+    from lakestack.cli.render import print_json, records_view, rows_table, to_jsonable
 
     lake = _state(ctx).lake()
     info = lake.table_info(table)
     data = lake.read(table, limit=limit)
     rows = data.to_pylist()
     if json_out:
-        print_json(_console(), {"table": info, "schema": [str(f) for f in data.schema], "rows": rows})
+        print_json(_console(), {"table": info, "schema": lake.schema(table), "rows": rows})
         return
     console = _console()
     console.print(
         f"[bold]{info.identifier}[/] · {info.rows:,} rows in {info.files} files · "
         f"{info.snapshots} snapshots · {info.location}"
     )
+    console.print(rows_table("schema", lake.schema(table), ["column", "type", "required", "pii"]))
     columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
-    console.print(rows_table(f"first {len(rows)} rows", [to_jsonable(r) for r in rows], columns))
+    shown = [to_jsonable(r) for r in rows]
+    if len(columns) <= 8:
+        console.print(rows_table(f"first {len(rows)} rows", shown, columns))
+    else:  # too wide for a table: one block per row
+        console.print(records_view(f"first {len(rows)} rows", shown, columns))
 
 
 def main() -> None:

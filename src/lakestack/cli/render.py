@@ -145,6 +145,17 @@ def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Ta
     return table
 
 
+def records_view(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    """Rows shown one under another as column/value pairs (for tables too wide to read across)."""
+    table = Table(title=title, title_justify="left", show_header=False, show_lines=True)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("record", overflow="fold")
+    for i, row in enumerate(rows, start=1):
+        body = "\n".join(f"[bold]{c}[/]: {_cell(row.get(c))}" for c in columns)
+        table.add_row(str(i), body)
+    return table
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "[dim]null[/]"

@@ -128,6 +128,17 @@ class Lake:
             location=table.location(),
         )
 
+    def schema(self, identifier: str) -> list[dict[str, Any]]:
+        """Columns of a table: name, Iceberg type, required, and PII class where the contract gave one."""
+        table = self.warehouse.load(identifier)
+        pii = {
+            k.removeprefix("lakestack.pii."): v for k, v in table.properties.items() if k.startswith("lakestack.pii.")
+        }
+        return [
+            {"column": f.name, "type": str(f.field_type), "required": f.required, "pii": pii.get(f.name)}
+            for f in table.schema().fields
+        ]
+
     def status(self) -> list[SourceStatus]:
         out = []
         for name in self._sources(None):
