@@ -86,9 +86,24 @@ class SourceConfig(Frozen):
         return value
 
 
+class NormalizeConfig(Frozen):
+    """How a Silver model cleans values: trimmed strings, lower- or upper-cased columns."""
+
+    trim: bool = True
+    lower: list[str] | None = None  # default: columns the contract classifies as email
+    upper: list[str] = []
+
+
 class DatasetConfig(Frozen):
+    """A Silver dataset (declared here) or a Gold dataset (declared by a SQL model, optionally here)."""
+
     layer: Literal["silver", "gold"]
     source: str | None = None
+    key: list[str] | None = None
+    order_by: list[str] | None = None
+    partition_by: str | None = None
+    normalize: NormalizeConfig = NormalizeConfig()
+    keys_change_partition: bool = True
     description: str | None = None
     owner: str | None = None
 
@@ -139,13 +154,6 @@ def load_project_config(root: Path) -> ProjectConfig:
         raise ConfigError(
             f"default_environment '{config.default_environment}' is not one of: {', '.join(config.environments)}",
             smap.locate(("default_environment",)),
-        )
-    overlap = set(config.sources) & set(config.datasets)
-    if overlap:
-        name = sorted(overlap)[0]
-        raise ConfigError(
-            f"'{name}' names both a source and a dataset; give each a name of its own",
-            smap.locate(("datasets", name)),
         )
     _check_source_paths(config, smap)
     config._smap = smap

@@ -41,8 +41,17 @@ def test_the_fixture_project_loads(project: Path) -> None:
             r"lakestack.yaml:4 \(datasets.daily\): 'daily' is defined twice \(first on line 3\)",
         ),
         (
-            "name: shop\nsources:\n  orders: {contract: orders}\ndatasets:\n  orders: {layer: silver}\n",
-            r"'orders' names both a source and a dataset",
+            "name: shop\nsources:\n  orders: {contract: orders}\ndatasets:\n  sales: {layer: silver}\n",
+            r"lakestack.yaml:5 \(datasets.sales.layer\): silver dataset 'sales' reads source 'sales', which is not",
+        ),
+        (
+            "name: shop\nsources:\n  orders: {contract: orders}\ndatasets:\n  orders: {layer: silver, key: [nope]}\n",
+            r"\(datasets.orders.key\): key names 'nope', which is not a column of contract orders.v1",
+        ),
+        (
+            "name: shop\nsources:\n  orders: {contract: orders}\n"
+            "datasets:\n  orders: {layer: silver, partition_by: email}\n",
+            r"partitioned by day of a timestamp or date column",
         ),
         ("name: Shop\n", r"\(name\): .*lower-case"),
         ("sources: {}\n", r"missing required key 'name'"),

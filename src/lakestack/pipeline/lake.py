@@ -107,6 +107,27 @@ class Lake:
             reports.append(source.ingest(self.warehouse, run_id, observer or NullObserver(), only=files))
         return IngestReport(run_id, started, time.perf_counter() - t0, tuple(reports))
 
+    # -- promote -------------------------------------------------------------------------------
+    def silver_datasets(self, names: list[str] | None = None) -> list[str]:
+        silver = [n for n, d in self.project.config.datasets.items() if d.layer == "silver"]
+        for name in names or []:
+            if name not in silver:
+                raise UsageError(f"unknown silver dataset '{name}' (silver datasets: {', '.join(silver) or 'none'})")
+        return names or silver
+
+    def promote(self, datasets: list[str] | None = None, *, run_id: str | None = None) -> list[Any]:
+        """Merge what Bronze committed since each Silver dataset's checkpoint into Silver."""
+        from lakestack.pipeline.silver import SilverPromotion, model_from_config
+
+        run_id = run_id or new_run_id()
+        results = []
+        for name in self.silver_datasets(datasets):
+            model = model_from_config(name, self.project)
+            if not self.warehouse.exists(f"bronze.{model.source}"):
+                raise UsageError(f"bronze.{model.source} does not exist yet: run 'lakestack ingest' first")
+            results.append(SilverPromotion(model, self.warehouse, run_id).run())
+        return results
+
     # -- looking ---------------------------------------------------------------------------------
     def tables(self) -> list[TableInfo]:
         return [self.table_info(t) for t in self.warehouse.tables()]

@@ -25,14 +25,10 @@ class Project:
         contracts = ContractRegistry.load(root / "contracts", root)
         for name, source in config.sources.items():
             _check_source(config, name, source, contracts)
-        models = _models(root)
-        for name, path in models.items():
-            if name in config.sources:
-                raise ProjectError(
-                    f"model '{name}' has the name of a source; give each a name of its own",
-                    Location(str(path.relative_to(root))),
-                )
-        return cls(root, config, contracts, models)
+        for name, dataset in config.datasets.items():
+            if dataset.layer == "silver":
+                _check_silver(config, name, contracts)
+        return cls(root, config, contracts, _models(root))
 
     @property
     def name(self) -> str:
@@ -65,6 +61,38 @@ def _check_source(config: ProjectConfig, name: str, source: SourceConfig, contra
             f"source '{name}' reads files, but contract {contract.ref} says nothing about files "
             "(add x-lakestack-file to the contract or a pattern to the source)",
             locate(config, "sources", name),
+        )
+
+
+def _check_silver(config: ProjectConfig, name: str, contracts: ContractRegistry) -> None:
+    dataset = config.datasets[name]
+    source = dataset.source or name
+    if source not in config.sources:
+        raise ConfigError(
+            f"silver dataset '{name}' reads source '{source}', which is not declared under sources",
+            locate(config, "datasets", name, "source" if dataset.source else "layer"),
+        )
+    contract = contracts.get(config.sources[source].contract)
+    columns = set(contract.column_names) | {"_ingested_at", "_source_file", "_source_line"}
+    for key in ("key", "order_by", "partition_by"):
+        value = getattr(dataset, key)
+        for column in [value] if isinstance(value, str) else value or []:
+            if column not in columns:
+                raise ConfigError(
+                    f"{key} names '{column}', which is not a column of contract {contract.ref}",
+                    locate(config, "datasets", name, key),
+                )
+    if not (dataset.key or contract.key):
+        raise ConfigError(
+            f"silver dataset '{name}' needs a key (set key here or x-lakestack-key / key in contract {contract.ref})",
+            locate(config, "datasets", name),
+        )
+    partition = dataset.partition_by or contract.event_time
+    if partition is None or contract.field(partition).type not in ("timestamp", "date"):
+        raise ConfigError(
+            f"silver dataset '{name}' is partitioned by day of a timestamp or date column: set "
+            f"partition_by (or event_time in contract {contract.ref})",
+            locate(config, "datasets", name),
         )
 
 

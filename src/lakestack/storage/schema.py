@@ -48,6 +48,13 @@ BRONZE_COLUMNS: tuple[tuple[str, IcebergType, bool, str], ...] = (
     ("_contract_version", IntegerType(), True, "the contract version the record was validated against"),
 )
 
+SILVER_COLUMNS: tuple[tuple[str, IcebergType, bool, str], ...] = (
+    ("_ingested_at", TimestamptzType(), True, "when the winning version reached Bronze"),
+    ("_source_file", StringType(), False, "landing file of the winning version"),
+    ("_source_line", LongType(), False, "line of the winning version in its file"),
+    ("_run_id", StringType(), True, "the promotion run that wrote this version"),
+)
+
 _ERROR = StructType(
     NestedField(9001, "path", StringType(), required=False),
     NestedField(9002, "rule", StringType(), required=False),

@@ -87,6 +87,24 @@ class Warehouse:
         props.update({f"lakestack.pii.{k}": v for k, v in contract.pii_columns().items()})
         return self._create(identifier, schema, day_partition(schema, "_ingested_at"), props)
 
+    def silver_table(self, model: Any) -> Any:
+        """`silver.<name>`: the contract's columns plus lineage, partitioned by day of the model's time column."""
+        from lakestack.storage.schema import SILVER_COLUMNS, contract_schema
+
+        self.ensure_namespaces()
+        identifier = f"silver.{model.name}"
+        if self.exists(identifier):
+            return self.load(identifier)
+        schema = contract_schema(model.contract, SILVER_COLUMNS)
+        props = {
+            CONTRACT: model.contract.ref,
+            "format-version": "2",
+            "write.parquet.compression-codec": "zstd",
+            "lakestack.key": ",".join(model.key),
+        }
+        props.update({f"lakestack.pii.{k}": v for k, v in model.contract.pii_columns().items()})
+        return self._create(identifier, schema, day_partition(schema, model.partition_by), props)
+
     def quarantine_table(self, source: str) -> Any:
         """`quarantine.<source>`: rejected records and files with every error."""
         self.ensure_namespaces()
@@ -140,9 +158,7 @@ def append(
     """
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 
-    props = {RUN_ID: run_id, BATCH_ID: batch_id}
-    if checkpoint is not None:
-        props[CHECKPOINT] = json.dumps(checkpoint, separators=(",", ":"), sort_keys=True)
+    props = _props(run_id, batch_id, checkpoint)
     for attempt in range(retries + 1):
         try:
             table.append(data.cast(table.schema().as_arrow()), snapshot_properties=props)
@@ -158,3 +174,82 @@ def append(
                 ) from exc
             time.sleep(min(2.0, 0.05 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+def _props(run_id: str, batch_id: str, checkpoint: dict[str, Any] | None) -> dict[str, str]:
+    props = {RUN_ID: run_id, BATCH_ID: batch_id}
+    if checkpoint is not None:
+        props[CHECKPOINT] = json.dumps(checkpoint, separators=(",", ":"), sort_keys=True)
+    return props
+
+
+def replace_files(
+    table: Any,
+    remove: list[Any],
+    data: pa.Table,
+    *,
+    run_id: str,
+    batch_id: str,
+    checkpoint: dict[str, Any] | None = None,
+) -> Any:
+    """In one snapshot, drop the given data files and add `data` (written as new files).
+
+    This is the Silver MERGE commit: the caller read exactly the files it removes, so a
+    concurrent change to them makes the commit fail (CommitConflictError) instead of losing rows;
+    the caller re-reads and tries again.
+    """
+    from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    data = data.cast(table.schema().as_arrow())
+    try:
+        with table.transaction() as tx:
+            update = tx.update_snapshot(snapshot_properties=_props(run_id, batch_id, checkpoint))
+            with update.overwrite() as overwrite:
+                for data_file in remove:
+                    overwrite.delete_data_file(data_file)
+                if data.num_rows:
+                    for data_file in _dataframe_to_data_files(
+                        tx.table_metadata, data, table.io, write_uuid=overwrite.commit_uuid
+                    ):
+                        overwrite.append_data_file(data_file)
+    except (CommitFailedException, CommitStateUnknownException) as exc:
+        table = table.refresh()
+        if has_batch(table, batch_id):
+            return table
+        raise CommitConflictError(f"{table.name()} changed while merging; re-read and retry ({exc})") from exc
+    return table
+
+
+def files_added_after(table: Any, snapshot_id: int | None) -> tuple[list[str], int | None]:
+    """Data files of the current snapshot added after `snapshot_id` (all when None), and the current id.
+
+    Valid for append-only tables such as Bronze: every file added later is new data.
+    """
+    current = table.current_snapshot()
+    if current is None:
+        return [], None
+    newer = _snapshots_after(table, snapshot_id)
+    paths = []
+    for manifest in current.manifests(table.io):
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            if snapshot_id is None or entry.snapshot_id in newer:
+                paths.append(entry.data_file.file_path)
+    return paths, current.snapshot_id
+
+
+def _snapshots_after(table: Any, snapshot_id: int | None) -> set[int]:
+    out: set[int] = set()
+    snap = table.current_snapshot()
+    while snap is not None and snap.snapshot_id != snapshot_id:
+        out.add(snap.snapshot_id)
+        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+    return out
+
+
+def last_checkpoint(table: Any) -> dict[str, Any] | None:
+    """The checkpoint of the newest commit that carries one."""
+    for commit in reversed(list(history(table))):
+        if commit.checkpoint is not None:
+            return commit.checkpoint
+    return None

@@ -1,0 +1,312 @@
+"""Silver promotion: new Bronze rows → dedup by key (latest wins) → MERGE into `silver.<dataset>`.
+
+The MERGE rewrites only the day partitions the incoming keys touch. It reads those partitions'
+data files, lets DuckDB pick the winning version of every key among the stored and the incoming
+rows, and commits one snapshot that removes exactly the files it read and adds the merged rows.
+The snapshot carries the Bronze snapshot id it has read up to, so the next promotion reads only
+what Bronze committed after it, and a promotion with nothing new makes no snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlglot.expressions as exp
+
+from lakestack.contracts.model import Contract
+from lakestack.errors import CommitConflictError, RunError
+
+log = logging.getLogger(__name__)
+
+LINEAGE = ("_ingested_at", "_source_file", "_source_line")
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SilverModel:
+    """A Silver dataset derived from one Bronze source."""
+
+    name: str
+    source: str
+    contract: Contract
+    key: tuple[str, ...]
+    order_by: tuple[str, ...]
+    partition_by: str
+    trim: bool = True
+    lower: tuple[str, ...] = ()
+    upper: tuple[str, ...] = ()
+    keys_change_partition: bool = True
+
+    @property
+    def identifier(self) -> str:
+        return f"silver.{self.name}"
+
+    @property
+    def ordering(self) -> tuple[str, ...]:
+        """Latest wins: the declared order, then ingestion time and file position break ties."""
+        return tuple(dict.fromkeys((*self.order_by, *LINEAGE)))
+
+
+@dataclass(frozen=True, slots=True)
+class PromoteResult:
+    dataset: str
+    bronze_rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    partitions: int = 0
+    files_removed: int = 0
+    snapshot_id: int | None = None
+    duration_s: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return self.snapshot_id is not None
+
+
+def _col(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
+
+
+def _files(paths: list[str]) -> exp.Expression:
+    literals = [exp.Literal.string(p.removeprefix("file://")) for p in paths]
+    options = [
+        exp.EQ(this=exp.column(k), expression=v)
+        for k, v in (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))
+    ]
+    return exp.Table(this=exp.func("read_parquet", exp.Array(expressions=literals), *options))
+
+
+def normalized_columns(model: SilverModel) -> list[exp.Expression]:
+    """The Silver columns computed from a Bronze row: cleaned values plus lineage columns."""
+    out: list[exp.Expression] = []
+    for field in model.contract.fields:
+        value: exp.Expression = _col(field.name)
+        if field.type == "string":
+            if model.trim:
+                value = exp.Trim(this=value)
+            if field.name in model.lower:
+                value = exp.Lower(this=value)
+            elif field.name in model.upper:
+                value = exp.Upper(this=value)
+        out.append(exp.alias_(value, field.name, quoted=True))
+    return out + [_col(c) for c in LINEAGE]
+
+
+def _latest(source: exp.Expression, model: SilverModel, tie_break: list[exp.Ordered] | None = None) -> exp.Select:
+    """Rows of `source` that win for their key (row_number() = 1 by the model's ordering)."""
+    order = [*[exp.Ordered(this=_col(c), desc=True, nulls_first=False) for c in model.ordering], *(tie_break or [])]
+    window = exp.Window(
+        this=exp.RowNumber(), partition_by=[_col(k) for k in model.key], order=exp.Order(expressions=order)
+    )
+    ranked = exp.select("*", exp.alias_(window, "_rank")).from_(source)
+    return (
+        exp.select(exp.Star(except_=[exp.column("_rank")]))
+        .from_(ranked.subquery("ranked"))
+        .where(exp.EQ(this=exp.column("_rank"), expression=exp.Literal.number(1)))
+    )
+
+
+class SilverPromotion:
+    """One promotion of one Silver model, on a DuckDB connection, against the warehouse."""
+
+    def __init__(self, model: SilverModel, warehouse: Any, run_id: str) -> None:
+        from lakestack.engine.duckdb import DuckDBEngine
+
+        self.model = model
+        self.warehouse = warehouse
+        self.run_id = run_id
+        self.engine = DuckDBEngine()
+        self.engine.con.execute("SET TimeZone = 'UTC'")
+
+    def run(self, retries: int = 5) -> PromoteResult:
+        started = time.perf_counter()
+        try:
+            for attempt in range(retries + 1):
+                try:
+                    return self._attempt(started)
+                except CommitConflictError:
+                    if attempt == retries:
+                        raise
+                    log.info("%s changed while merging; re-reading (attempt %d)", self.model.identifier, attempt + 2)
+            raise AssertionError("unreachable")
+        finally:
+            self.engine.close()
+
+    def _attempt(self, started: float) -> PromoteResult:
+        from lakestack.storage.warehouse import files_added_after, last_checkpoint, replace_files
+
+        bronze = self.warehouse.load(f"bronze.{self.model.source}")
+        silver = self.warehouse.silver_table(self.model)
+        checkpoint = last_checkpoint(silver) or {}
+        since = checkpoint.get(f"bronze.{self.model.source}")
+        paths, current = files_added_after(bronze, since)
+        if current is None or current == since:
+            return PromoteResult(self.model.identifier, duration_s=time.perf_counter() - started)
+        con = self.engine.con
+        if paths:
+            source: exp.Expression = _files(paths)
+        else:  # Bronze moved on without new rows (an empty batch): advance the checkpoint only
+            con.register("bronze_empty", bronze.schema().as_arrow().empty_table())
+            source = exp.to_table("bronze_empty")
+        incoming = exp.select(*normalized_columns(self.model)).from_(source).subquery("b")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS {_latest(incoming, self.model).sql('duckdb')}")
+        bronze_rows = int(con.execute("SELECT count(*) FROM incoming").fetchall()[0][0])
+        touched, removed = self._touched_files(silver)
+        stored = _files([f.file_path for f in removed]) if removed else None
+        merged, inserted, updated = self._merge(stored)
+        new_checkpoint = {**checkpoint, f"bronze.{self.model.source}": current}
+        batch_id = f"silver:{self.model.name}:{since}:{current}"
+        silver = replace_files(
+            silver, removed, merged, run_id=self.run_id, batch_id=batch_id, checkpoint=new_checkpoint
+        )
+        return PromoteResult(
+            self.model.identifier,
+            bronze_rows,
+            inserted,
+            updated,
+            len(touched),
+            len(removed),
+            silver.current_snapshot().snapshot_id,
+            time.perf_counter() - started,
+        )
+
+    def _touched_files(self, silver: Any) -> tuple[set[int], list[Any]]:
+        """Day partitions the incoming keys touch, and the data files in them."""
+        part = _col(self.model.partition_by)
+        days_sql = (
+            exp.select(
+                exp.Distinct(
+                    expressions=[
+                        exp.Sub(
+                            this=exp.Cast(this=part, to=exp.DataType.build("date")),
+                            expression=exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("date")),
+                        )
+                    ]
+                )
+            )
+            .from_("incoming")
+            .sql("duckdb")
+        )
+        days = {int(r[0]) for r in self.engine.con.execute(days_sql).fetchall() if r[0] is not None}
+        tasks = [t.file for t in silver.scan().plan_files()]
+        by_day = [(f, _ordinal(f.partition[0])) for f in tasks]
+        removed = [f for f, day in by_day if day in days]
+        if self.model.keys_change_partition:
+            elsewhere = [f for f, day in by_day if day not in days]
+            moved = self._files_holding_incoming_keys(elsewhere)
+            days |= {day for f, day in by_day if f.file_path in moved}
+            removed = [f for f, day in by_day if day in days]
+        return days, removed
+
+    def _files_holding_incoming_keys(self, files: list[Any]) -> set[str]:
+        """Files outside the touched partitions that hold an incoming key (its partition moved)."""
+        if not files:
+            return set()
+        keys = [_col(k) for k in self.model.key]
+        source = exp.Table(
+            this=exp.func(
+                "read_parquet",
+                exp.Array(expressions=[exp.Literal.string(f.file_path.removeprefix("file://")) for f in files]),
+                exp.EQ(this=exp.column("filename"), expression=exp.true()),
+                exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false()),
+            )
+        )
+        condition = exp.In(this=exp.Tuple(expressions=keys), query=exp.select(*keys).from_("incoming").subquery())
+        query = exp.select(exp.Distinct(expressions=[exp.column("filename")])).from_(source).where(condition)
+        return {
+            "file://" + r[0] if not r[0].startswith(("file:", "s3:")) else r[0]
+            for r in self.engine.con.execute(query.sql("duckdb")).fetchall()
+        }
+
+    def _merge(self, stored: exp.Expression | None) -> tuple[Any, int, int]:
+        """The merged rows of the touched partitions, and how many keys were inserted / updated."""
+        con = self.engine.con
+        run = exp.alias_(exp.Literal.string(self.run_id), "_run_id", quoted=True)
+        if stored is None:
+            table = _arrow(con.sql(exp.select("*", run).from_("incoming").sql("duckdb")))
+            return table, table.num_rows, 0
+        con.execute(f"CREATE OR REPLACE TEMP VIEW stored AS {exp.select('*').from_(stored).sql('duckdb')}")
+        both = exp.Union(
+            this=exp.select("*", exp.alias_(exp.Literal.number(1), "_incoming"), run).from_("incoming"),
+            expression=exp.select(
+                exp.Star(except_=[exp.column("_run_id")]),
+                exp.alias_(exp.Literal.number(0), "_incoming"),
+                _col("_run_id"),
+            ).from_("stored"),
+            distinct=False,
+            by_name=True,
+        )
+        # A full tie (the same Bronze row promoted again) keeps the stored row, so nothing changes.
+        winners = _latest(both.subquery("both"), self.model, [exp.Ordered(this=exp.column("_incoming"), desc=False)])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {winners.sql('duckdb')}")
+        stats = con.execute(
+            exp.select(
+                exp.func(
+                    "count_if",
+                    exp.and_(
+                        exp.column("_incoming").eq(1),
+                        exp.Not(
+                            this=exp.Exists(
+                                this=exp.select("1")
+                                .from_("stored")
+                                .where(
+                                    exp.and_(
+                                        *[
+                                            exp.column(k, table="stored", quoted=True).eq(
+                                                exp.column(k, table="merged", quoted=True)
+                                            )
+                                            for k in self.model.key
+                                        ]
+                                    )
+                                )
+                            )
+                        ),
+                    ),
+                ),
+                exp.func("count_if", exp.column("_incoming").eq(1)),
+            )
+            .from_("merged")
+            .sql("duckdb")
+        ).fetchall()[0]
+        inserted, incoming_won = int(stats[0]), int(stats[1])
+        table = _arrow(con.sql(exp.select(exp.Star(except_=[exp.column("_incoming")])).from_("merged").sql("duckdb")))
+        return table, inserted, incoming_won - inserted
+
+
+def _arrow(relation: Any) -> Any:
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB 2.x / 1.x
+    return fetch()
+
+
+def model_from_config(name: str, project: Any) -> SilverModel:
+    """A SilverModel from a `datasets:` entry of the project file (already checked at load)."""
+    dataset = project.config.datasets[name]
+    source = dataset.source or name
+    contract = project.contract(source)
+    lower = dataset.normalize.lower
+    if lower is None:
+        lower = [f.name for f in contract.fields if f.pii == "email"]
+    partition = dataset.partition_by or contract.event_time
+    if partition is None:
+        raise RunError(f"silver dataset '{name}' has no partition column")
+    return SilverModel(
+        name=name,
+        source=source,
+        contract=contract,
+        key=tuple(dataset.key or contract.key),
+        order_by=tuple(dataset.order_by or ([contract.event_time] if contract.event_time else [])),
+        partition_by=partition,
+        trim=dataset.normalize.trim,
+        lower=tuple(lower),
+        upper=tuple(dataset.normalize.upper),
+        keys_change_partition=dataset.keys_change_partition,
+    )
+
+
+def _ordinal(value: Any) -> int:
+    """A day partition value as days since 1970-01-01 (pyiceberg gives an int or a date)."""
+    return (value - _EPOCH).days if isinstance(value, date) else int(value)
