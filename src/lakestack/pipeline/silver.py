@@ -80,11 +80,11 @@ def _files(paths: list[str]) -> exp.Expression:
     return exp.Table(this=exp.func("read_parquet", exp.Array(expressions=literals), *options))
 
 
-def normalized_columns(model: SilverModel) -> list[exp.Expression]:
+def normalized_columns(model: SilverModel) -> list[Any]:
     """The Silver columns computed from a Bronze row: cleaned values plus lineage columns."""
-    out: list[exp.Expression] = []
+    out: list[Any] = []
     for field in model.contract.fields:
-        value: exp.Expression = _col(field.name)
+        value: Any = _col(field.name)
         if field.type == "string":
             if model.trim:
                 value = exp.Trim(this=value)
