@@ -181,7 +181,7 @@ def show(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="lakestack benchmarks (medians)")
-    for col in ("benchmark", "tool", "median_s", "per_s", "lakestack_speedup"):
+    for col in ("benchmark", "tool", "median_s", "per_s", "ratio"):
         table.add_column(col, justify="left" if col in ("benchmark", "tool") else "right")
     for r in rows:
         speed = r.get("lakestack_speedup")
@@ -193,7 +193,9 @@ def show(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["validation", "ingest"])
+    parser.add_argument("--only", choices=["validation", "ingest", "merge"])
+    parser.add_argument("--merge-base", type=int, default=1_000_000)
+    parser.add_argument("--merge-large", type=int, default=10_000_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -203,6 +205,13 @@ def main() -> None:
         rows += bench_validation(args.events, args.repeat)
     if args.only in (None, "ingest"):
         rows += bench_ingest(args.rows, args.repeat)
+    if args.only in (None, "merge"):
+        from merge import bench_merge, bench_merge_large
+
+        print("  merge · lakestack, pyiceberg upsert, delta-rs merge ...", flush=True)
+        rows += bench_merge(args.merge_base, args.merge_base // 5, args.repeat)
+        print("  merge · 1% into a large table ...", flush=True)
+        rows += bench_merge_large(args.merge_large, args.repeat)
     show(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"

@@ -116,6 +116,10 @@ def test_late_data_rewrites_only_its_partition(pay: Path) -> None:
     assert len(before & after) == 4  # the other four days' files are untouched
     rows = silver(lake)
     assert len(rows) == 6 and rows["P2"]["version"] == 2
+    day2 = lake.warehouse.load("silver.payments").scan(
+        row_filter="paid_at >= '2026-01-02T00:00:00+00:00' and paid_at < '2026-01-03T00:00:00+00:00'")
+    assert sorted(day2.to_arrow()["payment_id"].to_pylist()) == ["P2", "P9"]  # partition values are right
+    assert len(list(day2.plan_files())) == 1  # and prune to the one file of that day
 
 
 def test_rerun_with_nothing_new_makes_no_snapshot(pay: Path) -> None:

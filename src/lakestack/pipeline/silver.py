@@ -123,11 +123,21 @@ class SilverPromotion:
         self.engine.con.execute("SET TimeZone = 'UTC'")
 
     def run(self, retries: int = 5) -> PromoteResult:
+        """Promote what Bronze committed since Silver's checkpoint (retried from a fresh read on conflict)."""
+        return self._retrying(self._from_bronze, retries)
+
+    def merge_arrow(self, rows: Any, batch_id: str, retries: int = 5) -> PromoteResult:
+        """MERGE an Arrow table of Bronze-shaped rows (contract columns + lineage) into Silver."""
+        self.engine.con.register("arrow_in", rows)
+        return self._retrying(lambda t0: self._merge_source(t0, exp.to_table("arrow_in"), None, batch_id), retries)
+
+    def _retrying(self, attempt_fn: Any, retries: int) -> PromoteResult:
         started = time.perf_counter()
         try:
             for attempt in range(retries + 1):
                 try:
-                    return self._attempt(started)
+                    result: PromoteResult = attempt_fn(started)
+                    return result
                 except CommitConflictError:
                     if attempt == retries:
                         raise
@@ -136,8 +146,8 @@ class SilverPromotion:
         finally:
             self.engine.close()
 
-    def _attempt(self, started: float) -> PromoteResult:
-        from lakestack.storage.warehouse import files_added_after, last_checkpoint, replace_files
+    def _from_bronze(self, started: float) -> PromoteResult:
+        from lakestack.storage.warehouse import files_added_after, last_checkpoint
 
         bronze = self.warehouse.load(f"bronze.{self.model.source}")
         silver = self.warehouse.silver_table(self.model)
@@ -146,33 +156,29 @@ class SilverPromotion:
         paths, current = files_added_after(bronze, since)
         if current is None or current == since:
             return PromoteResult(self.model.identifier, duration_s=time.perf_counter() - started)
-        con = self.engine.con
         if paths:
             source: exp.Expression = _files(paths)
         else:  # Bronze moved on without new rows (an empty batch): advance the checkpoint only
-            con.register("bronze_empty", bronze.schema().as_arrow().empty_table())
+            self.engine.con.register("bronze_empty", bronze.schema().as_arrow().empty_table())
             source = exp.to_table("bronze_empty")
+        new_checkpoint = {**checkpoint, f"bronze.{self.model.source}": current}
+        return self._merge_source(started, source, new_checkpoint, f"silver:{self.model.name}:{since}:{current}")
+
+    def _merge_source(self, started: float, source: exp.Expression, checkpoint: dict[str, Any] | None,
+                      batch_id: str) -> PromoteResult:
+        from lakestack.storage.warehouse import replace_files
+
+        silver = self.warehouse.silver_table(self.model)
+        con = self.engine.con
         incoming = exp.select(*normalized_columns(self.model)).from_(source).subquery("b")
         con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS {_latest(incoming, self.model).sql('duckdb')}")
         bronze_rows = int(con.execute("SELECT count(*) FROM incoming").fetchall()[0][0])
         touched, removed = self._touched_files(silver)
         stored = _files([f.file_path for f in removed]) if removed else None
         merged, inserted, updated = self._merge(stored)
-        new_checkpoint = {**checkpoint, f"bronze.{self.model.source}": current}
-        batch_id = f"silver:{self.model.name}:{since}:{current}"
-        silver = replace_files(
-            silver, removed, merged, run_id=self.run_id, batch_id=batch_id, checkpoint=new_checkpoint
-        )
-        return PromoteResult(
-            self.model.identifier,
-            bronze_rows,
-            inserted,
-            updated,
-            len(touched),
-            len(removed),
-            silver.current_snapshot().snapshot_id,
-            time.perf_counter() - started,
-        )
+        silver = replace_files(silver, removed, merged, run_id=self.run_id, batch_id=batch_id, checkpoint=checkpoint)
+        return PromoteResult(self.model.identifier, bronze_rows, inserted, updated, len(touched), len(removed),
+                             silver.current_snapshot().snapshot_id, time.perf_counter() - started)
 
     def _touched_files(self, silver: Any) -> tuple[set[int], list[Any]]:
         """Day partitions the incoming keys touch, and the data files in them."""
@@ -223,57 +229,37 @@ class SilverPromotion:
         }
 
     def _merge(self, stored: exp.Expression | None) -> tuple[Any, int, int]:
-        """The merged rows of the touched partitions, and how many keys were inserted / updated."""
+        """The merged rows of the touched partitions, and how many keys were inserted / updated.
+
+        Only keys that are both stored and incoming are ranked; stored rows of other keys pass through
+        an anti-join, so the sort works on the change, not on the touched partitions.
+        """
         con = self.engine.con
         run = exp.alias_(exp.Literal.string(self.run_id), "_run_id", quoted=True)
         if stored is None:
             table = _arrow(con.sql(exp.select("*", run).from_("incoming").sql("duckdb")))
             return table, table.num_rows, 0
+        keys = [exp.to_identifier(k, quoted=True) for k in self.model.key]
         con.execute(f"CREATE OR REPLACE TEMP VIEW stored AS {exp.select('*').from_(stored).sql('duckdb')}")
+        contested = exp.select("*").from_("stored").join("incoming", using=keys, join_type="semi")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE contested AS {contested.sql('duckdb')}")
         both = exp.Union(
             this=exp.select("*", exp.alias_(exp.Literal.number(1), "_incoming"), run).from_("incoming"),
-            expression=exp.select(
-                exp.Star(except_=[exp.column("_run_id")]),
-                exp.alias_(exp.Literal.number(0), "_incoming"),
-                _col("_run_id"),
-            ).from_("stored"),
-            distinct=False,
-            by_name=True,
-        )
+            expression=exp.select(exp.Star(except_=[exp.column("_run_id")]),
+                                  exp.alias_(exp.Literal.number(0), "_incoming"), _col("_run_id")).from_("contested"),
+            distinct=False, by_name=True)
         # A full tie (the same Bronze row promoted again) keeps the stored row, so nothing changes.
         winners = _latest(both.subquery("both"), self.model, [exp.Ordered(this=exp.column("_incoming"), desc=False)])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {winners.sql('duckdb')}")
-        stats = con.execute(
-            exp.select(
-                exp.func(
-                    "count_if",
-                    exp.and_(
-                        exp.column("_incoming").eq(1),
-                        exp.Not(
-                            this=exp.Exists(
-                                this=exp.select("1")
-                                .from_("stored")
-                                .where(
-                                    exp.and_(
-                                        *[
-                                            exp.column(k, table="stored", quoted=True).eq(
-                                                exp.column(k, table="merged", quoted=True)
-                                            )
-                                            for k in self.model.key
-                                        ]
-                                    )
-                                )
-                            )
-                        ),
-                    ),
-                ),
-                exp.func("count_if", exp.column("_incoming").eq(1)),
-            )
-            .from_("merged")
-            .sql("duckdb")
-        ).fetchall()[0]
-        inserted, incoming_won = int(stats[0]), int(stats[1])
-        table = _arrow(con.sql(exp.select(exp.Star(except_=[exp.column("_incoming")])).from_("merged").sql("duckdb")))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE winners AS {winners.sql('duckdb')}")
+        counts = con.execute(
+            "SELECT (SELECT count(*) FROM incoming), (SELECT count(*) FROM contested), "
+            "(SELECT count_if(_incoming = 1) FROM winners)").fetchall()[0]
+        incoming_keys, existing_keys, incoming_won = (int(v) for v in counts)
+        inserted = incoming_keys - existing_keys
+        kept = exp.select("*").from_("stored").join("incoming", using=keys, join_type="anti")
+        merged = exp.Union(this=kept, expression=exp.select(exp.Star(except_=[exp.column("_incoming")])).from_(
+            "winners"), distinct=False, by_name=True)
+        table = _arrow(con.sql(merged.sql("duckdb")))
         return table, inserted, incoming_won - inserted
 
 

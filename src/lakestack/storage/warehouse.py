@@ -199,7 +199,6 @@ def replace_files(
     the caller re-reads and tries again.
     """
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     data = data.cast(table.schema().as_arrow())
     try:
@@ -208,17 +207,68 @@ def replace_files(
             with update.overwrite() as overwrite:
                 for data_file in remove:
                     overwrite.delete_data_file(data_file)
-                if data.num_rows:
-                    for data_file in _dataframe_to_data_files(
-                        tx.table_metadata, data, table.io, write_uuid=overwrite.commit_uuid
-                    ):
-                        overwrite.append_data_file(data_file)
+                for data_file in write_data_files(tx.table_metadata, table.io, data, overwrite.commit_uuid):
+                    overwrite.append_data_file(data_file)
     except (CommitFailedException, CommitStateUnknownException) as exc:
         table = table.refresh()
         if has_batch(table, batch_id):
             return table
         raise CommitConflictError(f"{table.name()} changed while merging; re-read and retry ({exc})") from exc
     return table
+
+
+def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) -> list[Any]:
+    """Parquet data files for `data`, split by partition.
+
+    pyiceberg filters the whole table once per partition value. For the common lakestack layout, one
+    day-partitioned column, the rows are split with one sort instead and every day becomes write
+    tasks directly (pyiceberg's writer runs them in parallel). This uses pyiceberg's write internals
+    (pinned below 0.13); any other partition spec takes pyiceberg's public path.
+    """
+    import itertools
+
+    import pyarrow.compute as pc
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+    from pyiceberg.transforms import DayTransform
+
+    if not data.num_rows:
+        return []
+    spec = metadata.spec()
+    column = metadata.schema().find_column_name(spec.fields[0].source_id) if len(spec.fields) == 1 else None
+    days = pc.cast(data[column], pa.date32()) if column else None
+    if days is None or days.null_count or not isinstance(spec.fields[0].transform, DayTransform):
+        return list(_dataframe_to_data_files(metadata, data, io, write_uuid=write_uuid, counter=itertools.count(0)))
+    order = pc.sort_indices(days)
+    data, days = data.take(order), days.take(order)
+    runs = pc.run_end_encode(days.combine_chunks())
+    ends = runs.run_ends.to_pylist()
+    values = runs.values.cast(pa.int32()).to_pylist()  # days since 1970-01-01, the day transform's value
+    return _write_days(metadata, io, data, write_uuid, list(zip([0, *ends[:-1]], ends, values, strict=True)))
+
+
+def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any,
+                runs: list[tuple[int, int, int]]) -> list[Any]:
+    import itertools
+
+    from pyiceberg.io.pyarrow import bin_pack_arrow_table, pyarrow_to_schema, write_file
+    from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+    from pyiceberg.table import TableProperties, WriteTask
+    from pyiceberg.utils.properties import property_as_int
+
+    spec, schema = metadata.spec(), metadata.schema()
+    target = property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+                             TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
+    task_schema = pyarrow_to_schema(data.schema, name_mapping=schema.name_mapping,
+                                    format_version=metadata.format_version)
+    counter = itertools.count(0)
+    tasks = (
+        WriteTask(write_uuid=write_uuid, task_id=next(counter), record_batches=batches, schema=task_schema,
+                  partition_key=PartitionKey(field_values=[PartitionFieldValue(field=spec.fields[0], value=day)],
+                                             partition_spec=spec, schema=schema))
+        for start, end, day in runs
+        for batches in bin_pack_arrow_table(data.slice(start, end - start), target)
+    )
+    return list(write_file(io=io, table_metadata=metadata, tasks=tasks))
 
 
 def files_added_after(table: Any, snapshot_id: int | None) -> tuple[list[str], int | None]:
