@@ -184,7 +184,7 @@ def show(rows: list[dict[str, Any]]) -> None:
     for col in ("benchmark", "tool", "median_s", "per_s", "ratio"):
         table.add_column(col, justify="left" if col in ("benchmark", "tool") else "right")
     for r in rows:
-        speed = r.get("lakestack_speedup")
+        speed = r.get("lakestack_speedup") or r.get("vs_lakestack")
         table.add_row(
             r["benchmark"], r["tool"], f"{r['median_s']:.3f}", f"{r['per_s']:,}", f"{speed}×" if speed else ""
         )
