@@ -128,6 +128,59 @@ class Lake:
             results.append(SilverPromotion(model, self.warehouse, run_id).run())
         return results
 
+    # -- gold ----------------------------------------------------------------------------------
+    def gold_models(self) -> dict[str, Any]:
+        from lakestack.pipeline.gold import load_gold_model
+
+        folder = self.project.root / "models" / "gold"
+        if not folder.is_dir():
+            return {}
+        return {p.stem: load_gold_model(p, self.project.root) for p in sorted(folder.glob("*.sql"))}
+
+    def build(self, models: list[str] | None = None, *, full_refresh: bool = False,
+              run_id: str | None = None) -> list[Any]:
+        """Build Gold models in dependency order (all by default)."""
+        from lakestack.pipeline.gold import GoldBuild, build_order
+
+        available = self.gold_models()
+        for name in models or []:
+            if name not in available:
+                raise UsageError(f"unknown gold model '{name}' (models: {', '.join(available) or 'none'})")
+        run_id = run_id or new_run_id()
+        order = [m for m in build_order(available) if not models or m.name in models]
+        return [GoldBuild(m, self.warehouse, run_id, self.project.root).run(full_refresh) for m in order]
+
+    def run(self, select: list[str] | None = None, *, full_refresh: bool = False,
+            observer: IngestObserver | None = None) -> Any:
+        """ingest → promote → build for the whole project (or the selected datasets), under one run id."""
+        from lakestack.pipeline.runs import RunReport
+
+        run_id = new_run_id()
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        sources = [s for s in self.project.config.sources if not select or s in select]
+        silver = [d for d in self.silver_datasets() if not select or d in select]
+        gold = [g for g in self.gold_models() if not select or g in select]
+        ingested = self.ingest(sources, observer=observer, run_id=run_id) if sources else None
+        promoted = self.promote(silver, run_id=run_id) if silver else []
+        built = self.build(gold, full_refresh=full_refresh, run_id=run_id) if gold else []
+        return RunReport(run_id, started, time.perf_counter() - t0, ingested, tuple(promoted), tuple(built))
+
+    def query(self, sql: str, *, timeout_s: float = 60.0) -> Any:
+        """Read-only SQL over the project's tables (`silver.orders`, `gold.daily_order_metrics`, ...)."""
+        from lakestack.engine.duckdb import DuckDBEngine
+
+        engine = DuckDBEngine()
+        try:
+            engine.con.execute("SET TimeZone = 'UTC'")
+            for identifier in self.warehouse.tables():
+                layer, _, name = identifier.partition(".")
+                engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+                engine.register(identifier, self.warehouse.load(identifier))
+            engine.lock_down()
+            return engine.read_only_query(sql, timeout_s=timeout_s)
+        finally:
+            engine.close()
+
     # -- looking ---------------------------------------------------------------------------------
     def tables(self) -> list[TableInfo]:
         return [self.table_info(t) for t in self.warehouse.tables()]

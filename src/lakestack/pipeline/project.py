@@ -76,6 +76,8 @@ def _check_silver(config: ProjectConfig, name: str, contracts: ContractRegistry)
     columns = set(contract.column_names) | {"_ingested_at", "_source_file", "_source_line"}
     for key in ("key", "order_by", "partition_by"):
         value = getattr(dataset, key)
+        if key == "partition_by" and value == "none":
+            continue
         for column in [value] if isinstance(value, str) else value or []:
             if column not in columns:
                 raise ConfigError(
@@ -88,6 +90,8 @@ def _check_silver(config: ProjectConfig, name: str, contracts: ContractRegistry)
             locate(config, "datasets", name),
         )
     partition = dataset.partition_by or contract.event_time
+    if partition == "none":
+        return
     if partition is None or contract.field(partition).type not in ("timestamp", "date"):
         raise ConfigError(
             f"silver dataset '{name}' is partitioned by day of a timestamp or date column: set "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from lakestack.ingest.base import SourceReport
 
@@ -33,3 +34,15 @@ class IngestReport:
     @property
     def quarantined(self) -> int:
         return sum(s.quarantined for s in self.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """One `lakestack run`: what each stage did under one run id."""
+
+    run_id: str
+    started_at: datetime
+    duration_s: float
+    ingest: IngestReport | None
+    promoted: tuple[Any, ...]
+    built: tuple[Any, ...]

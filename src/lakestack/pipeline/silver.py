@@ -35,7 +35,7 @@ class SilverModel:
     contract: Contract
     key: tuple[str, ...]
     order_by: tuple[str, ...]
-    partition_by: str
+    partition_by: str | None  # None: unpartitioned (small dimensions); every merge rewrites the table
     trim: bool = True
     lower: tuple[str, ...] = ()
     upper: tuple[str, ...] = ()
@@ -182,6 +182,8 @@ class SilverPromotion:
 
     def _touched_files(self, silver: Any) -> tuple[set[int], list[Any]]:
         """Day partitions the incoming keys touch, and the data files in them."""
+        if self.model.partition_by is None:
+            return {0}, [t.file for t in silver.scan().plan_files()]
         part = _col(self.model.partition_by)
         days_sql = (
             exp.select(
@@ -279,13 +281,14 @@ def model_from_config(name: str, project: Any) -> SilverModel:
     partition = dataset.partition_by or contract.event_time
     if partition is None:
         raise RunError(f"silver dataset '{name}' has no partition column")
+    partition_by = None if partition == "none" else partition
     return SilverModel(
         name=name,
         source=source,
         contract=contract,
         key=tuple(dataset.key or contract.key),
         order_by=tuple(dataset.order_by or ([contract.event_time] if contract.event_time else [])),
-        partition_by=partition,
+        partition_by=partition_by,
         trim=dataset.normalize.trim,
         lower=tuple(lower),
         upper=tuple(dataset.normalize.upper),

@@ -103,7 +103,36 @@ class Warehouse:
             "lakestack.key": ",".join(model.key),
         }
         props.update({f"lakestack.pii.{k}": v for k, v in model.contract.pii_columns().items()})
-        return self._create(identifier, schema, day_partition(schema, model.partition_by), props)
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+
+        spec = day_partition(schema, model.partition_by) if model.partition_by else UNPARTITIONED_PARTITION_SPEC
+        return self._create(identifier, schema, spec, props)
+
+    def gold_table(self, model: Any, schema: pa.Schema, *, replace: bool = False) -> Any:
+        """`gold.<name>` with the columns a model's SELECT returns; day-partitioned when it has partition_by."""
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+        from pyiceberg.schema import Schema
+
+        self.ensure_namespaces()
+        identifier = model.identifier
+        if self.exists(identifier):
+            if not replace:
+                return self.load(identifier)
+            self.catalog.drop_table(identifier)  # the model's columns changed: a full rebuild starts over
+        settings = model.settings
+        props = {"format-version": "2", "write.parquet.compression-codec": "zstd", "lakestack.model": model.name}
+        props.update({f"lakestack.{k}": v for k, v in (("description", settings.description),
+                                                        ("owner", settings.owner)) if v})
+        table = self._create(identifier, schema, UNPARTITIONED_PARTITION_SPEC, props)
+        if settings.partition_by:
+            iceberg: Schema = table.schema()
+            with table.update_spec() as spec:
+                from pyiceberg.transforms import DayTransform
+
+                spec.add_field(iceberg.find_field(settings.partition_by).name, DayTransform(),
+                               f"{settings.partition_by}_day")
+            table = self.load(identifier)
+        return table
 
     def quarantine_table(self, source: str) -> Any:
         """`quarantine.<source>`: rejected records and files with every error."""
@@ -295,6 +324,28 @@ def _snapshots_after(table: Any, snapshot_id: int | None) -> set[int]:
         out.add(snap.snapshot_id)
         snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
     return out
+
+
+def partitions_changed(table: Any, since: int) -> set[int] | None:
+    """Day partitions (days since 1970-01-01) whose files changed after snapshot `since`.
+
+    None when the table is not partitioned by one day transform (then any change means "all").
+    """
+    from pyiceberg.transforms import DayTransform
+
+    spec = table.spec()
+    if len(spec.fields) != 1 or not isinstance(spec.fields[0].transform, DayTransform):
+        return None
+    before = {t.file.file_path: t.file for t in table.scan(snapshot_id=since).plan_files()}
+    now = {t.file.file_path: t.file for t in table.scan().plan_files()}
+    changed = [f for p, f in now.items() if p not in before] + [f for p, f in before.items() if p not in now]
+    return {_day_value(f.partition[0]) for f in changed}
+
+
+def _day_value(value: Any) -> int:
+    from datetime import date
+
+    return (value - date(1970, 1, 1)).days if isinstance(value, date) else int(value)
 
 
 def last_checkpoint(table: Any) -> dict[str, Any] | None:

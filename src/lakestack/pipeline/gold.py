@@ -1,0 +1,282 @@
+"""Gold models: one SQL `SELECT` per file, built in dependency order on DuckDB, committed to `gold.<name>`.
+
+A model is `models/gold/<name>.sql`. Its settings sit in a YAML block comment at the top of the file
+or in a `<name>.yaml` sidecar::
+
+    /* ---
+    materialized: incremental        # or full (default)
+    partition_by: order_date         # a DATE column of the result; incremental models need one
+    incremental_on: [silver.orders]  # upstreams whose day partitions map to partition_by
+    description: Daily order metrics by currency
+    owner: analytics
+    --- */
+    SELECT ...
+
+Dependencies come from the table references (`silver.x`, `gold.y`) found by sqlglot. An
+incremental model rebuilds only the dates whose rows changed in its `incremental_on` upstreams
+since its checkpoint; a change in any other upstream rebuilds it fully. Every build commits one
+snapshot carrying the upstream snapshot ids it read.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lakestack._yaml import pydantic_problem
+from lakestack.errors import Location, ProjectError, RunError
+
+_HEADER = re.compile(r"^\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
+_LINE = re.compile(r"LINE (\d+):")
+_EPOCH = date(1970, 1, 1)
+
+
+class GoldSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    materialized: Literal["full", "incremental"] = "full"
+    partition_by: str | None = None
+    incremental_on: list[str] = []
+    description: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoldModel:
+    name: str
+    path: Path
+    sql: str
+    sql_line: int  # line of the file where the SELECT starts
+    settings: GoldSettings
+    upstream: tuple[str, ...]
+
+    @property
+    def identifier(self) -> str:
+        return f"gold.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    dataset: str
+    mode: str  # "full", "incremental", "skipped"
+    rows_written: int = 0
+    partitions: int = 0
+    snapshot_id: int | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Upstreams:
+    snapshots: dict[str, int | None] = field(default_factory=dict)
+
+
+def load_gold_model(path: Path, root: Path) -> GoldModel:
+    """Read one model file (and its sidecar); errors name the file and line."""
+    import sqlglot
+    import yaml
+
+    from lakestack._yaml import load_yaml
+
+    display = str(path.relative_to(root))
+    text = path.read_text(encoding="utf-8")
+    settings_data: Any = {}
+    smap: Any = None
+    offset = 0
+    header = _HEADER.match(text)
+    if header:
+        try:
+            settings_data = yaml.safe_load(header.group("yaml")) or {}
+        except yaml.YAMLError as exc:
+            raise ProjectError(f"invalid settings block: {exc}", Location(display, 1)) from None
+        offset = text[: header.end()].count("\n")
+        body = text[header.end():]
+    else:
+        body = text
+        sidecar = path.with_suffix(".yaml")
+        if sidecar.exists():
+            settings_data, smap = load_yaml(sidecar, display=str(sidecar.relative_to(root)))
+    try:
+        settings = GoldSettings.model_validate(settings_data or {})
+    except ValidationError as exc:
+        if smap is not None:
+            message, location = pydantic_problem(exc, smap, GoldSettings)
+            raise ProjectError(message, location) from None
+        raise ProjectError(f"settings: {exc.errors()[0]['msg']} ({'.'.join(map(str, exc.errors()[0]['loc']))})",
+                           Location(display, 1)) from None
+    leading = len(body) - len(body.lstrip("\n"))
+    sql = body.strip().rstrip(";")
+    try:
+        statements = sqlglot.parse(sql, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        line = exc.errors[0].get("line") if exc.errors else None
+        raise ProjectError(f"SQL does not parse: {exc.errors[0].get('description') if exc.errors else exc}",
+                           Location(display, (line or 1) + offset + leading)) from None
+    if len(statements) != 1 or not isinstance(statements[0], sqlglot.exp.Query):
+        raise ProjectError("a Gold model is exactly one SELECT statement", Location(display, offset + leading + 1))
+    upstream = sorted({f"{t.db}.{t.name}" for t in statements[0].find_all(sqlglot.exp.Table)
+                       if t.db in ("silver", "gold", "bronze")})
+    name = path.stem
+    model = GoldModel(name, path, sql, offset + leading + 1, settings, tuple(upstream))
+    _check_settings(model, display)
+    return model
+
+
+def _check_settings(model: GoldModel, display: str) -> None:
+    s = model.settings
+    if s.materialized == "incremental" and not s.partition_by:
+        raise ProjectError("an incremental model needs partition_by (a DATE column of its result)", Location(display, 1))
+    for upstream in s.incremental_on:
+        if upstream not in model.upstream:
+            raise ProjectError(f"incremental_on names {upstream}, which the SQL does not read", Location(display, 1))
+    if f"gold.{model.name}" in model.upstream:
+        raise ProjectError(f"model {model.name} reads itself", Location(display, model.sql_line))
+
+
+def build_order(models: dict[str, GoldModel]) -> list[GoldModel]:
+    """Models in dependency order; a cycle is an error naming its models."""
+    order: list[GoldModel] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            cycle = path[path.index(name):] + [name]
+            raise ProjectError(f"Gold models depend on each other in a cycle: {' → '.join(cycle)}",
+                               Location(str(models[name].path.name)))
+        state[name] = "active"
+        for upstream in models[name].upstream:
+            layer, _, dep = upstream.partition(".")
+            if layer == "gold":
+                if dep not in models:
+                    raise ProjectError(f"model {name} reads gold.{dep}, which no model builds",
+                                       Location(str(models[name].path.name)))
+                visit(dep, [*path, name])
+        state[name] = "done"
+        order.append(models[name])
+
+    for name in sorted(models):
+        visit(name, [])
+    return order
+
+
+class GoldBuild:
+    """Builds one Gold model against the warehouse."""
+
+    def __init__(self, model: GoldModel, warehouse: Any, run_id: str, root: Path) -> None:
+        self.model = model
+        self.warehouse = warehouse
+        self.run_id = run_id
+        self.root = root
+
+    def run(self, full_refresh: bool = False) -> BuildResult:
+        from lakestack.engine.duckdb import DuckDBEngine
+        from lakestack.storage.warehouse import last_checkpoint
+
+        started = time.perf_counter()
+        engine = DuckDBEngine()
+        try:
+            engine.con.execute("SET TimeZone = 'UTC'")
+            current = self._register(engine)
+            table = self.warehouse.load(self.model.identifier) if self.warehouse.exists(self.model.identifier) else None
+            checkpoint = (last_checkpoint(table) if table is not None else None) or {}
+            previous = checkpoint.get("upstream", {})
+            if table is not None and not full_refresh and previous == current:
+                return BuildResult(self.model.identifier, "skipped", duration_s=time.perf_counter() - started)
+            dates = None
+            if table is not None and not full_refresh and self.model.settings.materialized == "incremental":
+                dates = self._changed_dates(previous, current)
+            result = self._execute(engine, dates)
+            new_checkpoint = {"upstream": current}
+            snapshot = self._commit(table, result, dates, new_checkpoint)
+            mode = "full" if dates is None else "incremental"
+            return BuildResult(self.model.identifier, mode, result.num_rows, len(dates or []), snapshot,
+                               time.perf_counter() - started)
+        finally:
+            engine.close()
+
+    def _register(self, engine: Any) -> dict[str, int | None]:
+        """Views `silver.x` / `gold.y` over each upstream's current snapshot; returns those snapshot ids."""
+        current: dict[str, int | None] = {}
+        for upstream in self.model.upstream:
+            if not self.warehouse.exists(upstream):
+                raise RunError(f"{self.model.identifier} reads {upstream}, which does not exist yet "
+                               f"({self.model.path.name})")
+            table = self.warehouse.load(upstream)
+            snap = table.current_snapshot()
+            current[upstream] = snap.snapshot_id if snap else None
+            layer, _, name = upstream.partition(".")
+            engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+            engine.register(f"{layer}.{name}", table, snapshot_id=current[upstream])
+        return current
+
+    def _changed_dates(self, previous: dict[str, Any], current: dict[str, int | None]) -> list[date] | None:
+        """Dates to rebuild, or None for a full rebuild (a non-incremental upstream changed)."""
+        from lakestack.storage.warehouse import partitions_changed
+
+        dates: set[date] = set()
+        for upstream, snapshot in current.items():
+            before = previous.get(upstream)
+            if before == snapshot:
+                continue
+            if upstream not in self.model.settings.incremental_on or before is None:
+                return None
+            days = partitions_changed(self.warehouse.load(upstream), before)
+            if days is None:
+                return None
+            dates |= {_EPOCH + timedelta(days=d) for d in days}
+        return sorted(dates)
+
+    def _execute(self, engine: Any, dates: list[date] | None) -> Any:
+        import sqlglot.expressions as exp
+
+        sql = self.model.sql
+        if dates is not None:
+            column = exp.column(self.model.settings.partition_by, quoted=True)
+            where = exp.In(this=column, expressions=[exp.cast(exp.Literal.string(d.isoformat()), "date")
+                                                      for d in dates]) if dates else exp.false()
+            sql = exp.select("*").from_(exp.paren(exp.maybe_parse(sql, dialect="duckdb")).as_("model")).where(
+                where).sql("duckdb")
+        try:
+            return engine.sql(sql)
+        except Exception as exc:  # a DuckDB error: point at the model's file and line
+            raise self._sql_error(exc) from None
+
+    def _sql_error(self, exc: Exception) -> ProjectError:
+        message = str(exc).strip()
+        first = message.splitlines()[0]
+        m = _LINE.search(message)
+        line = self.model.sql_line + int(m.group(1)) - 1 if m else self.model.sql_line
+        return ProjectError(f"model {self.model.name} failed: {first}",
+                            Location(str(self.model.path.relative_to(self.root)), line))
+
+    def _commit(self, table: Any, result: Any, dates: list[date] | None, checkpoint: dict[str, Any]) -> int | None:
+        from lakestack.storage.warehouse import replace_files
+
+        if table is None:
+            table = self.warehouse.gold_table(self.model, result.schema)
+        elif dates is None and not _same_columns(table, result.schema):
+            table = self.warehouse.gold_table(self.model, result.schema, replace=True)
+        files = [t.file for t in table.scan().plan_files()]
+        if dates is not None:
+            wanted = {(d - _EPOCH).days for d in dates}
+            files = [f for f in files if _day(f.partition[0]) in wanted]
+        batch = f"gold:{self.model.name}:{checkpoint}"
+        table = replace_files(table, files, result, run_id=self.run_id, batch_id=batch, checkpoint=checkpoint)
+        snap = table.current_snapshot()
+        return snap.snapshot_id if snap else None
+
+
+def _day(value: Any) -> int:
+    return (value - _EPOCH).days if isinstance(value, date) else int(value)
+
+
+def _same_columns(table: Any, schema: Any) -> bool:
+    current = table.schema().as_arrow()
+    return [(f.name, f.type) for f in current] == [(f.name, f.type) for f in schema]
