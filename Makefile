@@ -23,11 +23,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 
 venv: $(VENV)/.installed-dev
 
-## run: generate the Northwind example (ORDERS order lines) and ingest it end to end
+## run: generate the Northwind example (ORDERS order lines) and run it end to end: ingest, promote, build
 run: $(VENV)/.installed-run
 	rm -rf $(RUN_DIR)
 	$(VENV)/bin/lakestack example northwind $(RUN_DIR) --orders $(ORDERS) --seed $(SEED)
-	$(VENV)/bin/lakestack -p $(RUN_DIR) ingest
+	$(VENV)/bin/lakestack -p $(RUN_DIR) run
 	$(VENV)/bin/lakestack -p $(RUN_DIR) tables
 
 ## test: the whole suite with coverage (services are read from LAKESTACK_TEST_* variables)

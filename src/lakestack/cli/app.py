@@ -230,6 +230,111 @@ def show(
         console.print(records_view(f"first {len(rows)} rows", shown, columns))
 
 
+@app.command()
+def promote(
+    ctx: typer.Context,
+    datasets: Annotated[list[str] | None, typer.Argument(help="Silver datasets (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Merge what Bronze committed since the last promotion into Silver (dedup, latest wins)."""
+    from lakestack.cli.render import print_json, promote_table
+
+    console = _console()
+    with console.status("promoting to silver ..."):
+        results = _state(ctx).lake().promote(datasets)
+    if json_out:
+        print_json(console, results)
+        return
+    console.print(promote_table(results))
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    models: Annotated[list[str] | None, typer.Argument(help="Gold models (default: all, in dependency order).")]
+    = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild from Silver, not incrementally.")]
+    = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build Gold models from their SQL, in dependency order."""
+    from lakestack.cli.render import build_table, print_json
+
+    console = _console()
+    with console.status("building gold ..."):
+        results = _state(ctx).lake().build(models, full_refresh=full_refresh)
+    if json_out:
+        print_json(console, results)
+        return
+    console.print(build_table(results))
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    select: Annotated[list[str] | None, typer.Option("--select", "-s", help="Only these sources / datasets / "
+                                                     "models.")] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild Gold from Silver.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """ingest → promote → build for the whole project under one run id."""
+    from lakestack.cli.render import IngestProgress, build_table, ingest_table, print_json, promote_table
+
+    console = _console()
+    lake = _state(ctx).lake()
+    if json_out:
+        print_json(console, lake.run(select, full_refresh=full_refresh))
+        return
+    with IngestProgress(console) as progress:
+        report = lake.run(select, full_refresh=full_refresh, observer=progress)
+    if report.ingest is not None:
+        console.print(ingest_table(report.ingest))
+    if report.promoted:
+        console.print(promote_table(list(report.promoted)))
+    if report.built:
+        console.print(build_table(list(report.built)))
+    console.print(f"run {report.run_id} finished in {report.duration_s:.1f}s")
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(help="One SELECT over bronze.*, silver.*, gold.*, quarantine.* tables.")],
+    output: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="File for parquet (and optionally csv/json).")]
+    = None,
+    limit: Annotated[int, typer.Option(help="Rows to print as a table.")] = 100,
+) -> None:
+    """Read-only SQL over the project's tables (DuckDB, locked down)."""
+    from lakestack.cli.render import rows_table, to_jsonable
+    from lakestack.errors import UsageError
+
+    if output not in ("table", "csv", "json", "parquet"):
+        raise UsageError(f"unknown format '{output}' (table, csv, json, parquet)")
+    data = _state(ctx).lake().query(sql)
+    if output == "parquet":
+        import pyarrow.parquet as pq
+
+        if out is None:
+            raise UsageError("--format parquet needs --output FILE")
+        pq.write_table(data, out)
+        return
+    if output == "csv":
+        import pyarrow.csv as pacsv
+
+        target = str(out) if out else sys.stdout.buffer
+        pacsv.write_csv(data, target)
+        return
+    if output == "json":
+        import json
+
+        text = "\n".join(json.dumps(to_jsonable(r), default=str) for r in data.to_pylist())
+        (out.write_text(text + "\n") if out else print(text))
+        return
+    rows = [to_jsonable(r) for r in data.slice(0, limit).to_pylist()]
+    _console().print(rows_table(f"{data.num_rows:,} rows", rows, data.column_names))
+
+
 def main() -> None:
     """Entry point: run the app; LakestackError becomes a message and an exit code, never a traceback."""
     try:

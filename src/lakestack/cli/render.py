@@ -119,6 +119,26 @@ def ingest_table(report: Any) -> Table:
     return table
 
 
+def promote_table(results: list[Any]) -> Table:
+    table = Table(title="promote · silver", title_justify="left")
+    for col in ("dataset", "bronze rows", "inserted", "updated", "partitions", "snapshot", "duration"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for r in results:
+        table.add_row(r.dataset, f"{r.bronze_rows:,}", f"{r.inserted:,}", f"{r.updated:,}", str(r.partitions),
+                      str(r.snapshot_id or "unchanged"), f"{r.duration_s:.2f}s")
+    return table
+
+
+def build_table(results: list[Any]) -> Table:
+    table = Table(title="build · gold", title_justify="left")
+    for col in ("model", "mode", "rows written", "partitions", "snapshot", "duration"):
+        table.add_column(col, justify="left" if col in ("model", "mode") else "right")
+    for r in results:
+        table.add_row(r.dataset, r.mode, f"{r.rows_written:,}", str(r.partitions or ""),
+                      str(r.snapshot_id or "unchanged"), f"{r.duration_s:.2f}s")
+    return table
+
+
 def problem_files(report: Any) -> Table | None:
     rows = [(s.source, f) for s in report.sources for f in s.files if f.status in ("rejected", "refused", "skipped")]
     if not rows:
