@@ -193,7 +193,8 @@ def show(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["validation", "ingest", "merge"])
+    parser.add_argument("--only", choices=["validation", "ingest", "merge", "gold"])
+    parser.add_argument("--gold-rows", type=int, default=10_000_000)
     parser.add_argument("--merge-base", type=int, default=1_000_000)
     parser.add_argument("--merge-large", type=int, default=10_000_000)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -212,6 +213,11 @@ def main() -> None:
         rows += bench_merge(args.merge_base, args.merge_base // 5, args.repeat)
         print("  merge · 1% into a large table ...", flush=True)
         rows += bench_merge_large(args.merge_large, args.repeat)
+    if args.only in (None, "gold"):
+        from gold import bench_gold
+
+        print("  gold · fact_sales and daily_order_metrics ...", flush=True)
+        rows += bench_gold(args.gold_rows, args.repeat)
     show(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"

@@ -13,8 +13,15 @@ from lakestack.errors import ProjectError, UsageError
 from lakestack.examples.northwind import generate_northwind
 from lakestack.pipeline.scaffold import copy_example
 
-GOLD = ["customer_segments", "daily_order_metrics", "dim_customers", "dim_date", "dim_products", "fact_sales",
-        "product_performance"]
+GOLD = [
+    "customer_segments",
+    "daily_order_metrics",
+    "dim_customers",
+    "dim_date",
+    "dim_products",
+    "fact_sales",
+    "product_performance",
+]
 
 
 def _rows(lake: Lake, table: str) -> list[tuple[Any, ...]]:
@@ -85,7 +92,8 @@ def test_incremental_equals_full_refresh_and_late_data_rebuilds_old_dates(staged
     assert fact.mode == "incremental"
     late = lake.query(
         "SELECT count(*) AS n FROM silver.orders WHERE CAST(order_ts AS DATE) <= DATE '2026-01-05' "
-        "AND _source_file > 'orders_20260105.csv' AND _source_file LIKE 'orders_%'").to_pylist()[0]["n"]
+        "AND _source_file > 'orders_20260105.csv' AND _source_file LIKE 'orders_%'"
+    ).to_pylist()[0]["n"]
     assert late > 0  # the later files did carry orders for the first five days
     assert by_name["gold.daily_order_metrics"].mode == "incremental"
     assert lake.warehouse.load("gold.daily_order_metrics").current_snapshot().snapshot_id != before
@@ -103,8 +111,9 @@ def test_model_errors_name_the_file_and_line(tmp_path: Path, staged: Path) -> No
     lake = Lake.open(root)
     lake.ingest()
     lake.promote()
-    (gold / "broken.sql").write_text("/* ---\ndescription: x\n--- */\nSELECT\n    order_id,\n    no_such_column\n"
-                                     "FROM silver.orders\n")
+    (gold / "broken.sql").write_text(
+        "/* ---\ndescription: x\n--- */\nSELECT\n    order_id,\n    no_such_column\nFROM silver.orders\n"
+    )
     with pytest.raises(ProjectError, match=r"models/gold/broken.sql:\d+: model broken failed: Binder Error"):
         lake.build(["broken"])
     (gold / "broken.sql").write_text("SELECT order_id FROM silver.orders WHERE\n")
@@ -134,3 +143,12 @@ def test_query_is_read_only(staged: Path, tmp_path: Path) -> None:
     ]:
         with pytest.raises(UsageError, match=message):
             lake.query(sql)
+
+
+def test_pii_classes_flow_from_contracts_into_gold(staged: Path, tmp_path: Path) -> None:
+    lake = Lake.open(_project(staged, tmp_path, until="20260101"))
+    lake.run()
+    columns = {c["column"]: c["pii"] for c in lake.schema("gold.dim_customers")}
+    assert columns["email"] == "email" and columns["phone"] == "phone" and columns["first_name"] == "name"
+    assert columns["country"] is None and columns["orders"] is None
+    assert all(c["pii"] is None for c in lake.schema("gold.daily_order_metrics"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +119,8 @@ def test_late_data_rewrites_only_its_partition(pay: Path) -> None:
     rows = silver(lake)
     assert len(rows) == 6 and rows["P2"]["version"] == 2
     day2 = lake.warehouse.load("silver.payments").scan(
-        row_filter="paid_at >= '2026-01-02T00:00:00+00:00' and paid_at < '2026-01-03T00:00:00+00:00'")
+        row_filter="paid_at >= '2026-01-02T00:00:00+00:00' and paid_at < '2026-01-03T00:00:00+00:00'"
+    )
     assert sorted(day2.to_arrow()["payment_id"].to_pylist()) == ["P2", "P9"]  # partition values are right
     assert len(list(day2.plan_files())) == 1  # and prune to the one file of that day
 
@@ -161,3 +164,50 @@ def test_a_key_whose_event_time_moves_keeps_one_row(pay: Path) -> None:
     assert result.updated == 1 and result.partitions == 2
     rows = silver(lake)
     assert rows["P1"]["paid_at"].day == 5
+
+
+def test_a_concurrent_writer_is_detected_and_the_merge_retried(pay: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer commits between our read and our commit: ours fails, re-reads, and keeps both."""
+    import pyarrow as pa
+
+    import lakestack.storage.warehouse as warehouse
+    from lakestack.pipeline.silver import SilverPromotion, model_from_config
+
+    drop(pay, "payments_20260101.csv", ["P1,2026-01-01T10:00:00Z,1,1.00,USD,", "P2,2026-01-01T11:00:00Z,1,1.00,USD,"])
+    lake = Lake.open(pay)
+    lake.ingest()
+    lake.promote()
+    drop(pay, "payments_20260102.csv", ["P1,2026-01-01T10:00:00Z,2,2.00,USD,", "P3,2026-01-01T12:00:00Z,1,3.00,USD,"])
+    lake.ingest()
+
+    model = model_from_config("payments", lake.project)
+    rival_rows = pa.table(
+        {
+            "payment_id": ["P2", "P4"],
+            "paid_at": pa.array([datetime(2026, 1, 1, 11, tzinfo=UTC)] * 2, pa.timestamp("us", tz="UTC")),
+            "version": [5, 1],
+            "amount": pa.array([Decimal("5.00"), Decimal("4.00")], pa.decimal128(10, 2)),
+            "currency": ["USD", "USD"],
+            "email": [None, None],
+            "_ingested_at": pa.array([datetime.now(UTC)] * 2, pa.timestamp("us", tz="UTC")),
+            "_source_file": ["rival", "rival"],
+            "_source_line": [1, 2],
+        }
+    )
+    real = warehouse.replace_files
+    calls = {"n": 0}
+
+    def commit_after_a_rival(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:  # our first attempt: let a rival writer commit first
+            monkeypatch.setattr(warehouse, "replace_files", real)
+            SilverPromotion(model, lake.warehouse, "rival").merge_arrow(rival_rows, "rival")
+            monkeypatch.setattr(warehouse, "replace_files", commit_after_a_rival)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(warehouse, "replace_files", commit_after_a_rival)
+    [result] = lake.promote()
+    assert calls["n"] == 2  # the first commit conflicted; the second, after a fresh read, landed
+    rows = silver(lake)
+    assert {k: r["version"] for k, r in rows.items()} == {"P1": 2, "P2": 5, "P3": 1, "P4": 1}
+    assert result.updated == 1 and result.inserted == 1

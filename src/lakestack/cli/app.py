@@ -251,10 +251,10 @@ def promote(
 @app.command()
 def build(
     ctx: typer.Context,
-    models: Annotated[list[str] | None, typer.Argument(help="Gold models (default: all, in dependency order).")]
-    = None,
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild from Silver, not incrementally.")]
-    = False,
+    models: Annotated[list[str] | None, typer.Argument(help="Gold models (default: all, in dependency order).")] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild from Silver, not incrementally.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Build Gold models from their SQL, in dependency order."""
@@ -272,8 +272,9 @@ def build(
 @app.command()
 def run(
     ctx: typer.Context,
-    select: Annotated[list[str] | None, typer.Option("--select", "-s", help="Only these sources / datasets / "
-                                                     "models.")] = None,
+    select: Annotated[
+        list[str] | None, typer.Option("--select", "-s", help="Only these sources / datasets / models.")
+    ] = None,
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild Gold from Silver.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -301,8 +302,9 @@ def query(
     ctx: typer.Context,
     sql: Annotated[str, typer.Argument(help="One SELECT over bronze.*, silver.*, gold.*, quarantine.* tables.")],
     output: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="File for parquet (and optionally csv/json).")]
-    = None,
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File for parquet (and optionally csv/json).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print as a table.")] = 100,
 ) -> None:
     """Read-only SQL over the project's tables (DuckDB, locked down)."""

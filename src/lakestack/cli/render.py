@@ -124,8 +124,15 @@ def promote_table(results: list[Any]) -> Table:
     for col in ("dataset", "bronze rows", "inserted", "updated", "partitions", "snapshot", "duration"):
         table.add_column(col, justify="left" if col == "dataset" else "right")
     for r in results:
-        table.add_row(r.dataset, f"{r.bronze_rows:,}", f"{r.inserted:,}", f"{r.updated:,}", str(r.partitions),
-                      str(r.snapshot_id or "unchanged"), f"{r.duration_s:.2f}s")
+        table.add_row(
+            r.dataset,
+            f"{r.bronze_rows:,}",
+            f"{r.inserted:,}",
+            f"{r.updated:,}",
+            str(r.partitions),
+            str(r.snapshot_id or "unchanged"),
+            f"{r.duration_s:.2f}s",
+        )
     return table
 
 
@@ -134,8 +141,14 @@ def build_table(results: list[Any]) -> Table:
     for col in ("model", "mode", "rows written", "partitions", "snapshot", "duration"):
         table.add_column(col, justify="left" if col in ("model", "mode") else "right")
     for r in results:
-        table.add_row(r.dataset, r.mode, f"{r.rows_written:,}", str(r.partitions or ""),
-                      str(r.snapshot_id or "unchanged"), f"{r.duration_s:.2f}s")
+        table.add_row(
+            r.dataset,
+            r.mode,
+            f"{r.rows_written:,}",
+            str(r.partitions or ""),
+            str(r.snapshot_id or "unchanged"),
+            f"{r.duration_s:.2f}s",
+        )
     return table
 
 

@@ -41,8 +41,10 @@ class DuckDBEngine(Engine):
             self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {alias}")
             return
         files = exp.Array(expressions=[exp.Literal.string(t.file.file_path.removeprefix("file://")) for t in tasks])
-        options = [exp.EQ(this=exp.column(k), expression=v) for k, v in
-                   (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))]
+        options = [
+            exp.EQ(this=exp.column(k), expression=v)
+            for k, v in (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))
+        ]
         source = exp.func("read_parquet", files, *options)
         select = exp.select("*").from_(exp.Table(this=source))
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")

@@ -95,7 +95,7 @@ def load_gold_model(path: Path, root: Path) -> GoldModel:
         except yaml.YAMLError as exc:
             raise ProjectError(f"invalid settings block: {exc}", Location(display, 1)) from None
         offset = text[: header.end()].count("\n")
-        body = text[header.end():]
+        body = text[header.end() :]
     else:
         body = text
         sidecar = path.with_suffix(".yaml")
@@ -107,20 +107,24 @@ def load_gold_model(path: Path, root: Path) -> GoldModel:
         if smap is not None:
             message, location = pydantic_problem(exc, smap, GoldSettings)
             raise ProjectError(message, location) from None
-        raise ProjectError(f"settings: {exc.errors()[0]['msg']} ({'.'.join(map(str, exc.errors()[0]['loc']))})",
-                           Location(display, 1)) from None
+        raise ProjectError(
+            f"settings: {exc.errors()[0]['msg']} ({'.'.join(map(str, exc.errors()[0]['loc']))})", Location(display, 1)
+        ) from None
     leading = len(body) - len(body.lstrip("\n"))
     sql = body.strip().rstrip(";")
     try:
         statements = sqlglot.parse(sql, read="duckdb")
     except sqlglot.errors.ParseError as exc:
         line = exc.errors[0].get("line") if exc.errors else None
-        raise ProjectError(f"SQL does not parse: {exc.errors[0].get('description') if exc.errors else exc}",
-                           Location(display, (line or 1) + offset + leading)) from None
+        raise ProjectError(
+            f"SQL does not parse: {exc.errors[0].get('description') if exc.errors else exc}",
+            Location(display, (line or 1) + offset + leading),
+        ) from None
     if len(statements) != 1 or not isinstance(statements[0], sqlglot.exp.Query):
         raise ProjectError("a Gold model is exactly one SELECT statement", Location(display, offset + leading + 1))
-    upstream = sorted({f"{t.db}.{t.name}" for t in statements[0].find_all(sqlglot.exp.Table)
-                       if t.db in ("silver", "gold", "bronze")})
+    upstream = sorted(
+        {f"{t.db}.{t.name}" for t in statements[0].find_all(sqlglot.exp.Table) if t.db in ("silver", "gold", "bronze")}
+    )
     name = path.stem
     model = GoldModel(name, path, sql, offset + leading + 1, settings, tuple(upstream))
     _check_settings(model, display)
@@ -130,7 +134,9 @@ def load_gold_model(path: Path, root: Path) -> GoldModel:
 def _check_settings(model: GoldModel, display: str) -> None:
     s = model.settings
     if s.materialized == "incremental" and not s.partition_by:
-        raise ProjectError("an incremental model needs partition_by (a DATE column of its result)", Location(display, 1))
+        raise ProjectError(
+            "an incremental model needs partition_by (a DATE column of its result)", Location(display, 1)
+        )
     for upstream in s.incremental_on:
         if upstream not in model.upstream:
             raise ProjectError(f"incremental_on names {upstream}, which the SQL does not read", Location(display, 1))
@@ -147,16 +153,19 @@ def build_order(models: dict[str, GoldModel]) -> list[GoldModel]:
         if state.get(name) == "done":
             return
         if state.get(name) == "active":
-            cycle = path[path.index(name):] + [name]
-            raise ProjectError(f"Gold models depend on each other in a cycle: {' → '.join(cycle)}",
-                               Location(str(models[name].path.name)))
+            cycle = [*path[path.index(name) :], name]
+            raise ProjectError(
+                f"Gold models depend on each other in a cycle: {' → '.join(cycle)}",
+                Location(str(models[name].path.name)),
+            )
         state[name] = "active"
         for upstream in models[name].upstream:
             layer, _, dep = upstream.partition(".")
             if layer == "gold":
                 if dep not in models:
-                    raise ProjectError(f"model {name} reads gold.{dep}, which no model builds",
-                                       Location(str(models[name].path.name)))
+                    raise ProjectError(
+                        f"model {name} reads gold.{dep}, which no model builds", Location(str(models[name].path.name))
+                    )
                 visit(dep, [*path, name])
         state[name] = "done"
         order.append(models[name])
@@ -196,8 +205,9 @@ class GoldBuild:
             new_checkpoint = {"upstream": current}
             snapshot = self._commit(table, result, dates, new_checkpoint)
             mode = "full" if dates is None else "incremental"
-            return BuildResult(self.model.identifier, mode, result.num_rows, len(dates or []), snapshot,
-                               time.perf_counter() - started)
+            return BuildResult(
+                self.model.identifier, mode, result.num_rows, len(dates or []), snapshot, time.perf_counter() - started
+            )
         finally:
             engine.close()
 
@@ -206,8 +216,9 @@ class GoldBuild:
         current: dict[str, int | None] = {}
         for upstream in self.model.upstream:
             if not self.warehouse.exists(upstream):
-                raise RunError(f"{self.model.identifier} reads {upstream}, which does not exist yet "
-                               f"({self.model.path.name})")
+                raise RunError(
+                    f"{self.model.identifier} reads {upstream}, which does not exist yet ({self.model.path.name})"
+                )
             table = self.warehouse.load(upstream)
             snap = table.current_snapshot()
             current[upstream] = snap.snapshot_id if snap else None
@@ -238,11 +249,18 @@ class GoldBuild:
 
         sql = self.model.sql
         if dates is not None:
-            column = exp.column(self.model.settings.partition_by, quoted=True)
-            where = exp.In(this=column, expressions=[exp.cast(exp.Literal.string(d.isoformat()), "date")
-                                                      for d in dates]) if dates else exp.false()
-            sql = exp.select("*").from_(exp.paren(exp.maybe_parse(sql, dialect="duckdb")).as_("model")).where(
-                where).sql("duckdb")
+            column = exp.column(str(self.model.settings.partition_by), quoted=True)
+            where = (
+                exp.In(this=column, expressions=[exp.cast(exp.Literal.string(d.isoformat()), "date") for d in dates])
+                if dates
+                else exp.false()
+            )
+            sql = (
+                exp.select("*")
+                .from_(exp.paren(exp.maybe_parse(sql, dialect="duckdb")).as_("model"))
+                .where(where)
+                .sql("duckdb")
+            )
         try:
             return engine.sql(sql)
         except Exception as exc:  # a DuckDB error: point at the model's file and line
@@ -253,16 +271,16 @@ class GoldBuild:
         first = message.splitlines()[0]
         m = _LINE.search(message)
         line = self.model.sql_line + int(m.group(1)) - 1 if m else self.model.sql_line
-        return ProjectError(f"model {self.model.name} failed: {first}",
-                            Location(str(self.model.path.relative_to(self.root)), line))
+        return ProjectError(
+            f"model {self.model.name} failed: {first}", Location(str(self.model.path.relative_to(self.root)), line)
+        )
 
     def _commit(self, table: Any, result: Any, dates: list[date] | None, checkpoint: dict[str, Any]) -> int | None:
         from lakestack.storage.warehouse import replace_files
 
-        if table is None:
-            table = self.warehouse.gold_table(self.model, result.schema)
-        elif dates is None and not _same_columns(table, result.schema):
-            table = self.warehouse.gold_table(self.model, result.schema, replace=True)
+        if table is None or (dates is None and not _same_columns(table, result.schema)):
+            pii = self.pii_columns(result.schema.names)
+            table = self.warehouse.gold_table(self.model, result.schema, replace=table is not None, pii=pii)
         files = [t.file for t in table.scan().plan_files()]
         if dates is not None:
             wanted = {(d - _EPOCH).days for d in dates}
@@ -271,6 +289,37 @@ class GoldBuild:
         table = replace_files(table, files, result, run_id=self.run_id, batch_id=batch, checkpoint=checkpoint)
         snap = table.current_snapshot()
         return snap.snapshot_id if snap else None
+
+    def pii_columns(self, columns: list[str]) -> dict[str, str]:
+        """Result columns derived from a PII column upstream, with that column's class (via sqlglot lineage)."""
+        from sqlglot.lineage import lineage
+
+        upstream_pii: dict[tuple[str, str], str] = {}
+        schema: dict[str, dict[str, dict[str, str]]] = {}
+        for identifier in self.model.upstream:
+            table = self.warehouse.load(identifier)
+            layer, _, name = identifier.partition(".")
+            schema.setdefault(layer, {})[name] = {f.name: "varchar" for f in table.schema().fields}
+            for key, value in table.properties.items():
+                if key.startswith("lakestack.pii."):
+                    upstream_pii[(identifier, key.removeprefix("lakestack.pii."))] = value
+        if not upstream_pii:
+            return {}
+        found: dict[str, str] = {}
+        for column in columns:
+            try:
+                node = lineage(column, self.model.sql, schema=schema, dialect="duckdb")
+            except Exception:  # lineage cannot follow every construct; be conservative by name
+                if any(col == column for _, col in upstream_pii):
+                    found[column] = next(v for (_, col), v in upstream_pii.items() if col == column)
+                continue
+            for leaf in (n for n in node.walk() if not n.downstream):
+                source = leaf.source
+                table_id = f"{source.db}.{source.name}" if hasattr(source, "db") else ""
+                pii = upstream_pii.get((table_id, leaf.name.split(".")[-1]))
+                if pii:
+                    found[column] = pii
+        return found
 
 
 def _day(value: Any) -> int:

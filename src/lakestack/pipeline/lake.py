@@ -137,8 +137,9 @@ class Lake:
             return {}
         return {p.stem: load_gold_model(p, self.project.root) for p in sorted(folder.glob("*.sql"))}
 
-    def build(self, models: list[str] | None = None, *, full_refresh: bool = False,
-              run_id: str | None = None) -> list[Any]:
+    def build(
+        self, models: list[str] | None = None, *, full_refresh: bool = False, run_id: str | None = None
+    ) -> list[Any]:
         """Build Gold models in dependency order (all by default)."""
         from lakestack.pipeline.gold import GoldBuild, build_order
 
@@ -150,8 +151,9 @@ class Lake:
         order = [m for m in build_order(available) if not models or m.name in models]
         return [GoldBuild(m, self.warehouse, run_id, self.project.root).run(full_refresh) for m in order]
 
-    def run(self, select: list[str] | None = None, *, full_refresh: bool = False,
-            observer: IngestObserver | None = None) -> Any:
+    def run(
+        self, select: list[str] | None = None, *, full_refresh: bool = False, observer: IngestObserver | None = None
+    ) -> Any:
         """ingest → promote → build for the whole project (or the selected datasets), under one run id."""
         from lakestack.pipeline.runs import RunReport
 
@@ -173,7 +175,7 @@ class Lake:
         try:
             engine.con.execute("SET TimeZone = 'UTC'")
             for identifier in self.warehouse.tables():
-                layer, _, name = identifier.partition(".")
+                layer = identifier.partition(".")[0]
                 engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
                 engine.register(identifier, self.warehouse.load(identifier))
             engine.lock_down()

@@ -164,8 +164,9 @@ class SilverPromotion:
         new_checkpoint = {**checkpoint, f"bronze.{self.model.source}": current}
         return self._merge_source(started, source, new_checkpoint, f"silver:{self.model.name}:{since}:{current}")
 
-    def _merge_source(self, started: float, source: exp.Expression, checkpoint: dict[str, Any] | None,
-                      batch_id: str) -> PromoteResult:
+    def _merge_source(
+        self, started: float, source: exp.Expression, checkpoint: dict[str, Any] | None, batch_id: str
+    ) -> PromoteResult:
         from lakestack.storage.warehouse import replace_files
 
         silver = self.warehouse.silver_table(self.model)
@@ -177,8 +178,16 @@ class SilverPromotion:
         stored = _files([f.file_path for f in removed]) if removed else None
         merged, inserted, updated = self._merge(stored)
         silver = replace_files(silver, removed, merged, run_id=self.run_id, batch_id=batch_id, checkpoint=checkpoint)
-        return PromoteResult(self.model.identifier, bronze_rows, inserted, updated, len(touched), len(removed),
-                             silver.current_snapshot().snapshot_id, time.perf_counter() - started)
+        return PromoteResult(
+            self.model.identifier,
+            bronze_rows,
+            inserted,
+            updated,
+            len(touched),
+            len(removed),
+            silver.current_snapshot().snapshot_id,
+            time.perf_counter() - started,
+        )
 
     def _touched_files(self, silver: Any) -> tuple[set[int], list[Any]]:
         """Day partitions the incoming keys touch, and the data files in them."""
@@ -241,26 +250,36 @@ class SilverPromotion:
         if stored is None:
             table = _arrow(con.sql(exp.select("*", run).from_("incoming").sql("duckdb")))
             return table, table.num_rows, 0
-        keys = [exp.to_identifier(k, quoted=True) for k in self.model.key]
+        keys: list[Any] = [exp.to_identifier(k, quoted=True) for k in self.model.key]
         con.execute(f"CREATE OR REPLACE TEMP VIEW stored AS {exp.select('*').from_(stored).sql('duckdb')}")
         contested = exp.select("*").from_("stored").join("incoming", using=keys, join_type="semi")
         con.execute(f"CREATE OR REPLACE TEMP TABLE contested AS {contested.sql('duckdb')}")
         both = exp.Union(
             this=exp.select("*", exp.alias_(exp.Literal.number(1), "_incoming"), run).from_("incoming"),
-            expression=exp.select(exp.Star(except_=[exp.column("_run_id")]),
-                                  exp.alias_(exp.Literal.number(0), "_incoming"), _col("_run_id")).from_("contested"),
-            distinct=False, by_name=True)
+            expression=exp.select(
+                exp.Star(except_=[exp.column("_run_id")]),
+                exp.alias_(exp.Literal.number(0), "_incoming"),
+                _col("_run_id"),
+            ).from_("contested"),
+            distinct=False,
+            by_name=True,
+        )
         # A full tie (the same Bronze row promoted again) keeps the stored row, so nothing changes.
         winners = _latest(both.subquery("both"), self.model, [exp.Ordered(this=exp.column("_incoming"), desc=False)])
         con.execute(f"CREATE OR REPLACE TEMP TABLE winners AS {winners.sql('duckdb')}")
         counts = con.execute(
             "SELECT (SELECT count(*) FROM incoming), (SELECT count(*) FROM contested), "
-            "(SELECT count_if(_incoming = 1) FROM winners)").fetchall()[0]
+            "(SELECT count_if(_incoming = 1) FROM winners)"
+        ).fetchall()[0]
         incoming_keys, existing_keys, incoming_won = (int(v) for v in counts)
         inserted = incoming_keys - existing_keys
         kept = exp.select("*").from_("stored").join("incoming", using=keys, join_type="anti")
-        merged = exp.Union(this=kept, expression=exp.select(exp.Star(except_=[exp.column("_incoming")])).from_(
-            "winners"), distinct=False, by_name=True)
+        merged = exp.Union(
+            this=kept,
+            expression=exp.select(exp.Star(except_=[exp.column("_incoming")])).from_("winners"),
+            distinct=False,
+            by_name=True,
+        )
         table = _arrow(con.sql(merged.sql("duckdb")))
         return table, inserted, incoming_won - inserted
 

@@ -108,7 +108,9 @@ class Warehouse:
         spec = day_partition(schema, model.partition_by) if model.partition_by else UNPARTITIONED_PARTITION_SPEC
         return self._create(identifier, schema, spec, props)
 
-    def gold_table(self, model: Any, schema: pa.Schema, *, replace: bool = False) -> Any:
+    def gold_table(
+        self, model: Any, schema: pa.Schema, *, replace: bool = False, pii: dict[str, str] | None = None
+    ) -> Any:
         """`gold.<name>` with the columns a model's SELECT returns; day-partitioned when it has partition_by."""
         from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
         from pyiceberg.schema import Schema
@@ -121,16 +123,19 @@ class Warehouse:
             self.catalog.drop_table(identifier)  # the model's columns changed: a full rebuild starts over
         settings = model.settings
         props = {"format-version": "2", "write.parquet.compression-codec": "zstd", "lakestack.model": model.name}
-        props.update({f"lakestack.{k}": v for k, v in (("description", settings.description),
-                                                        ("owner", settings.owner)) if v})
+        props.update(
+            {f"lakestack.{k}": v for k, v in (("description", settings.description), ("owner", settings.owner)) if v}
+        )
+        props.update({f"lakestack.pii.{k}": v for k, v in (pii or {}).items()})
         table = self._create(identifier, schema, UNPARTITIONED_PARTITION_SPEC, props)
         if settings.partition_by:
             iceberg: Schema = table.schema()
             with table.update_spec() as spec:
                 from pyiceberg.transforms import DayTransform
 
-                spec.add_field(iceberg.find_field(settings.partition_by).name, DayTransform(),
-                               f"{settings.partition_by}_day")
+                spec.add_field(
+                    iceberg.find_field(settings.partition_by).name, DayTransform(), f"{settings.partition_by}_day"
+                )
             table = self.load(identifier)
         return table
 
@@ -227,7 +232,7 @@ def replace_files(
     concurrent change to them makes the commit fail (CommitConflictError) instead of losing rows;
     the caller re-reads and tries again.
     """
-    from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+    from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException, ValidationException
 
     data = data.cast(table.schema().as_arrow())
     try:
@@ -238,7 +243,9 @@ def replace_files(
                     overwrite.delete_data_file(data_file)
                 for data_file in write_data_files(tx.table_metadata, table.io, data, overwrite.commit_uuid):
                     overwrite.append_data_file(data_file)
-    except (CommitFailedException, CommitStateUnknownException) as exc:
+    except (CommitFailedException, CommitStateUnknownException, ValidationException) as exc:
+        # pyiceberg retries a conflicting commit itself and refuses (ValidationException) when the
+        # files this merge read were changed by the other writer: the merge must be recomputed.
         table = table.refresh()
         if has_batch(table, batch_id):
             return table
@@ -275,8 +282,7 @@ def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) ->
     return _write_days(metadata, io, data, write_uuid, list(zip([0, *ends[:-1]], ends, values, strict=True)))
 
 
-def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any,
-                runs: list[tuple[int, int, int]]) -> list[Any]:
+def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any, runs: list[tuple[int, int, int]]) -> list[Any]:
     import itertools
 
     from pyiceberg.io.pyarrow import bin_pack_arrow_table, pyarrow_to_schema, write_file
@@ -285,15 +291,25 @@ def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any,
     from pyiceberg.utils.properties import property_as_int
 
     spec, schema = metadata.spec(), metadata.schema()
-    target = property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-                             TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
-    task_schema = pyarrow_to_schema(data.schema, name_mapping=schema.name_mapping,
-                                    format_version=metadata.format_version)
+    target: int = property_as_int(  # type: ignore[assignment]  # has a default, never None
+        metadata.properties,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+    )
+    task_schema = pyarrow_to_schema(
+        data.schema, name_mapping=schema.name_mapping, format_version=metadata.format_version
+    )
     counter = itertools.count(0)
     tasks = (
-        WriteTask(write_uuid=write_uuid, task_id=next(counter), record_batches=batches, schema=task_schema,
-                  partition_key=PartitionKey(field_values=[PartitionFieldValue(field=spec.fields[0], value=day)],
-                                             partition_spec=spec, schema=schema))
+        WriteTask(
+            write_uuid=write_uuid,
+            task_id=next(counter),
+            record_batches=batches,
+            schema=task_schema,
+            partition_key=PartitionKey(
+                field_values=[PartitionFieldValue(field=spec.fields[0], value=day)], partition_spec=spec, schema=schema
+            ),
+        )
         for start, end, day in runs
         for batches in bin_pack_arrow_table(data.slice(start, end - start), target)
     )
