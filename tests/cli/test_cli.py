@@ -109,3 +109,31 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in lakestack.__all__:
         assert getattr(lakestack, name) is not None
+
+
+def test_northwind_from_landing_files_to_gold(tmp_path: Path) -> None:
+    folder = tmp_path / "nw"
+    assert run("example", "northwind", str(folder), "--orders", "600", "--days", "3", "--json").returncode == 0
+    result = run("-p", str(folder), "run")
+    assert result.returncode == 0, result.stderr
+    for text in ("ingest · run", "promote · silver", "build · gold", "gold.daily_order_metrics"):
+        assert text in result.stdout
+    report = json.loads(run("-p", str(folder), "run", "--json").stdout)
+    assert {b["mode"] for b in report["built"]} == {"skipped"}
+    rebuilt = json.loads(run("-p", str(folder), "build", "--full-refresh", "--json").stdout)
+    assert {b["mode"] for b in rebuilt} == {"full"}
+    assert json.loads(run("-p", str(folder), "promote", "--json").stdout)[0]["snapshot_id"] is None
+    sql = "SELECT currency, sum(order_lines) AS lines FROM gold.daily_order_metrics GROUP BY 1 ORDER BY 1"
+    as_csv = run("-p", str(folder), "query", sql, "--format", "csv").stdout.splitlines()
+    assert as_csv[0] == '"currency","lines"' and len(as_csv) == 5
+    as_json = [json.loads(line) for line in run("-p", str(folder), "query", sql, "-f", "json").stdout.splitlines()]
+    assert [r["currency"] for r in as_json] == ["EUR", "GBP", "JPY", "USD"]
+    parquet = tmp_path / "out.parquet"
+    assert run("-p", str(folder), "query", sql, "-f", "parquet", "-o", str(parquet)).returncode == 0
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(parquet).num_rows == 4
+    table = run("-p", str(folder), "query", sql)
+    assert "4 rows" in table.stdout
+    refused = run("-p", str(folder), "query", "DROP TABLE gold.dim_date")
+    assert refused.returncode == 2 and "only one read-only SELECT" in refused.stderr
