@@ -41,14 +41,23 @@ def print_json(console: Console, value: Any) -> None:
     console.print_json(json.dumps(to_jsonable(value), default=str), indent=2)
 
 
+class _Bytes(DownloadColumn):
+    """Bytes done/total for ingest bars; nothing for dataset steps (which have no size)."""
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        return super().render(task) if task.fields.get("bytes") else Text("")
+
+
 class IngestProgress:
-    """Draws one progress bar per source (bytes of landing files) while ingesting."""
+    """Progress of a run: a bar per source (bytes of landing files), a line per dataset step."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<14}"),
+            TextColumn("[bold]{task.description:<34}"),
             BarColumn(),
-            DownloadColumn(),
+            _Bytes(),
             TextColumn("{task.fields[files]}"),
             TimeElapsedColumn(),
             console=console,
@@ -64,9 +73,16 @@ class IngestProgress:
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
+    def step(self, stage: str, dataset: str) -> Any:
+        """A spinner line for one dataset of a stage; call the returned function when it is done."""
+        task = self.progress.add_task(f"{stage} {dataset}", total=1, files="", bytes=False)
+        return lambda: self.progress.update(task, completed=1)
+
     def source_started(self, source: str, files: int, total_bytes: int) -> None:
         self._counts[source] = [0, files]
-        self._tasks[source] = self.progress.add_task(source, total=max(total_bytes, 1), files=f"0/{files} files")
+        self._tasks[source] = self.progress.add_task(
+            f"ingest {source}", total=max(total_bytes, 1), files=f"0/{files} files", bytes=True
+        )
 
     def file_finished(self, source: str, outcome: FileOutcome) -> None:
         task = self._tasks.get(source)

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,17 @@ from lakestack.errors import ConfigError, StorageError, UsageError
 from lakestack.ingest.base import IngestObserver, NullObserver, SourceReport, source_class
 from lakestack.pipeline.project import Project
 from lakestack.pipeline.runs import IngestReport, new_run_id
+
+Step = Callable[[str, str], Callable[[], None]]
+
+
+@contextmanager
+def _step(step: Step | None, stage: str, dataset: str) -> Iterator[None]:
+    """Tell an optional progress display that one dataset of a stage runs, and when it is done."""
+    done = step(stage, dataset) if step is not None else None
+    yield
+    if done is not None:
+        done()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +128,9 @@ class Lake:
                 raise UsageError(f"unknown silver dataset '{name}' (silver datasets: {', '.join(silver) or 'none'})")
         return names or silver
 
-    def promote(self, datasets: list[str] | None = None, *, run_id: str | None = None) -> list[Any]:
+    def promote(
+        self, datasets: list[str] | None = None, *, run_id: str | None = None, step: Step | None = None
+    ) -> list[Any]:
         """Merge what Bronze committed since each Silver dataset's checkpoint into Silver."""
         from lakestack.pipeline.silver import SilverPromotion, model_from_config
 
@@ -125,7 +140,8 @@ class Lake:
             model = model_from_config(name, self.project)
             if not self.warehouse.exists(f"bronze.{model.source}"):
                 raise UsageError(f"bronze.{model.source} does not exist yet: run 'lakestack ingest' first")
-            results.append(SilverPromotion(model, self.warehouse, run_id).run())
+            with _step(step, "promote", model.identifier):
+                results.append(SilverPromotion(model, self.warehouse, run_id).run())
         return results
 
     # -- gold ----------------------------------------------------------------------------------
@@ -138,7 +154,12 @@ class Lake:
         return {p.stem: load_gold_model(p, self.project.root) for p in sorted(folder.glob("*.sql"))}
 
     def build(
-        self, models: list[str] | None = None, *, full_refresh: bool = False, run_id: str | None = None
+        self,
+        models: list[str] | None = None,
+        *,
+        full_refresh: bool = False,
+        run_id: str | None = None,
+        step: Step | None = None,
     ) -> list[Any]:
         """Build Gold models in dependency order (all by default)."""
         from lakestack.pipeline.gold import GoldBuild, build_order
@@ -148,8 +169,11 @@ class Lake:
             if name not in available:
                 raise UsageError(f"unknown gold model '{name}' (models: {', '.join(available) or 'none'})")
         run_id = run_id or new_run_id()
-        order = [m for m in build_order(available) if not models or m.name in models]
-        return [GoldBuild(m, self.warehouse, run_id, self.project.root).run(full_refresh) for m in order]
+        results = []
+        for model in (m for m in build_order(available) if not models or m.name in models):
+            with _step(step, "build", model.identifier):
+                results.append(GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh))
+        return results
 
     def run(
         self, select: list[str] | None = None, *, full_refresh: bool = False, observer: IngestObserver | None = None
@@ -162,9 +186,10 @@ class Lake:
         sources = [s for s in self.project.config.sources if not select or s in select]
         silver = [d for d in self.silver_datasets() if not select or d in select]
         gold = [g for g in self.gold_models() if not select or g in select]
+        step = getattr(observer, "step", None)  # optional: a progress line per dataset
         ingested = self.ingest(sources, observer=observer, run_id=run_id) if sources else None
-        promoted = self.promote(silver, run_id=run_id) if silver else []
-        built = self.build(gold, full_refresh=full_refresh, run_id=run_id) if gold else []
+        promoted = self.promote(silver, run_id=run_id, step=step) if silver else []
+        built = self.build(gold, full_refresh=full_refresh, run_id=run_id, step=step) if gold else []
         return RunReport(run_id, started, time.perf_counter() - t0, ingested, tuple(promoted), tuple(built))
 
     def query(self, sql: str, *, timeout_s: float = 60.0) -> Any:
