@@ -127,6 +127,14 @@ def test_model_errors_name_the_file_and_line(tmp_path: Path, staged: Path) -> No
     (gold / "broken.sql").write_text("/* ---\nmaterialized: incremental\n--- */\nSELECT 1 AS x FROM silver.orders")
     with pytest.raises(ProjectError, match="needs partition_by"):
         lake.build(["broken"])
+    (gold / "broken.sql").write_text("SELECT 1 AS x FROM silver.orders")
+    (gold / "broken.yaml").write_text("description: fine\nmaterialised: full\n")
+    with pytest.raises(ProjectError, match=r"models/gold/broken.yaml:2 \(materialised\): unknown key 'materialised'"):
+        lake.build(["broken"])
+    (gold / "broken.yaml").write_text("description: a sidecar\nowner: me\n")
+    [result] = lake.build(["broken"])
+    assert result.rows_written == lake.table_info("silver.orders").rows
+    assert lake.warehouse.load("gold.broken").properties["lakestack.owner"] == "me"
 
 
 def test_query_is_read_only(staged: Path, tmp_path: Path) -> None:
