@@ -80,24 +80,29 @@ def _scalar_type(field: Field, mode: str) -> Any:
 
 def _bounds(c: Any, lowest: Any, highest: Any, cast: Any) -> dict[str, Any]:
     """msgspec bounds: the tighter of the contract's bound and the type's range (which also rejects NaN/inf)."""
-    out: dict[str, Any] = {}
-    if c.exclusive_minimum is not None:
-        out["gt"] = (
-            cast(c.exclusive_minimum) if cast is float else int(c.exclusive_minimum.to_integral_value("ROUND_FLOOR"))
-        )
-    else:
-        out["ge"] = max(lowest, cast(c.minimum)) if c.minimum is not None else lowest
-        if cast is int and c.minimum is not None:
-            out["ge"] = max(lowest, int(c.minimum.to_integral_value("ROUND_CEILING")))
-    if c.exclusive_maximum is not None:
-        out["lt"] = (
-            cast(c.exclusive_maximum) if cast is float else int(c.exclusive_maximum.to_integral_value("ROUND_CEILING"))
-        )
-    else:
-        out["le"] = min(highest, cast(c.maximum)) if c.maximum is not None else highest
-        if cast is int and c.maximum is not None:
-            out["le"] = min(highest, int(c.maximum.to_integral_value("ROUND_FLOOR")))
-    return out
+    low = _bound(c.minimum, c.exclusive_minimum, lowest, cast, "ROUND_CEILING", max, ("ge", "gt"))
+    high = _bound(c.maximum, c.exclusive_maximum, highest, cast, "ROUND_FLOOR", min, ("le", "lt"))
+    return {**low, **high}
+
+
+def _bound(
+    inclusive: Decimal | None,
+    exclusive: Decimal | None,
+    limit: Any,
+    cast: Any,
+    rounding: str,
+    tighter: Any,
+    names: tuple[str, str],
+) -> dict[str, Any]:
+    """One side of a range; integer bounds round inward so `minimum: 1.5` means `>= 2`."""
+
+    def convert(value: Decimal, rounding: str) -> Any:
+        return float(value) if cast is float else int(value.to_integral_value(rounding))
+
+    if exclusive is not None:
+        outward = "ROUND_FLOOR" if rounding == "ROUND_CEILING" else "ROUND_CEILING"
+        return {names[1]: convert(exclusive, outward)}
+    return {names[0]: tighter(limit, convert(inclusive, rounding)) if inclusive is not None else limit}
 
 
 def _field_type(field: Field, mode: str, names: Iterable[str]) -> Any:

@@ -226,23 +226,30 @@ def _customers(rnd: random.Random, n: int, start: date) -> list[dict[str, Any]]:
     return out
 
 
-_CUSTOMER_DEFECTS = ("missing_id", "bad_email", "long_country", "bad_segment", "bad_timestamp")
+# defect kind → (column, how the value is broken); each one breaks the contract for certain
+_CUSTOMER_DEFECTS: dict[str, tuple[str, Any]] = {
+    "missing_id": ("customer_id", lambda v: ""),
+    "bad_email": ("email", lambda v: v.replace("@", " at ")),
+    "long_country": ("country", lambda v: {"US": "USA", "GB": "GBR", "DE": "DEU"}.get(v, "FRA")),
+    "bad_segment": ("segment", lambda v: "vip"),
+    "bad_timestamp": ("updated_at", lambda v: "2026-02-30T25:61:00"),
+}
+_ORDER_DEFECTS: dict[str, tuple[str, Any]] = {
+    "missing_customer": ("customer_id", lambda v: ""),
+    "bad_quantity": ("quantity", lambda v: "two"),
+    "negative_price": ("unit_price", lambda v: f"-{v}"),
+    "bad_currency": ("currency", lambda v: "XXX"),
+    "bad_status": ("status", lambda v: "lost"),
+    "bad_timestamp": ("order_ts", lambda v: "2026-13-45T99:00:00"),
+    "bad_order_id": ("order_id", lambda v: "ORD-12AB"),
+    "long_country": ("ship_country", lambda v: "GBR"),
+}
 
 
-def _break_customer(rnd: random.Random, row: dict[str, Any]) -> dict[str, Any]:
-    bad = dict(row)
-    kind = rnd.choice(_CUSTOMER_DEFECTS)
-    if kind == "missing_id":
-        bad["customer_id"] = ""
-    elif kind == "bad_email":
-        bad["email"] = bad["email"].replace("@", " at ")
-    elif kind == "long_country":
-        bad["country"] = {"US": "USA", "GB": "GBR", "DE": "DEU"}.get(bad["country"], "FRA")
-    elif kind == "bad_segment":
-        bad["segment"] = "vip"
-    else:
-        bad["updated_at"] = "2026-02-30T25:61:00"
-    return bad
+def _break(rnd: random.Random, row: dict[str, Any], defects: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """A copy of `row` with one defect of a randomly chosen kind."""
+    column, spoil = defects[rnd.choice(sorted(defects))]
+    return {**row, column: spoil(row[column])}
 
 
 def _write_customers(
@@ -269,7 +276,7 @@ def _write_customers(
         rows = []
         for row in batch:
             if rnd.random() < INVALID_RATE:
-                rows.append(_break_customer(rnd, row))
+                rows.append(_break(rnd, row, _CUSTOMER_DEFECTS))
                 tally.count("customers", "invalid_rows")
             else:
                 rows.append(row)
@@ -334,40 +341,6 @@ def _write_products(
 
 
 # -- orders ---------------------------------------------------------------------------------------
-_ORDER_DEFECTS = (
-    "missing_customer",
-    "bad_quantity",
-    "negative_price",
-    "bad_currency",
-    "bad_status",
-    "bad_timestamp",
-    "bad_order_id",
-    "long_country",
-)
-
-
-def _break_order(rnd: random.Random, row: dict[str, Any]) -> dict[str, Any]:
-    bad = dict(row)
-    kind = rnd.choice(_ORDER_DEFECTS)
-    if kind == "missing_customer":
-        bad["customer_id"] = ""
-    elif kind == "bad_quantity":
-        bad["quantity"] = "two"
-    elif kind == "negative_price":
-        bad["unit_price"] = f"-{bad['unit_price']}"
-    elif kind == "bad_currency":
-        bad["currency"] = "XXX"
-    elif kind == "bad_status":
-        bad["status"] = "lost"
-    elif kind == "bad_timestamp":
-        bad["order_ts"] = "2026-13-45T99:00:00"
-    elif kind == "bad_order_id":
-        bad["order_id"] = "ORD-12AB"
-    else:
-        bad["ship_country"] = "GBR"
-    return bad
-
-
 def _order_lines(
     rnd: random.Random,
     number: int,
@@ -457,7 +430,7 @@ def _write_orders(
         final = []
         for row in rows:
             if rnd.random() < INVALID_RATE:
-                final.append(_break_order(rnd, row))
+                final.append(_break(rnd, row, _ORDER_DEFECTS))
                 tally.count("orders", "invalid_rows")
             else:
                 final.append(row)
