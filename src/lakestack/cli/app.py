@@ -27,6 +27,9 @@ app = typer.Typer(
 )
 example_app = typer.Typer(help="Bundled example projects.", no_args_is_help=True)
 app.add_typer(example_app, name="example")
+checks_app = typer.Typer(help="Data-quality results.", no_args_is_help=True)
+app.add_typer(checks_app, name="checks")
+GATE_FAILED = 4  # exit code: the run finished what it could, and a quality gate blocked the rest
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -279,12 +282,22 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """ingest → promote → build for the whole project under one run id."""
-    from lakestack.cli.render import IngestProgress, build_table, ingest_table, print_json, promote_table
+    from lakestack.cli.render import (
+        IngestProgress,
+        build_table,
+        checks_table,
+        ingest_table,
+        print_json,
+        promote_table,
+    )
 
     console = _console()
     lake = _state(ctx).lake()
     if json_out:
-        print_json(console, lake.run(select, full_refresh=full_refresh))
+        result = lake.run(select, full_refresh=full_refresh)
+        print_json(console, result)
+        if result.failed_checks:
+            raise typer.Exit(GATE_FAILED)
         return
     with IngestProgress(console) as progress:
         report = lake.run(select, full_refresh=full_refresh, observer=progress)
@@ -294,7 +307,13 @@ def run(
         console.print(promote_table(list(report.promoted)))
     if report.built:
         console.print(build_table(list(report.built)))
+    if report.checks:
+        console.print(checks_table(list(report.checks), only_problems=True))
     console.print(f"run {report.run_id} finished in {report.duration_s:.1f}s")
+    if report.failed_checks:
+        blocked = ", ".join(report.blocked)
+        console.print(f"[red]quality gate failed[/]: blocked {blocked}; see 'lakestack checks show {report.run_id}'")
+        raise typer.Exit(GATE_FAILED)
 
 
 @app.command()
@@ -335,6 +354,49 @@ def query(
         return
     rows = [to_jsonable(r) for r in data.slice(0, limit).to_pylist()]
     _console().print(rows_table(f"{data.num_rows:,} rows", rows, data.column_names))
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    datasets: Annotated[list[str] | None, typer.Argument(help="Datasets such as silver.orders (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate data-quality checks now; exit 4 when a `fail` check fails."""
+    from lakestack.cli.render import checks_table, print_json
+
+    console = _console()
+    with console.status("checking ..."):
+        results = _state(ctx).lake().check(datasets)
+    if json_out:
+        print_json(console, results)
+    else:
+        console.print(checks_table(results))
+    if any(r.blocks for r in results):
+        raise typer.Exit(GATE_FAILED)
+
+
+@checks_app.command("show")
+def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
+    """The checks a run evaluated and its failing-row samples (PII masked)."""
+    from lakestack.cli.render import print_json, rows_table
+
+    lake = _state(ctx).lake()
+    results = lake.check_results(run_id)
+    failures = lake.check_failures(run_id)
+    if json_out:
+        print_json(_console(), {"results": results, "failing_rows": failures})
+        return
+    console = _console()
+    console.print(
+        rows_table(
+            f"checks of run {run_id}",
+            results,
+            ["dataset", "check", "severity", "status", "observed", "threshold", "failing_rows"],
+        )
+    )
+    if failures:
+        console.print(rows_table("failing rows (sample, PII masked)", failures, ["dataset", "check", "row"]))
 
 
 def main() -> None:

@@ -168,6 +168,27 @@ def build_table(results: list[Any]) -> Table:
     return table
 
 
+def checks_table(results: list[Any], only_problems: bool = False) -> Table:
+    shown = [r for r in results if r.status != "pass"] if only_problems else results
+    title = "quality checks" + (f" · {len(shown)} of {len(results)} not passing" if only_problems else "")
+    table = Table(title=title, title_justify="left")
+    for col in ("dataset", "check", "severity", "status", "observed", "threshold", "failing rows"):
+        table.add_column(col, justify="right" if col in ("observed", "failing rows") else "left")
+    style = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red", "skipped": "dim"}
+    for r in shown:
+        observed = "" if r.observed is None else f"{r.observed:,.4g}"
+        table.add_row(
+            r.dataset,
+            r.check,
+            r.severity,
+            f"[{style[r.status]}]{r.status}[/]",
+            observed,
+            r.threshold,
+            f"{r.failing_rows:,}",
+        )
+    return table
+
+
 def problem_files(report: Any) -> Table | None:
     rows = [(s.source, f) for s in report.sources for f in s.files if f.status in ("rejected", "refused", "skipped")]
     if not rows:

@@ -184,7 +184,9 @@ class GoldBuild:
         self.run_id = run_id
         self.root = root
 
-    def run(self, full_refresh: bool = False) -> BuildResult:
+    def run(self, full_refresh: bool = False, audit: Any = None) -> BuildResult:
+        """Build the model. With `audit` (write-audit-publish), the new state of the table is checked
+        before it is committed; a failed audit commits nothing, so readers never see it."""
         from lakestack.engine.duckdb import DuckDBEngine
         from lakestack.storage.warehouse import last_checkpoint
 
@@ -202,6 +204,15 @@ class GoldBuild:
             if table is not None and not full_refresh and self.model.settings.materialized == "incremental":
                 dates = self._changed_dates(previous, current)
             result = self._execute(engine, dates)
+            if audit is not None and not audit(self.model.identifier, self._staged(table, result, dates)):
+                return BuildResult(
+                    self.model.identifier,
+                    "blocked",
+                    result.num_rows,
+                    len(dates or []),
+                    None,
+                    time.perf_counter() - started,
+                )
             new_checkpoint = {"upstream": current}
             snapshot = self._commit(table, result, dates, new_checkpoint)
             mode = "full" if dates is None else "incremental"
@@ -289,6 +300,18 @@ class GoldBuild:
         table = replace_files(table, files, result, run_id=self.run_id, batch_id=batch, checkpoint=checkpoint)
         snap = table.current_snapshot()
         return snap.snapshot_id if snap else None
+
+    def _staged(self, table: Any, result: Any, dates: list[date] | None) -> Any:
+        """The whole table as it would be after this build: kept partitions plus the new rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if table is None or dates is None:
+            return result
+        column = str(self.model.settings.partition_by)
+        kept = table.scan().to_arrow()
+        kept = kept.filter(pc.invert(pc.is_in(kept[column], value_set=pa.array(dates, pa.date32()))))
+        return pa.concat_tables([kept.cast(result.schema), result])
 
     def pii_columns(self, columns: list[str]) -> dict[str, str]:
         """Result columns derived from a PII column upstream, with that column's class (via sqlglot lineage)."""

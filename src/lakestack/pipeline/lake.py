@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lakestack.config import EnvironmentConfig
-from lakestack.errors import ConfigError, StorageError, UsageError
+from lakestack.errors import ConfigError, Location, ProjectError, StorageError, UsageError
 from lakestack.ingest.base import IngestObserver, NullObserver, SourceReport, source_class
 from lakestack.pipeline.project import Project
 from lakestack.pipeline.runs import IngestReport, new_run_id
@@ -175,22 +175,141 @@ class Lake:
                 results.append(GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh))
         return results
 
+    # -- quality -------------------------------------------------------------------------------
+    def dataset_checks(self) -> dict[str, list[Any]]:
+        """Checks per dataset: generated from contracts for Silver datasets, then `checks/*.yaml`."""
+        from lakestack.pipeline.quality import contract_checks, load_check_files
+        from lakestack.pipeline.silver import model_from_config
+
+        out: dict[str, list[Any]] = {}
+        for name in self.silver_datasets():
+            model = model_from_config(name, self.project)
+            generated = contract_checks(model.identifier, model.contract, model.key)
+            out.setdefault(model.identifier, []).extend(generated.checks)
+        known = self._datasets()
+        for declared in load_check_files(self.project.root):
+            if declared.dataset not in known:
+                raise ProjectError(
+                    f"checks for {declared.dataset}, which is not a dataset of this project "
+                    f"(datasets: {', '.join(sorted(known))})",
+                    Location(declared.source, 1),
+                )
+            out.setdefault(declared.dataset, []).extend(declared.checks)
+        return out
+
+    def _datasets(self) -> set[str]:
+        names = {f"bronze.{s}" for s in self.project.config.sources}
+        names |= {f"silver.{d}" for d in self.silver_datasets()}
+        return names | {f"gold.{m}" for m in self.gold_models()}
+
+    def _contract_of(self, dataset: str) -> Any:
+        layer, _, name = dataset.partition(".")
+        if layer == "bronze":
+            return self.project.contract(name)
+        if layer == "silver":
+            from lakestack.pipeline.silver import model_from_config
+
+            return model_from_config(name, self.project).contract
+        return None
+
+    def check(self, datasets: list[str] | None = None, *, run_id: str | None = None) -> list[Any]:
+        """Evaluate the checks of the given datasets (all with checks by default) against their current data."""
+        from lakestack.pipeline.quality import Evaluation
+
+        checks = self.dataset_checks()
+        for name in datasets or []:
+            if name not in checks:
+                raise UsageError(f"no checks for '{name}' (datasets with checks: {', '.join(sorted(checks))})")
+        evaluation = Evaluation(self.warehouse, run_id or new_run_id())
+        results: list[Any] = []
+        for dataset in datasets or sorted(checks):
+            if self.warehouse.exists(dataset):
+                results += evaluation.run(dataset, checks[dataset], contract=self._contract_of(dataset))
+        return results
+
+    def check_results(self, run_id: str) -> list[dict[str, Any]]:
+        """The check evaluations a run recorded."""
+        return self._system_rows("_lakestack.check_results", run_id)
+
+    def check_failures(self, run_id: str) -> list[dict[str, Any]]:
+        """The failing-row samples (PII masked) a run recorded."""
+        return self._system_rows("_lakestack.check_failures", run_id)
+
+    def _system_rows(self, identifier: str, run_id: str) -> list[dict[str, Any]]:
+        from pyiceberg.expressions import EqualTo
+
+        if not self.warehouse.exists(identifier):
+            return []
+        condition: Any = EqualTo("run_id", run_id)  # type: ignore[call-arg, arg-type]
+        rows = self.warehouse.load(identifier).scan(row_filter=condition).to_arrow().to_pylist()
+        return sorted(rows, key=lambda r: (r["dataset"], r["check"]))
+
+    # -- run -------------------------------------------------------------------------------------
     def run(
         self, select: list[str] | None = None, *, full_refresh: bool = False, observer: IngestObserver | None = None
     ) -> Any:
-        """ingest → promote → build for the whole project (or the selected datasets), under one run id."""
+        """ingest → gate(bronze) → promote → gate(silver) → build with gate(gold), under one run id.
+
+        A failed gate stops everything downstream of the failed dataset; datasets that do not depend on
+        it still run. Gold is written only after its checks pass (write-audit-publish).
+        """
+        from lakestack.pipeline.gold import BuildResult, GoldBuild, build_order
+        from lakestack.pipeline.quality import Evaluation
         from lakestack.pipeline.runs import RunReport
+        from lakestack.pipeline.silver import model_from_config
 
         run_id = new_run_id()
         started, t0 = datetime.now(UTC), time.perf_counter()
+        step = getattr(observer, "step", None)
+        checks = self.dataset_checks()
+        evaluation = Evaluation(self.warehouse, run_id)
+        results: list[Any] = []
+        blocked: set[str] = set()
+
+        def gate(dataset: str, staged: Any = None) -> bool:
+            if dataset not in checks or (staged is None and not self.warehouse.exists(dataset)):
+                return True
+            with _step(step, "check", dataset):
+                found = evaluation.run(dataset, checks[dataset], contract=self._contract_of(dataset), staged=staged)
+            results.extend(found)
+            if any(r.blocks for r in found):
+                blocked.add(dataset)
+                return False
+            return True
+
         sources = [s for s in self.project.config.sources if not select or s in select]
-        silver = [d for d in self.silver_datasets() if not select or d in select]
-        gold = [g for g in self.gold_models() if not select or g in select]
-        step = getattr(observer, "step", None)  # optional: a progress line per dataset
         ingested = self.ingest(sources, observer=observer, run_id=run_id) if sources else None
-        promoted = self.promote(silver, run_id=run_id, step=step) if silver else []
-        built = self.build(gold, full_refresh=full_refresh, run_id=run_id, step=step) if gold else []
-        return RunReport(run_id, started, time.perf_counter() - t0, ingested, tuple(promoted), tuple(built))
+        for source in sources:
+            gate(f"bronze.{source}")
+        promoted = []
+        for name in (d for d in self.silver_datasets() if not select or d in select):
+            model = model_from_config(name, self.project)
+            if f"bronze.{model.source}" in blocked:
+                blocked.add(model.identifier)
+                continue
+            promoted += self.promote([name], run_id=run_id, step=step)
+        for result in promoted:  # gate(silver), once every Silver dataset is promoted (checks may join them)
+            gate(result.dataset)
+        built = []
+        for gold in build_order(self.gold_models()):
+            if select and gold.name not in select:
+                continue
+            if any(u in blocked for u in gold.upstream):
+                blocked.add(gold.identifier)
+                built.append(BuildResult(gold.identifier, "blocked upstream"))
+                continue
+            with _step(step, "build", gold.identifier):
+                built.append(GoldBuild(gold, self.warehouse, run_id, self.project.root).run(full_refresh, audit=gate))
+        return RunReport(
+            run_id,
+            started,
+            time.perf_counter() - t0,
+            ingested,
+            tuple(promoted),
+            tuple(built),
+            tuple(results),
+            tuple(sorted(blocked)),
+        )
 
     def query(self, sql: str, *, timeout_s: float = 60.0) -> Any:
         """Read-only SQL over the project's tables (`silver.orders`, `gold.daily_order_metrics`, ...)."""

@@ -46,3 +46,9 @@ class RunReport:
     ingest: IngestReport | None
     promoted: tuple[Any, ...]
     built: tuple[Any, ...]
+    checks: tuple[Any, ...] = ()
+    blocked: tuple[str, ...] = ()
+
+    @property
+    def failed_checks(self) -> list[Any]:
+        return [c for c in self.checks if c.blocks]

@@ -139,6 +139,15 @@ class Warehouse:
             table = self.load(identifier)
         return table
 
+    def system_table(self, identifier: str, schema: pa.Schema) -> Any:
+        """A `_lakestack.*` table (run records, check results), created on first use."""
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+
+        self.ensure_namespaces()
+        if self.exists(identifier):
+            return self.load(identifier)
+        return self._create(identifier, schema, UNPARTITIONED_PARTITION_SPEC, {"format-version": "2"})
+
     def quarantine_table(self, source: str) -> Any:
         """`quarantine.<source>`: rejected records and files with every error."""
         self.ensure_namespaces()

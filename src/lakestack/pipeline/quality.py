@@ -1,0 +1,336 @@
+"""Evaluating checks: on demand (`lakestack check`) and at the gates of `lakestack run`.
+
+Every evaluation is appended to `_lakestack.check_results`; a bounded sample of failing rows, with
+PII columns masked, goes to `_lakestack.check_failures`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from lakestack._yaml import load_yaml, pydantic_problem
+from lakestack.errors import ProjectError
+from lakestack.quality.model import (
+    AcceptedValues,
+    CheckFile,
+    CheckResult,
+    NotNull,
+    ReferentialIntegrity,
+    SchemaMatches,
+    Unique,
+    VolumeAnomaly,
+)
+
+RESULTS = "_lakestack.check_results"
+FAILURES = "_lakestack.check_failures"
+SAMPLE_ROWS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetChecks:
+    dataset: str
+    checks: tuple[Any, ...]
+    source: str  # the file they came from, or "contract <ref>" for generated ones
+
+
+def load_check_files(root: Path) -> list[DatasetChecks]:
+    """`checks/*.yaml`, each checked against the check model; errors name the file and line."""
+    out = []
+    folder = root / "checks"
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        display = str(path.relative_to(root))
+        data, smap = load_yaml(path, display=display)
+        try:
+            spec = CheckFile.model_validate(data)
+        except ValidationError as exc:
+            message, location = pydantic_problem(exc, smap, CheckFile)
+            raise ProjectError(message, location) from None
+        out.append(DatasetChecks(spec.dataset, tuple(spec.checks), display))
+    return out
+
+
+def contract_checks(dataset: str, contract: Any, key: tuple[str, ...]) -> DatasetChecks:
+    """What the contract already says, as checks on a Silver dataset: key → unique, required → not_null,
+    string enums → accepted_values."""
+    checks: list[Any] = [Unique(type="unique", columns=list(key))] if key else []
+    required = [f.name for f in contract.fields if f.required and not f.nullable]
+    if required:
+        checks.append(NotNull(type="not_null", columns=required))
+    for f in contract.fields:
+        if f.constraints.enum is not None and all(isinstance(v, str) for v in f.constraints.enum):
+            checks.append(AcceptedValues(type="accepted_values", column=f.name, values=list(f.constraints.enum)))
+    return DatasetChecks(dataset, tuple(checks), f"contract {contract.ref}")
+
+
+class Evaluation:
+    """Evaluates the checks of one dataset against its current snapshot (or a staged Arrow table)."""
+
+    def __init__(self, warehouse: Any, run_id: str, *, sample_rows: int = SAMPLE_ROWS) -> None:
+        self.warehouse = warehouse
+        self.run_id = run_id
+        self.sample_rows = sample_rows
+        self.now = datetime.now(UTC)
+
+    def run(
+        self,
+        dataset: str,
+        checks: Iterable[Any],
+        *,
+        contract: Any = None,
+        staged: Any = None,
+        pii: dict[str, str] | None = None,
+    ) -> list[CheckResult]:
+        from lakestack.engine.duckdb import DuckDBEngine
+
+        checks = list(checks)
+        engine = DuckDBEngine()
+        try:
+            engine.con.execute("SET TimeZone = 'UTC'")
+            snapshot, pii = self._register(engine, dataset, checks, staged, pii)
+            results, samples = [], []
+            for check in checks:
+                result, rows = self._one(engine, dataset, check, snapshot, contract)
+                results.append(result)
+                samples += [(result.check, row) for row in rows]
+        finally:
+            engine.close()
+        self._record(results, samples, pii or {})
+        return results
+
+    def _register(
+        self, engine: Any, dataset: str, checks: list[Any], staged: Any, pii: dict[str, str] | None
+    ) -> tuple[int | None, dict[str, str]]:
+        tables = {dataset} | {
+            ".".join(c.references.split(".")[:2]) for c in checks if isinstance(c, ReferentialIntegrity)
+        }
+        snapshot = None
+        for identifier in sorted(tables):
+            layer = identifier.partition(".")[0]
+            engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+            if identifier == dataset and staged is not None:
+                engine.con.register("_staged", staged)
+                engine.con.execute(f"CREATE OR REPLACE VIEW {_quoted(identifier)} AS SELECT * FROM _staged")
+                continue
+            if not self.warehouse.exists(identifier):
+                continue
+            table = self.warehouse.load(identifier)
+            engine.register(identifier, table)
+            if identifier == dataset:
+                snap = table.current_snapshot()
+                snapshot = snap.snapshot_id if snap else None
+                if pii is None:
+                    pii = {
+                        k.removeprefix("lakestack.pii."): v
+                        for k, v in table.properties.items()
+                        if k.startswith("lakestack.pii.")
+                    }
+        return snapshot, pii or {}
+
+    def _one(
+        self, engine: Any, dataset: str, check: Any, snapshot: int | None, contract: Any
+    ) -> tuple[CheckResult, list[dict[str, Any]]]:
+        from lakestack.quality.compile import compile_check
+
+        started = time.perf_counter()
+        name, kind = check.check_name, check.type
+        observed: float | None
+        rows: list[dict[str, Any]]
+        status: Any
+        try:
+            if isinstance(check, SchemaMatches):
+                observed, threshold, ok, message = self._schema(dataset, contract)
+                failing, rows = 0, []
+            elif isinstance(check, VolumeAnomaly):
+                observed, threshold, ok, message = self._volume(dataset, check, snapshot)
+                failing, rows = 0, []
+            else:
+                compiled = compile_check(check, dataset, now=self.now)
+                value = engine.con.execute(compiled.observed.sql("duckdb")).fetchall()[0][0]
+                observed = float(value) if value is not None else None
+                ok, threshold, message = compiled.passes(observed), compiled.threshold, ""
+                failing = int(observed or 0) if compiled.failing is not None else 0
+                rows = (
+                    engine.sql(compiled.failing.limit(self.sample_rows).sql("duckdb")).to_pylist()
+                    if compiled.failing is not None and failing
+                    else []
+                )
+            status = "pass" if ok else ("fail" if check.severity == "fail" else "warn")
+            if ok is None:
+                status = "skipped"
+        except Exception as exc:  # a check that cannot run is reported, and blocks like a failure
+            observed, threshold, failing, rows, message = None, "", 0, [], str(exc).splitlines()[0]
+            status = "error"
+        result = CheckResult(
+            dataset,
+            name,
+            kind,
+            check.severity,
+            status,
+            observed,
+            threshold,
+            failing,
+            snapshot,
+            time.perf_counter() - started,
+            message,
+        )
+        return result, rows
+
+    def _schema(self, dataset: str, contract: Any) -> tuple[float, str, bool, str]:
+        if contract is None:
+            return 0.0, "columns and types of the contract", True, "no contract for this dataset"
+        from lakestack.storage.schema import contract_schema
+
+        actual = {f.name: str(f.field_type) for f in self.warehouse.load(dataset).schema().fields}
+        problems = []
+        for f in contract_schema(contract).fields:
+            if f.name not in actual:
+                problems.append(f"missing column {f.name}")
+            elif actual[f.name] != str(f.field_type):
+                problems.append(f"{f.name} is {actual[f.name]}, the contract says {f.field_type}")
+        return float(len(problems)), f"columns and types of {contract.ref}", not problems, "; ".join(problems)
+
+    def _volume(self, dataset: str, check: VolumeAnomaly, snapshot: int | None) -> tuple[Any, str, Any, str]:
+        """Rows added since the last evaluation, against the history of earlier evaluations."""
+        table = self.warehouse.load(dataset)
+        current = _total_rows(table, snapshot)
+        history = [r for r in self.history(dataset, check.check_name) if r["snapshot_id"] is not None]
+        previous = history[-1]["snapshot_id"] if history else None
+        added = current - (_total_rows(table, previous) if previous is not None else 0)
+        past = [r["observed"] for r in history if r["observed"] is not None]
+        if len(past) < check.min_history:
+            return added, f"needs {check.min_history} earlier runs (has {len(past)})", True, "not enough history"
+        mean = statistics.fmean(past)
+        if check.method == "zscore":
+            spread = statistics.pstdev(past) or 1.0
+            score = abs(added - mean) / spread
+            return added, f"|z| ≤ {check.threshold} (mean {mean:.0f})", score <= check.threshold, f"z = {score:.2f}"
+        change = abs(added - mean) / (mean or 1.0) * 100
+        return added, f"within ±{check.threshold}% of {mean:.0f}", change <= check.threshold, f"{change:.1f}% off"
+
+    def history(self, dataset: str, check: str) -> list[dict[str, Any]]:
+        if not self.warehouse.exists(RESULTS):
+            return []
+        from pyiceberg.expressions import And, EqualTo
+
+        rows = (
+            self.warehouse.load(RESULTS)
+            .scan(row_filter=And(EqualTo("dataset", dataset), EqualTo("check", check)))  # type: ignore[call-arg, arg-type]
+            .to_arrow()
+            .to_pylist()
+        )
+        return sorted(rows, key=lambda r: r["evaluated_at"])
+
+    def _record(
+        self, results: list[CheckResult], samples: list[tuple[str, dict[str, Any]]], pii: dict[str, str]
+    ) -> None:
+        import pyarrow as pa
+
+        from lakestack.storage.warehouse import append
+
+        if not results:
+            return
+        results_schema, failures_schema = _schemas()
+        now = self.now
+        rows = [
+            {
+                "run_id": self.run_id,
+                "dataset": r.dataset,
+                "snapshot_id": r.snapshot_id,
+                "check": r.check,
+                "check_type": r.check_type,
+                "severity": r.severity,
+                "status": r.status,
+                "observed": r.observed,
+                "threshold": r.threshold,
+                "failing_rows": r.failing_rows,
+                "duration_s": r.duration_s,
+                "message": r.message,
+                "evaluated_at": now,
+            }
+            for r in results
+        ]
+        table = self.warehouse.system_table(RESULTS, results_schema)
+        batch = hashlib.sha256(f"{self.run_id}{results[0].dataset}{now.isoformat()}".encode()).hexdigest()[:20]
+        append(table, pa.Table.from_pylist(rows, schema=results_schema), run_id=self.run_id, batch_id=batch)
+        if samples:
+            failures = [
+                {
+                    "run_id": self.run_id,
+                    "dataset": results[0].dataset,
+                    "check": check,
+                    "row": json.dumps(mask_row(row, pii), default=str, sort_keys=True),
+                    "evaluated_at": now,
+                }
+                for check, row in samples
+            ]
+            target = self.warehouse.system_table(FAILURES, failures_schema)
+            append(
+                target,
+                pa.Table.from_pylist(failures, schema=failures_schema),
+                run_id=self.run_id,
+                batch_id=batch + ":f",
+            )
+
+
+def mask_row(row: dict[str, Any], pii: dict[str, str]) -> dict[str, Any]:
+    """A failing row with PII values replaced by a short, stable hash (`hash:1a2b3c4d5e6f`)."""
+    return {k: (mask_value(v) if k in pii and v is not None else v) for k, v in row.items()}
+
+
+def mask_value(value: Any) -> str:
+    return "hash:" + hashlib.sha256(str(value).encode()).hexdigest()[:12]
+
+
+def _total_rows(table: Any, snapshot_id: int | None) -> int:
+    snap = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
+    summary = snap.summary.additional_properties if snap and snap.summary else {}
+    return int(summary.get("total-records", 0))
+
+
+def _quoted(identifier: str) -> str:
+    from sqlglot import exp
+
+    return exp.to_table(identifier).sql("duckdb")
+
+
+def _schemas() -> tuple[Any, Any]:
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    results = pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("dataset", pa.string()),
+            ("snapshot_id", pa.int64()),
+            ("check", pa.string()),
+            ("check_type", pa.string()),
+            ("severity", pa.string()),
+            ("status", pa.string()),
+            ("observed", pa.float64()),
+            ("threshold", pa.string()),
+            ("failing_rows", pa.int64()),
+            ("duration_s", pa.float64()),
+            ("message", pa.string()),
+            ("evaluated_at", ts),
+        ]
+    )
+    failures = pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("dataset", pa.string()),
+            ("check", pa.string()),
+            ("row", pa.string()),
+            ("evaluated_at", ts),
+        ]
+    )
+    return results, failures
