@@ -402,7 +402,7 @@ def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> N
 def main() -> None:
     """Entry point: run the app; LakestackError becomes a message and an exit code, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising here
     except LakestackError as exc:
         _fail(exc, exc.exit_code)
     except typer.Abort:
@@ -416,7 +416,7 @@ def main() -> None:
         if os.environ.get("LAKESTACK_DEBUG"):
             raise
         _fail(exc, 3, internal=True)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(exc: BaseException, code: int, internal: bool = False) -> None:

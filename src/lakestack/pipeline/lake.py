@@ -161,18 +161,27 @@ class Lake:
         run_id: str | None = None,
         step: Step | None = None,
     ) -> list[Any]:
-        """Build Gold models in dependency order (all by default)."""
+        """Build Gold models in dependency order (all by default); each is published only if its checks pass."""
         from lakestack.pipeline.gold import GoldBuild, build_order
+        from lakestack.pipeline.quality import Evaluation
 
         available = self.gold_models()
         for name in models or []:
             if name not in available:
                 raise UsageError(f"unknown gold model '{name}' (models: {', '.join(available) or 'none'})")
         run_id = run_id or new_run_id()
+        checks = self.dataset_checks()
+        evaluation = Evaluation(self.warehouse, run_id)
+
+        def audit(dataset: str, staged: Any) -> bool:
+            if dataset not in checks:
+                return True
+            return not any(r.blocks for r in evaluation.run(dataset, checks[dataset], staged=staged))
+
         results = []
         for model in (m for m in build_order(available) if not models or m.name in models):
             with _step(step, "build", model.identifier):
-                results.append(GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh))
+                results.append(GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh, audit))
         return results
 
     # -- quality -------------------------------------------------------------------------------
