@@ -224,5 +224,5 @@ def test_check_files_are_validated(lake: Lake) -> None:
     with pytest.raises(ProjectError, match=r"checks/bad.yaml:3"):
         Lake.open(root).dataset_checks()
     (root / "checks" / "bad.yaml").write_text("dataset: silver.nope\nchecks: []\n")
-    with pytest.raises(ProjectError, match="checks for silver.nope, which is not a dataset"):
+    with pytest.raises(ProjectError, match=r"checks for silver\.nope, which is not a dataset"):
         Lake.open(root).dataset_checks()
