@@ -226,3 +226,27 @@ def test_check_files_are_validated(lake: Lake) -> None:
     (root / "checks" / "bad.yaml").write_text("dataset: silver.nope\nchecks: []\n")
     with pytest.raises(ProjectError, match=r"checks for silver\.nope, which is not a dataset"):
         Lake.open(root).dataset_checks()
+
+
+def test_drop_moves_failing_rows_to_quarantine_and_goes_on(lake: Lake) -> None:
+    root = lake.project.root
+    (root / "checks").mkdir()
+    (root / "checks" / "orders.yaml").write_text(
+        "dataset: silver.orders\nchecks:\n  - {type: accepted_values, column: status, values: [paid], "
+        "severity: drop}\n  - {type: range, column: qty, max: 10, severity: drop}\n"
+    )
+    (root / "landing" / "orders" / "orders_2.csv").write_text(
+        "order_id,customer_id,qty,status,email,order_ts\nO6,C1,1,paid,,2026-01-03T10:00:00Z\n"
+    )
+    report = Lake.open(root).run()
+    assert report.failed_checks == []
+    assert {c.check: c.status for c in report.checks if c.severity == "drop"} == {
+        "accepted_values(status)": "warn",
+        "range(qty)": "warn",
+    }
+    assert sorted(r["order_id"] for r in lake.read("silver.orders").to_pylist()) == ["O1", "O2", "O4", "O6"]
+    moved = [r for r in lake.read("quarantine.orders").to_pylist() if r["_errors"][0]["rule"].startswith("check:")]
+    assert [(json.loads(r["_raw"])["order_id"], [e["rule"] for e in r["_errors"]]) for r in moved] == [
+        ("O3", ["check:accepted_values(status)", "check:range(qty)"])
+    ]  # fails both checks; moved once
+    assert moved[0]["_source_file"] == "orders_1.csv" and moved[0]["_source_line"] == 4

@@ -203,6 +203,13 @@ class Lake:
                     f"(datasets: {', '.join(sorted(known))})",
                     Location(declared.source, 1),
                 )
+            for check in declared.checks:
+                if check.severity == "drop" and not (declared.dataset.startswith("silver.") and check.row_level):
+                    raise ProjectError(
+                        f"severity drop applies to row-level checks on Silver datasets "
+                        f"({check.check_name} on {declared.dataset})",
+                        Location(declared.source, 1),
+                    )
             out.setdefault(declared.dataset, []).extend(declared.checks)
         return out
 
@@ -263,7 +270,7 @@ class Lake:
         it still run. Gold is written only after its checks pass (write-audit-publish).
         """
         from lakestack.pipeline.gold import BuildResult, GoldBuild, build_order
-        from lakestack.pipeline.quality import Evaluation
+        from lakestack.pipeline.quality import Evaluation, drop_failing_rows
         from lakestack.pipeline.runs import RunReport
         from lakestack.pipeline.silver import model_from_config
 
@@ -280,6 +287,9 @@ class Lake:
                 return True
             with _step(step, "check", dataset):
                 found = evaluation.run(dataset, checks[dataset], contract=self._contract_of(dataset), staged=staged)
+                if dataset.startswith("silver."):
+                    model = model_from_config(dataset.partition(".")[2], self.project)
+                    drop_failing_rows(self.warehouse, model, checks[dataset], found, run_id)
             results.extend(found)
             if any(r.blocks for r in found):
                 blocked.add(dataset)

@@ -334,3 +334,110 @@ def _schemas() -> tuple[Any, Any]:
         ]
     )
     return results, failures
+
+
+def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: list[CheckResult], run_id: str) -> int:
+    """For `drop` checks that failed on a Silver dataset: move the failing rows to quarantine.<source>.
+
+    The rows leave Silver in one snapshot that rewrites only the files holding them, and land in the
+    source's quarantine table with the check's name as the rule. Returns the number of rows moved.
+    """
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from lakestack.engine.duckdb import DuckDBEngine
+    from lakestack.quality.compile import compile_check
+    from lakestack.storage.warehouse import append, replace_files
+
+    failed = {r.check for r in results if r.severity == "drop" and r.failing_rows}
+    drops = [c for c in checks if c.severity == "drop" and c.check_name in failed and c.row_level]
+    if not drops:
+        return 0
+    table = warehouse.load(model.identifier)
+    engine = DuckDBEngine()
+    try:
+        engine.con.execute("SET TimeZone = 'UTC'")
+        for identifier in {model.identifier} | {
+            ".".join(c.references.split(".")[:2]) for c in drops if isinstance(c, ReferentialIntegrity)
+        }:
+            engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{identifier.partition(".")[0]}"')
+            engine.register(identifier, warehouse.load(identifier))
+        keys = [exp.column(k, quoted=True) for k in model.key]
+        parts = []
+        for check in drops:
+            failing = compile_check(check, model.identifier).failing
+            assert failing is not None
+            parts.append(
+                exp.select("*", exp.alias_(exp.Literal.string(check.check_name), "_check")).from_(failing.subquery("f"))
+            )
+        union = parts[0]
+        for part in parts[1:]:
+            union = exp.Union(this=union, expression=part, distinct=False, by_name=True)  # type: ignore[assignment]
+        engine.con.execute(f"CREATE TEMP TABLE dropped AS {union.sql('duckdb')}")
+        files = [t.file for t in table.scan().plan_files()]
+        source = exp.Table(
+            this=exp.func(
+                "read_parquet",
+                exp.Array(expressions=[exp.Literal.string(f.file_path.removeprefix("file://")) for f in files]),
+                exp.EQ(this=exp.column("filename"), expression=exp.true()),
+                exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false()),
+            )
+        )
+        holding = {
+            r[0]
+            for r in engine.con.execute(
+                exp.select(exp.Distinct(expressions=[exp.column("filename")]))
+                .from_(source)
+                .where(exp.In(this=exp.Tuple(expressions=keys), query=exp.select(*keys).from_("dropped").subquery()))
+                .sql("duckdb")
+            ).fetchall()
+        }
+        touched = [f for f in files if f.file_path.removeprefix("file://") in holding]
+        kept_source = exp.Table(
+            this=exp.func(
+                "read_parquet",
+                exp.Array(expressions=[exp.Literal.string(f.file_path.removeprefix("file://")) for f in touched]),
+                exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false()),
+            )
+        )
+        kept = engine.sql(
+            exp.select("*")
+            .from_(kept_source)
+            .join("dropped", using=[k.copy() for k in keys], join_type="anti")
+            .sql("duckdb")
+        )
+        moved = engine.sql("SELECT * FROM dropped").to_pylist()
+    finally:
+        engine.close()
+    replace_files(table, touched, kept, run_id=run_id, batch_id=f"drop:{model.identifier}:{run_id}")
+    now = datetime.now(UTC)
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in moved:  # a row failing several drop checks is moved once, with every check as an error
+        by_key.setdefault(tuple(r[k] for k in model.key), []).append(r)
+    rows = []
+    for found in by_key.values():
+        first, names = found[0], [r["_check"] for r in found]
+        rows.append(
+            {
+                "_source": model.source,
+                "_source_file": first.get("_source_file"),
+                "_source_line": first.get("_source_line"),
+                "_file_hash": None,
+                "_scope": "record",
+                "_raw": json.dumps({k: v for k, v in first.items() if k != "_check"}, default=str, sort_keys=True),
+                "_errors": [{"path": "$", "rule": f"check:{n}", "message": f"failed check {n}"} for n in names],
+                "_reason": f"dropped by check {names[0]} on {model.identifier}"
+                + (f" (+{len(names) - 1} more)" if len(names) > 1 else ""),
+                "_contract_version": model.contract.version,
+                "_run_id": run_id,
+                "_ingested_at": now,
+            }
+        )
+    quarantine = warehouse.quarantine_table(model.source)
+    append(
+        quarantine,
+        pa.Table.from_pylist(rows, schema=quarantine.schema().as_arrow()),
+        run_id=run_id,
+        batch_id=f"drop:{model.identifier}:{run_id}:q",
+    )
+    return len(rows)
