@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 ORDERS ?= 100000
 SEED ?= 42
 RUN_DIR ?= .run/northwind
+BREAK_GOLD ?=
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench clean venv
@@ -26,7 +27,7 @@ venv: $(VENV)/.installed-dev
 ## run: generate the Northwind example (ORDERS order lines) and run it end to end: ingest, promote, build
 run: $(VENV)/.installed-run
 	rm -rf $(RUN_DIR)
-	$(VENV)/bin/lakestack example northwind $(RUN_DIR) --orders $(ORDERS) --seed $(SEED)
+	$(VENV)/bin/lakestack example northwind $(RUN_DIR) --orders $(ORDERS) --seed $(SEED) $(if $(BREAK_GOLD),--break-gold)
 	$(VENV)/bin/lakestack -p $(RUN_DIR) run
 	$(VENV)/bin/lakestack -p $(RUN_DIR) tables
 

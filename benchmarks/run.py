@@ -193,7 +193,8 @@ def show(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["validation", "ingest", "merge", "gold"])
+    parser.add_argument("--only", choices=["validation", "ingest", "merge", "gold", "quality"])
+    parser.add_argument("--quality-rows", type=int, default=1_000_000)
     parser.add_argument("--gold-rows", type=int, default=10_000_000)
     parser.add_argument("--merge-base", type=int, default=1_000_000)
     parser.add_argument("--merge-large", type=int, default=10_000_000)
@@ -218,6 +219,11 @@ def main() -> None:
 
         print("  gold · fact_sales and daily_order_metrics ...", flush=True)
         rows += bench_gold(args.gold_rows, args.repeat)
+    if args.only in (None, "quality"):
+        from quality import bench_quality
+
+        print("  quality · the Northwind checks of silver.orders ...", flush=True)
+        rows += bench_quality(args.quality_rows, args.repeat)
     show(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
