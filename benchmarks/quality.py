@@ -13,8 +13,8 @@ import numpy as np
 
 def bench_quality(rows: int, repeat: int) -> list[dict[str, Any]]:
     import pyarrow as pa
-
     from gold import _orders
+
     from lakestack import Lake
     from lakestack.pipeline.scaffold import copy_example
     from lakestack.pipeline.silver import SilverPromotion, model_from_config
