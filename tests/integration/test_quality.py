@@ -103,13 +103,24 @@ def evaluate(lake: Lake, *checks: dict[str, Any], dataset: str = "silver.orders"
             1,
             "fail",
         ),
+        ({"type": "referential_integrity", "column": "order_id", "references": "silver.orders.order_id"}, 0, "pass"),
         ({"type": "custom_sql", "sql": "SELECT * FROM silver.orders WHERE qty > 4"}, 2, "fail"),
+        ({"type": "custom_sql", "sql": "SELECT * FROM silver.orders WHERE qty > 50"}, 0, "pass"),
+        ({"type": "regex", "column": "order_id", "pattern": "^O[0-9]$"}, 0, "pass"),
         ({"type": "schema"}, 0, "pass"),
     ],
 )
 def test_each_check_type_observes_exactly(lake: Lake, check: dict[str, Any], observed: float, status: str) -> None:
     result = evaluate(lake, check)[check["type"]]
     assert (result.observed, result.status) == (observed, status)
+
+
+def test_schema_check_fails_when_the_table_drifts_from_the_contract(lake: Lake) -> None:
+    contract = lake.project.root / "contracts" / "orders.v1.yaml"
+    contract.write_text(contract.read_text().replace("{name: qty, type: integer}", "{name: qty, type: double}"))
+    result = evaluate(Lake.open(lake.project.root), {"type": "schema"})["schema"]
+    assert (result.observed, result.status) == (1, "fail")
+    assert result.message == "qty is long, the contract says double"
 
 
 def test_freshness_and_severities(lake: Lake) -> None:
@@ -184,6 +195,7 @@ def test_a_failed_gate_leaves_gold_unchanged_and_unrelated_models_build(lake: La
     (root / "landing" / "customers" / "customers_2.csv").write_text("customer_id,updated_at\nC3,2026-01-02T00:00:00Z\n")
     report = Lake.open(root).run()
     assert [c.check for c in report.failed_checks] == ["range(qty)"]
+    assert len(lake.check_results(report.run_id)) == len(report.checks) > 1  # every evaluation is recorded
     modes = {b.dataset: b.mode for b in report.built}
     assert modes == {"gold.order_counts": "blocked upstream", "gold.customer_list": "full"}
     assert lake.warehouse.load("gold.order_counts").current_snapshot().snapshot_id == before
