@@ -11,6 +11,7 @@ without duplicating the quarantine part.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
@@ -139,10 +140,25 @@ class FileSource(Source):
             observer.file_finished(self.name, outcome)
         batch = _Batch()
         snapshots: dict[str, int] = {}
-        for cand in candidates:
-            outcome = self._one(cand, batch, done, quarantined)
-            if outcome.status != "skipped":
-                done[outcome.sha256 or ""] = {"name": cand.name, "run": run_id}
+        to_read: list[tuple[Candidate, str]] = []
+        for cand in candidates:  # content hashes first: a file seen before (or twice in this drop) is skipped
+            sha = _sha256(cand.path)
+            if sha in done:
+                first = done[sha]
+                skipped = FileOutcome(
+                    cand.name,
+                    "skipped",
+                    sha,
+                    cand.size,
+                    reason=f"same content as {first['name']}, already ingested (run {first['run']})",
+                )
+                outcomes.append(skipped)
+                observer.file_finished(self.name, skipped)
+                continue
+            done[sha] = {"name": cand.name, "run": run_id}
+            to_read.append((cand, sha))
+        for cand, sha, read in self._read_all(to_read):
+            outcome = self._collect(cand, sha, read, batch, quarantined)
             outcomes.append(outcome)
             observer.file_finished(self.name, outcome)
             if batch.rows >= BATCH_MAX_ROWS or len(batch.files) >= BATCH_MAX_FILES:
@@ -151,28 +167,53 @@ class FileSource(Source):
         snapshots.update(self._flush(batch, bronze, quarantine, run_id))
         return SourceReport(self.name, tuple(outcomes), time.perf_counter() - started, snapshots)
 
-    def _one(
-        self, cand: Candidate, batch: _Batch, done: dict[str, dict[str, Any]], quarantined: dict[str, dict[str, Any]]
-    ) -> FileOutcome:
-        sha = _sha256(cand.path)
-        if sha in done:
-            first = done[sha]
-            return FileOutcome(
-                cand.name,
-                "skipped",
-                sha,
-                cand.size,
-                reason=f"same content as {first['name']}, already ingested (run {first['run']})",
-            )
+    def _read_all(self, files: list[tuple[Candidate, str]]) -> Iterator[tuple[Candidate, str, Any]]:
+        """Read and validate files, in order; on several cores, in worker processes (forked, so the
+        compiled validator is inherited, not pickled), at most two files ahead of the commits."""
+        workers = min(_workers(), len(files))
+        if workers < 2:
+            for cand, sha in files:
+                yield cand, sha, self._read_safely(cand, sha)
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _WORKER_SOURCE
+        _WORKER_SOURCE = self
         try:
-            good, bad, rows_in = self._read(cand, sha)
-            outcome = FileOutcome(cand.name, "landed", sha, cand.size, rows_in, good.num_rows, bad.num_rows)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                queue: deque[tuple[Candidate, str, Any]] = deque()
+                pending = iter(files)
+                for cand, sha in itertools.islice(pending, workers * 2):
+                    queue.append((cand, sha, pool.submit(_read_in_worker, cand, sha)))
+                while queue:
+                    cand, sha, future = queue.popleft()
+                    yield cand, sha, future.result()
+                    for nxt, nsha in itertools.islice(pending, 1):
+                        queue.append((nxt, nsha, pool.submit(_read_in_worker, nxt, nsha)))
+        finally:
+            _WORKER_SOURCE = None
+
+    def _read_safely(self, cand: Candidate, sha: str) -> tuple[Any, ...]:
+        """("ok", good, bad, rows_in) or ("rejected", reason, line): plain values that cross processes."""
+        try:
+            return ("ok", *self._read(cand, sha))
         except FileRejected as exc:
-            good = None
-            bad = self._rejection(cand, sha, exc)
-            outcome = FileOutcome(cand.name, "rejected", sha, cand.size, reason=exc.reason, line=exc.line)
-        if good is not None and good.num_rows:
-            batch.bronze.append(good)
+            return ("rejected", exc.reason, exc.line)
+
+    def _collect(
+        self, cand: Candidate, sha: str, read: tuple[Any, ...], batch: _Batch, quarantined: dict[str, dict[str, Any]]
+    ) -> FileOutcome:
+        if read[0] == "ok":
+            _, good, bad, rows_in = read
+            outcome = FileOutcome(cand.name, "landed", sha, cand.size, rows_in, good.num_rows, bad.num_rows)
+            if good.num_rows:
+                batch.bronze.append(good)
+        else:
+            _, reason, line = read
+            bad = self._rejection(cand, sha, FileRejected(reason, line))
+            outcome = FileOutcome(cand.name, "rejected", sha, cand.size, reason=reason, line=line)
         if bad.num_rows and sha not in quarantined:  # else an earlier, interrupted run committed it
             batch.quarantine.append(bad)
         batch.files.append(
@@ -272,6 +313,22 @@ class FileSource(Source):
         bronze = append(bronze, data, run_id=run_id, batch_id=f"{key}:b", checkpoint=checkpoint)
         out[f"bronze.{self.name}"] = bronze.current_snapshot().snapshot_id
         return out
+
+
+_WORKER_SOURCE: FileSource | None = None
+
+
+def _read_in_worker(cand: Candidate, sha: str) -> tuple[Any, ...]:
+    assert _WORKER_SOURCE is not None, "worker processes are forked from an ingesting FileSource"
+    return _WORKER_SOURCE._read_safely(cand, sha)
+
+
+def _workers() -> int:
+    """Processes that read files at once: LAKESTACK_INGEST_WORKERS, else up to two cores."""
+    configured = os.environ.get("LAKESTACK_INGEST_WORKERS")
+    if configured:
+        return max(1, int(configured))
+    return min(2, os.cpu_count() or 1)
 
 
 def _stamp(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
