@@ -325,6 +325,10 @@ def _read_in_worker(cand: Candidate, sha: str) -> tuple[Any, ...]:
 
 def _workers() -> int:
     """Processes that read files at once: LAKESTACK_INGEST_WORKERS, else up to two cores."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():  # Windows: read in the calling process
+        return 1
     configured = os.environ.get("LAKESTACK_INGEST_WORKERS")
     if configured:
         return max(1, int(configured))
