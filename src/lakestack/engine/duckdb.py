@@ -40,15 +40,27 @@ class DuckDBEngine(Engine):
             self.con.register(alias, arrow)
             self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {alias}")
             return
-        files = exp.Array(expressions=[exp.Literal.string(t.file.file_path.removeprefix("file://")) for t in tasks])
-        options = [
-            exp.EQ(this=exp.column(k), expression=v)
-            for k, v in (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))
-        ]
-        source = exp.func("read_parquet", files, *options)
-        select = exp.select("*").from_(exp.Table(this=source))
+        select = exp.select("*").from_(parquet_scan([t.file.file_path for t in tasks]))
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")
         self._files += [t.file.file_path.removeprefix("file://") for t in tasks]
+
+    def files_holding(self, paths: list[str], keys: list[str], table: str) -> set[str]:
+        """Which of the Parquet files `paths` hold a row whose `keys` appear in the view/table `table`."""
+        from sqlglot import exp
+
+        if not paths:
+            return set()
+        columns = [exp.column(k, quoted=True) for k in keys]
+        condition = exp.In(
+            this=exp.Tuple(expressions=columns), query=exp.select(*[c.copy() for c in columns]).from_(table).subquery()
+        )
+        query = (
+            exp.select(exp.Distinct(expressions=[exp.column("filename")]))
+            .from_(parquet_scan(paths, filename=True))
+            .where(condition)
+        )
+        found = {row[0] for row in self.con.execute(query.sql("duckdb")).fetchall()}
+        return {p for p in paths if _local(p) in found}
 
     def lock_down(self, *, memory_limit: str = "2GB", threads: int = 2) -> None:
         """After registering tables: no file access beyond their data files, no settings changes."""
@@ -94,3 +106,23 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file://")
+
+
+def parquet_scan(paths: list[str], *, filename: bool = False) -> Any:
+    """`read_parquet([...])` over data files, by column name, ignoring Hive-style folder names."""
+    from sqlglot import exp
+
+    options = [("union_by_name", exp.true()), ("hive_partitioning", exp.false())]
+    if filename:
+        options.append(("filename", exp.true()))
+    return exp.Table(
+        this=exp.func(
+            "read_parquet",
+            exp.Array(expressions=[exp.Literal.string(_local(p)) for p in paths]),
+            *[exp.EQ(this=exp.column(k), expression=v) for k, v in options],
+        )
+    )

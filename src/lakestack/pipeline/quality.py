@@ -345,7 +345,7 @@ def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: li
     import pyarrow as pa
     from sqlglot import exp
 
-    from lakestack.engine.duckdb import DuckDBEngine
+    from lakestack.engine.duckdb import DuckDBEngine, parquet_scan
     from lakestack.quality.compile import compile_check
     from lakestack.storage.warehouse import append, replace_files
 
@@ -375,31 +375,9 @@ def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: li
             union = exp.Union(this=union, expression=part, distinct=False, by_name=True)  # type: ignore[assignment]
         engine.con.execute(f"CREATE TEMP TABLE dropped AS {union.sql('duckdb')}")
         files = [t.file for t in table.scan().plan_files()]
-        source = exp.Table(
-            this=exp.func(
-                "read_parquet",
-                exp.Array(expressions=[exp.Literal.string(f.file_path.removeprefix("file://")) for f in files]),
-                exp.EQ(this=exp.column("filename"), expression=exp.true()),
-                exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false()),
-            )
-        )
-        holding = {
-            r[0]
-            for r in engine.con.execute(
-                exp.select(exp.Distinct(expressions=[exp.column("filename")]))
-                .from_(source)
-                .where(exp.In(this=exp.Tuple(expressions=keys), query=exp.select(*keys).from_("dropped").subquery()))
-                .sql("duckdb")
-            ).fetchall()
-        }
-        touched = [f for f in files if f.file_path.removeprefix("file://") in holding]
-        kept_source = exp.Table(
-            this=exp.func(
-                "read_parquet",
-                exp.Array(expressions=[exp.Literal.string(f.file_path.removeprefix("file://")) for f in touched]),
-                exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false()),
-            )
-        )
+        holding = engine.files_holding([f.file_path for f in files], list(model.key), "dropped")
+        touched = [f for f in files if f.file_path in holding]
+        kept_source = parquet_scan([f.file_path for f in touched])
         kept = engine.sql(
             exp.select("*")
             .from_(kept_source)

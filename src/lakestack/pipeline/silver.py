@@ -72,12 +72,10 @@ def _col(name: str) -> exp.Column:
 
 
 def _files(paths: list[str]) -> exp.Expression:
-    literals = [exp.Literal.string(p.removeprefix("file://")) for p in paths]
-    options = [
-        exp.EQ(this=exp.column(k), expression=v)
-        for k, v in (("union_by_name", exp.true()), ("hive_partitioning", exp.false()))
-    ]
-    return exp.Table(this=exp.func("read_parquet", exp.Array(expressions=literals), *options))
+    from lakestack.engine.duckdb import parquet_scan
+
+    scan: exp.Expression = parquet_scan(paths)
+    return scan
 
 
 def normalized_columns(model: SilverModel) -> list[Any]:
@@ -221,23 +219,7 @@ class SilverPromotion:
 
     def _files_holding_incoming_keys(self, files: list[Any]) -> set[str]:
         """Files outside the touched partitions that hold an incoming key (its partition moved)."""
-        if not files:
-            return set()
-        keys = [_col(k) for k in self.model.key]
-        source = exp.Table(
-            this=exp.func(
-                "read_parquet",
-                exp.Array(expressions=[exp.Literal.string(f.file_path.removeprefix("file://")) for f in files]),
-                exp.EQ(this=exp.column("filename"), expression=exp.true()),
-                exp.EQ(this=exp.column("hive_partitioning"), expression=exp.false()),
-            )
-        )
-        condition = exp.In(this=exp.Tuple(expressions=keys), query=exp.select(*keys).from_("incoming").subquery())
-        query = exp.select(exp.Distinct(expressions=[exp.column("filename")])).from_(source).where(condition)
-        return {
-            "file://" + r[0] if not r[0].startswith(("file:", "s3:")) else r[0]
-            for r in self.engine.con.execute(query.sql("duckdb")).fetchall()
-        }
+        return self.engine.files_holding([f.file_path for f in files], list(self.model.key), "incoming")
 
     def _merge(self, stored: exp.Expression | None) -> tuple[Any, int, int]:
         """The merged rows of the touched partitions, and how many keys were inserted / updated.
