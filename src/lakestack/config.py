@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lakestack._yaml import load_yaml, pydantic_problem
 from lakestack.errors import ConfigError, Location
@@ -69,14 +69,73 @@ class EnvironmentConfig(Frozen):
     description: str | None = None
 
 
+class StreamConfig(Frozen):
+    """Micro-batch bounds shared by every stream source: commit at `max_records` or `max_seconds`."""
+
+    max_records: Annotated[int, Field(ge=1, le=5_000_000)] = 50_000
+    max_seconds: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    max_pending: Annotated[int, Field(ge=1)] = 200_000  # records accepted but not committed before 503
+    max_record_bytes: Annotated[int, Field(ge=1)] = 8 * 1024 * 1024
+
+
+class HttpConfig(Frozen):
+    """Request limits of the HTTP collector; a request over one gets a 4xx naming it."""
+
+    max_request_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    max_record_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+    max_records: Annotated[int, Field(ge=1)] = 10_000
+    max_depth: Annotated[int, Field(ge=1, le=64)] = 32
+    dedup_hours: Annotated[float, Field(gt=0)] = 24.0  # how long a client batch id is remembered
+
+
+class KafkaConfig(Frozen):
+    bootstrap_servers: str | SecretRef
+    topics: Annotated[list[str], Field(min_length=1)]
+    group_id: str | None = None  # default: lakestack-<project>-<source>
+    properties: dict[str, str | int | float | bool | SecretRef] = {}  # passed to confluent-kafka
+
+
+class KinesisConfig(Frozen):
+    stream_name: str
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    poll_seconds: Annotated[float, Field(ge=0)] = 0.2
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 10_000  # records per GetRecords call
+
+
+class NatsConfig(Frozen):
+    url: str | SecretRef = "nats://127.0.0.1:4222"
+    stream: str
+    subject: str | None = None  # filter subject; default: the whole stream
+    durable: str | None = None  # default: lakestack-<source>
+
+
+STREAM_KINDS = ("http", "kafka", "kinesis", "nats")
+
+
 class SourceConfig(Frozen):
-    kind: Literal["files"] = "files"
+    kind: Literal["files", "http", "kafka", "kinesis", "nats"] = "files"
     contract: str
     landing: str | None = None
     pattern: str | None = None
     format: Literal["csv", "ndjson", "parquet"] | None = None
+    stream: StreamConfig = StreamConfig()
+    http: HttpConfig = HttpConfig()
+    kafka: KafkaConfig | None = None
+    kinesis: KinesisConfig | None = None
+    nats: NatsConfig | None = None
     description: str | None = None
     owner: str | None = None
+
+    @model_validator(mode="after")
+    def _settings_for_kind(self) -> SourceConfig:
+        if self.kind in ("kafka", "kinesis", "nats") and getattr(self, self.kind) is None:
+            raise ValueError(f"a {self.kind} source needs a '{self.kind}:' block with its connection settings")
+        return self
+
+    @property
+    def is_stream(self) -> bool:
+        return self.kind in STREAM_KINDS
 
     @field_validator("contract")
     @classmethod

@@ -79,7 +79,13 @@ class Source(ABC):
 
 
 # kind → "module:Class"; imported only when used, so `import lakestack` stays light.
-SOURCE_KINDS: dict[str, str] = {"files": "lakestack.ingest.files:FileSource"}
+SOURCE_KINDS: dict[str, str] = {
+    "files": "lakestack.ingest.files:FileSource",
+    "http": "lakestack.ingest.http:HttpSource",
+    "kafka": "lakestack.ingest.kafka:KafkaSource",
+    "kinesis": "lakestack.ingest.kinesis:KinesisSource",
+    "nats": "lakestack.ingest.jetstream:NatsSource",
+}
 
 
 def source_class(kind: str) -> type[Source]:

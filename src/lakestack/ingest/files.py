@@ -257,6 +257,7 @@ class FileSource(Source):
             "_source_file": _repeat(cand.name, n, pa.string()),
             "_source_line": pa.array([chunk.positions[i] for i in idx], pa.int64()),
             "_file_date": _repeat(cand.match.file_date, n, pa.date32()),
+            "_source_position": pa.nulls(n, pa.string()),
             "_run_id": pa.nulls(n, pa.string()),
             "_contract_version": _repeat(self.contract.version, n, pa.int32()),
         }
@@ -286,6 +287,7 @@ class FileSource(Source):
                 "_source_file": _repeat(cand.name, n, pa.string()),
                 "_source_line": pa.array([r[0] for r in rows], pa.int64()),
                 "_file_hash": _repeat(sha, n, pa.string()),
+                "_source_position": pa.nulls(n, pa.string()),
                 "_scope": _repeat(scope, n, pa.string()),
                 "_raw": pa.array([r[1] for r in rows], pa.string()),
                 "_errors": pa.array(errors, pa.list_(error_struct_type())),

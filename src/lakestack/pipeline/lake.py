@@ -97,6 +97,8 @@ class Lake:
     def source(self, name: str) -> Any:
         cfg = self.project.config.sources[name]
         cls = source_class(cfg.kind)
+        if cfg.is_stream:
+            return cls(name, self.project.contract(name), cfg, self.project.name)  # type: ignore[call-arg]
         return cls(name, self.project.contract(name), self.project.landing(name), cfg.pattern, cfg.format)  # type: ignore[call-arg]
 
     # -- ingest --------------------------------------------------------------------------------
@@ -114,11 +116,36 @@ class Lake:
             raise UsageError("--file needs exactly one source")
         run_id = run_id or new_run_id()
         started, t0 = datetime.now(UTC), time.perf_counter()
+        if sources is None:  # the HTTP collector is pushed to by `lakestack serve`; there is nothing to pull
+            names = [n for n in names if self.project.config.sources[n].kind != "http"]
         reports: list[SourceReport] = []
         for name in names:
             source = self.source(name)
             reports.append(source.ingest(self.warehouse, run_id, observer or NullObserver(), only=files))
         return IngestReport(run_id, started, time.perf_counter() - t0, tuple(reports))
+
+    def stream(
+        self,
+        name: str,
+        stop: Any,
+        *,
+        run_id: str | None = None,
+        idle_stop: float | None = None,
+        on_status: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run one broker source (Kafka, Kinesis, NATS) until `stop` is set; returns its StreamStats."""
+        from lakestack.ingest.stream import StreamSource, run_stream
+
+        self._sources([name])
+        kind = self.project.config.sources[name].kind
+        if kind == "http":
+            raise UsageError(f"source '{name}' is the HTTP collector: producers push to it; run 'lakestack serve'")
+        source = self.source(name)
+        if not isinstance(source, StreamSource):
+            raise UsageError(f"source '{name}' reads {kind}, not a stream; use 'lakestack ingest {name}'")
+        return run_stream(
+            source, self.warehouse, run_id or new_run_id(), stop, idle_stop=idle_stop, on_status=on_status
+        )
 
     # -- promote -------------------------------------------------------------------------------
     def silver_datasets(self, names: list[str] | None = None) -> list[str]:
@@ -381,17 +408,22 @@ class Lake:
     def status(self) -> list[SourceStatus]:
         out = []
         for name in self._sources(None):
+            cfg = self.project.config.sources[name]
             source = self.source(name)
-            pending, ingested = source.pending(self.warehouse)
+            if cfg.is_stream:
+                pending, ingested = [], 0
+                landing = f"{cfg.kind} stream"
+            else:
+                pending, ingested = source.pending(self.warehouse)
+                landing = str(self.project.landing(name).relative_to(self.project.root))
             bronze = self._info_or_none(f"bronze.{name}")
             quarantine = self._info_or_none(f"quarantine.{name}")
-            cfg = self.project.config.sources[name]
             out.append(
                 SourceStatus(
                     name,
                     cfg.kind,
                     self.project.contract(name).ref,
-                    str(self.project.landing(name).relative_to(self.project.root)),
+                    landing,
                     len(pending),
                     ingested,
                     bronze.rows if bronze else 0,

@@ -44,6 +44,7 @@ BRONZE_COLUMNS: tuple[tuple[str, IcebergType, bool, str], ...] = (
     ("_source_file", StringType(), False, "landing file, relative to the landing folder"),
     ("_source_line", LongType(), False, "1-based line (CSV/NDJSON) or row (Parquet) in the file"),
     ("_file_date", DateType(), False, "the date captured from the file name"),
+    ("_source_position", StringType(), False, "stream position: partition@offset, shard@sequence or batch#index"),
     ("_run_id", StringType(), True, "the run that committed the record"),
     ("_contract_version", IntegerType(), True, "the contract version the record was validated against"),
 )
@@ -65,6 +66,7 @@ QUARANTINE_COLUMNS: tuple[tuple[str, IcebergType, bool, str], ...] = (
     ("_source_file", StringType(), False, "landing file, relative to the landing folder"),
     ("_source_line", LongType(), False, "1-based line or row in the file; null when the whole file is rejected"),
     ("_file_hash", StringType(), False, "sha256 of the landing file"),
+    ("_source_position", StringType(), False, "stream position: partition@offset, shard@sequence or batch#index"),
     ("_scope", StringType(), True, "'record' or 'file'"),
     ("_raw", StringType(), False, "the record exactly as received (null for a rejected file)"),
     ("_errors", ListType(9000, _ERROR, element_required=False), True, "every rule the record broke"),

@@ -1,0 +1,430 @@
+"""Stream sources and the micro-batch writer they share.
+
+A stream source (Kafka, Kinesis, NATS JetStream) only reads: it yields :class:`StreamRecord`s, each
+with its partition (topic/partition, shard, stream) and position (offset, sequence number) there.
+The :class:`StreamWriter` validates them against the source's contract, buffers them, and commits
+when a size or time bound is reached:
+
+1. the rejected records to ``quarantine.<source>``, then
+2. the accepted records to ``bronze.<source>``,
+
+each snapshot carrying the positions it covers as its checkpoint. On start, the writer resumes
+from Bronze's newest checkpoint, so a crash before step 2 re-reads those records from the broker
+(never losing one) and a crash after it never re-commits one. Records the broker delivers again
+(at or below a committed position) are dropped as duplicates; re-read records that quarantine
+already holds (at or below its checkpoint) are not quarantined twice. Only then is the broker
+told (Kafka offsets, NATS acks), so the broker's view is a hint and Iceberg is the truth.
+
+The loop in :func:`run_stream` reads, validates and commits in one thread, so when commits fall
+behind it simply stops pulling: memory is bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lakestack.contracts.arrow import records_to_arrow
+from lakestack.contracts.validate import Issue, Outcome, RecordValidator
+from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
+from lakestack.storage.schema import error_struct_type
+from lakestack.storage.warehouse import append, history
+
+if TYPE_CHECKING:
+    from lakestack.config import SourceConfig, StreamConfig
+    from lakestack.contracts.model import Contract
+    from lakestack.storage.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(slots=True)
+class StreamRecord:
+    """One message: where it sits in its stream, and its payload exactly as received."""
+
+    partition: str  # "orders/0" (Kafka topic/partition), a Kinesis shard id, a NATS stream name
+    position: int  # offset or sequence number within the partition; increases with every message
+    payload: bytes
+    ack: Any = None  # a broker handle to acknowledge once the record is committed (NATS)
+
+    @property
+    def label(self) -> str:
+        return f"{self.partition}@{self.position}"
+
+
+@dataclass(slots=True)
+class FlushResult:
+    """One commit of the writer."""
+
+    landed: int
+    quarantined: int
+    positions: dict[str, int]
+    acks: list[Any]
+    snapshot_id: int | None
+    seconds: float
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Running totals of one stream process. Counts reconcile: received = landed + quarantined +
+    duplicates + buffered."""
+
+    received: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    buffered: int = 0
+    commits: int = 0
+    last_commit: datetime | None = None
+    last_commit_seconds: float = 0.0
+    lag: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        return (self.landed + self.quarantined) / max(time.monotonic() - self.started, 1e-9)
+
+
+class Positions:
+    """What a source may ask of its writer: the committed positions, and a commit before it gives up
+    partitions (a Kafka rebalance)."""
+
+    def __init__(self, writer: StreamWriter) -> None:
+        self._writer = writer
+
+    def committed(self, refresh: bool = False) -> dict[str, int]:
+        if refresh:
+            self._writer.reload()
+        return dict(self._writer.committed)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+
+class StreamSource(Source):
+    """A source that reads from a broker. Subclasses implement open/poll/acknowledge/close."""
+
+    kind: str
+
+    def __init__(self, name: str, contract: Contract, config: SourceConfig, project: str = "lakestack") -> None:
+        self.name = name
+        self.contract = contract
+        self.config = config
+        self.project = project
+
+    @abstractmethod
+    def open(self, positions: Positions) -> None:
+        """Connect, and start each partition after its committed position (from the beginning when
+        it has none)."""
+
+    @abstractmethod
+    def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
+        """Up to `max_records` records, waiting at most `timeout` seconds for the first."""
+
+    def acknowledge(self, result: FlushResult) -> None:
+        """Tell the broker that these positions are committed (a hint; Iceberg holds the truth)."""
+
+    def lag(self) -> int | None:
+        """Records waiting in the broker beyond what was read, when the broker can tell."""
+        return None
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def ingest(
+        self, warehouse: Any, run_id: str, observer: IngestObserver, only: list[str] | None = None
+    ) -> SourceReport:
+        """Catch up: read until the stream has nothing new for a moment, commit, and stop."""
+        started = time.perf_counter()
+        stop = threading.Event()
+        stats = run_stream(self, warehouse, run_id, stop, idle_stop=2.0)
+        outcome = FileOutcome(
+            f"{self.kind}:{self.name}",
+            "landed",
+            rows_in=stats.landed + stats.quarantined,
+            landed=stats.landed,
+            quarantined=stats.quarantined,
+        )
+        observer.file_finished(self.name, outcome)
+        return SourceReport(self.name, (outcome,), time.perf_counter() - started)
+
+
+class StreamWriter:
+    """Validates stream records and commits them in micro-batches with their positions."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        name: str,
+        contract: Contract,
+        kind: str,
+        settings: StreamConfig,
+        run_id: str,
+    ) -> None:
+        self.name = name
+        self.contract = contract
+        self.kind = kind
+        self.settings = settings
+        self.run_id = run_id
+        self.bronze = warehouse.bronze_table(contract)
+        self.quarantine = warehouse.quarantine_table(name)
+        self.validator = RecordValidator(contract, max_record_bytes=settings.max_record_bytes)
+        self.stats = StreamStats()
+        self.committed: dict[str, int] = {}
+        self.quarantined_upto: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self.reload()
+        self._reset()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Re-read the committed positions (another writer of the same source may have moved them)."""
+        self.bronze = self.bronze.refresh()
+        self.quarantine = self.quarantine.refresh()
+        self.committed = stream_positions(self.bronze)
+        self.quarantined_upto = stream_positions(self.quarantine)
+
+    def _reset(self) -> None:
+        self._good: list[pa.Table] = []
+        self._bad: list[pa.Table] = []
+        self._pending: dict[str, int] = {}
+        self._acks: list[Any] = []
+        self._extra: list[dict[str, Any]] = []
+        self._count = 0
+        self._first_at: float | None = None
+
+    # -- buffering -----------------------------------------------------------------------------
+    def add(self, records: Sequence[StreamRecord]) -> Outcome:
+        """Validate and buffer records; duplicates of committed or buffered ones are dropped."""
+        with self._lock:
+            fresh = []
+            for r in records:
+                done = max(self.committed.get(r.partition, -1), self._pending.get(r.partition, -1))
+                if r.position <= done:
+                    self.stats.duplicates += 1
+                    self._acks.append(r.ack) if r.ack is not None else None
+                    continue
+                self._pending[r.partition] = r.position
+                fresh.append(r)
+                if r.ack is not None:
+                    self._acks.append(r.ack)
+            self.stats.received += len(records)
+            return self._buffer(fresh)
+
+    def _buffer(self, records: Sequence[StreamRecord], *, quarantine: bool = True) -> Outcome:
+        if not records:
+            return Outcome([], [], [])
+        if self._first_at is None:
+            self._first_at = time.monotonic()
+        outcome = self.validator.validate_json([r.payload for r in records])
+        if outcome.valid:
+            self._good.append(self._bronze_rows(records, outcome))
+        rejected = [
+            (records[i], issues)
+            for i, issues in outcome.invalid
+            if quarantine and records[i].position > self.quarantined_upto.get(records[i].partition, -1)
+        ]
+        if rejected:
+            self._bad.append(self._quarantine_rows(rejected))
+        self._count += len(records)
+        self.stats.buffered = self._count
+        return outcome
+
+    def add_batch(self, records: Sequence[StreamRecord], extra: dict[str, Any] | None, quarantine: bool) -> Outcome:
+        """Buffer records that have no broker positions (the HTTP collector), with checkpoint notes."""
+        with self._lock:
+            self.stats.received += len(records)
+            if extra:
+                self._extra.append(extra)
+            return self._buffer(records, quarantine=quarantine)
+
+    def due(self) -> bool:
+        if self._count >= self.settings.max_records:
+            return True
+        return self._first_at is not None and time.monotonic() - self._first_at >= self.settings.max_seconds
+
+    @property
+    def buffered(self) -> int:
+        return self._count
+
+    def _bronze_rows(self, records: Sequence[StreamRecord], outcome: Outcome) -> pa.Table:
+        typed = records_to_arrow(outcome.valid, self.contract)
+        n = typed.num_rows
+        idx = outcome.valid_positions
+        kept = [records[i] for i in idx]
+        raws = pa.array([r.payload for r in kept], pa.binary()).cast(pa.string())  # valid UTF-8: it parsed
+        meta = {
+            "_raw": raws,
+            "_ingested_at": pa.nulls(n, _TS),
+            "_source": _repeat(self.name, n, pa.string()),
+            "_source_file": pa.nulls(n, pa.string()),
+            "_source_line": pa.nulls(n, pa.int64()),
+            "_file_date": pa.nulls(n, pa.date32()),
+            "_source_position": pa.array([r.label for r in kept], pa.string()),
+            "_run_id": pa.nulls(n, pa.string()),
+            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+        }
+        for name, column in meta.items():
+            typed = typed.append_column(name, column)
+        return typed
+
+    def _quarantine_rows(self, rejected: list[tuple[StreamRecord, list[Issue]]]) -> pa.Table:
+        n = len(rejected)
+        errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, issues in rejected]
+        return pa.table(
+            {
+                "_source": _repeat(self.name, n, pa.string()),
+                "_source_file": pa.nulls(n, pa.string()),
+                "_source_line": pa.nulls(n, pa.int64()),
+                "_file_hash": pa.nulls(n, pa.string()),
+                "_source_position": pa.array([r.label for r, _ in rejected], pa.string()),
+                "_scope": _repeat("record", n, pa.string()),
+                "_raw": pa.array([r.payload.decode("utf-8", "replace") for r, _ in rejected], pa.string()),
+                "_errors": pa.array(errors, pa.list_(error_struct_type())),
+                "_reason": pa.array([_summary(issues) for _, issues in rejected], pa.string()),
+                "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+                "_run_id": pa.nulls(n, pa.string()),
+                "_ingested_at": pa.nulls(n, _TS),
+            }
+        )
+
+    # -- committing ----------------------------------------------------------------------------
+    def flush(self) -> FlushResult | None:
+        """Commit what is buffered: quarantine first, then Bronze with the positions. None if empty."""
+        with self._lock:
+            if not self._count and not self._acks:
+                return None
+            started = time.perf_counter()
+            positions = {**self.committed, **self._pending}
+            checkpoint: dict[str, Any] = {
+                "stream": {"kind": self.kind, "positions": {p: str(v) for p, v in sorted(positions.items())}}
+            }
+            for extra in self._extra:
+                for key, value in extra.items():
+                    checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
+            batch_key = _batch_key(self.name, self._pending, self._extra)
+            now = datetime.now(UTC)
+            landed = quarantined = 0
+            snapshot_id = None
+            if self._count:
+                if self._bad:
+                    bad = _stamp(pa.concat_tables(self._bad), self.run_id, now)
+                    self.quarantine = append(
+                        self.quarantine, bad, run_id=self.run_id, batch_id=f"{batch_key}:q", checkpoint=checkpoint
+                    )
+                    quarantined = bad.num_rows
+                if self._good:
+                    good = _stamp(pa.concat_tables(self._good), self.run_id, now)
+                else:
+                    good = self.bronze.schema().as_arrow().empty_table()
+                self.bronze = append(
+                    self.bronze, good, run_id=self.run_id, batch_id=f"{batch_key}:b", checkpoint=checkpoint
+                )
+                landed = good.num_rows
+                snapshot_id = self.bronze.current_snapshot().snapshot_id
+            self.committed = positions
+            self.quarantined_upto.update(self._pending)
+            result = FlushResult(
+                landed, quarantined, dict(positions), self._acks, snapshot_id, time.perf_counter() - started
+            )
+            rejected = self._count - landed
+            self.stats.landed += landed
+            self.stats.quarantined += rejected  # rejected records quarantine already held count too
+            self.stats.commits += 1 if self._count else 0
+            self.stats.last_commit = now if self._count else self.stats.last_commit
+            self.stats.last_commit_seconds = result.seconds
+            self._reset()
+            self.stats.buffered = 0
+            return result
+
+
+def stream_positions(table: Any) -> dict[str, int]:
+    """partition → last committed position, from the newest commit that mentions each partition."""
+    out: dict[str, int] = {}
+    for commit in reversed(list(history(table))):
+        stream = (commit.checkpoint or {}).get("stream")
+        if not stream:
+            continue
+        for partition, value in stream.get("positions", {}).items():
+            out.setdefault(partition, int(value))
+    return out
+
+
+def run_stream(
+    source: StreamSource,
+    warehouse: Warehouse,
+    run_id: str,
+    stop: threading.Event,
+    *,
+    idle_stop: float | None = None,
+    on_status: Callable[[StreamStats], None] | None = None,
+    status_every: float = 0.5,
+) -> StreamStats:
+    """Read, validate and commit until `stop` is set (or, with `idle_stop`, until nothing new has
+    arrived for that many seconds); always ends with a final commit."""
+    settings = source.config.stream
+    writer = StreamWriter(warehouse, source.name, source.contract, source.kind, settings, run_id)
+    source.open(Positions(writer))
+    idle_since = time.monotonic()
+    last_status = 0.0
+    try:
+        while not stop.is_set():
+            room = max(1, settings.max_records - writer.buffered)
+            records = source.poll(min(room, 10_000), timeout=min(0.2, settings.max_seconds))
+            if records:
+                writer.add(records)
+                idle_since = time.monotonic()
+            if writer.due() or (not records and writer.buffered):
+                _commit(source, writer)
+            now = time.monotonic()
+            if on_status is not None and now - last_status >= status_every:
+                writer.stats.lag = source.lag()
+                on_status(writer.stats)
+                last_status = now
+            if idle_stop is not None and not records and now - idle_since >= idle_stop:
+                break
+        _commit(source, writer)
+    finally:
+        source.close()
+    writer.stats.lag = None
+    if on_status is not None:
+        on_status(writer.stats)
+    return writer.stats
+
+
+def _commit(source: StreamSource, writer: StreamWriter) -> None:
+    result = writer.flush()
+    if result is not None:
+        source.acknowledge(result)
+
+
+def _batch_key(name: str, pending: dict[str, int], extra: list[dict[str, Any]]) -> str:
+    text = name + repr(sorted(pending.items())) + repr(extra) + repr(time.time_ns())
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _stamp(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
+    n = table.num_rows
+    for name, value, typ in (("_run_id", run_id, pa.string()), ("_ingested_at", now, _TS)):
+        table = table.set_column(table.schema.get_field_index(name), name, _repeat(value, n, typ))
+    return table
+
+
+def _repeat(value: Any, n: int, typ: pa.DataType) -> pa.Array:
+    return pa.array([value], typ).take(pa.array([0] * n, pa.int32())) if n else pa.array([], typ)
+
+
+def _summary(issues: list[Issue]) -> str:
+    first = issues[0]
+    more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{first.path}: {first.message}{more}"
