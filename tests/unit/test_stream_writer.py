@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream_support import bronze_ids, payload, quarantine_rows, stream_project
-
 from lakestack.ingest.stream import StreamRecord, StreamWriter, stream_positions
 from lakestack.pipeline.lake import Lake
+from stream_support import bronze_ids, payload, quarantine_rows, stream_project
 
 
 def _writer(root: Path, run_id: str = "run-1") -> StreamWriter:

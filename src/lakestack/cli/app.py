@@ -158,6 +158,62 @@ def ingest(
 
 
 @app.command()
+def stream(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="A kafka, kinesis or nats source.")],
+    until_idle: Annotated[
+        float | None,
+        typer.Option("--until-idle", help="Stop after this many seconds without new records (catch up and exit)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a stream source in the foreground: validate, commit micro-batches to Bronze, until Ctrl-C."""
+    import signal
+    import threading
+
+    from lakestack.cli.render import StreamStatus, print_json, stream_summary
+
+    console = _console()
+    lake = _state(ctx).lake()
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()  # the loop makes a final commit and returns
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    if json_out:
+        stats = lake.stream(source, stop, idle_stop=until_idle)
+        print_json(console, stream_summary(source, stats))
+        return
+    with StreamStatus(console, source) as live:
+        stats = lake.stream(source, stop, idle_stop=until_idle, on_status=live.update)
+    console.print(stream_summary(source, stats, table=True))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the HTTP API: the stream collector (POST /v1/streams/SOURCE/records) and docs at /docs."""
+    try:
+        import uvicorn
+
+        from lakestack.serve.api import create_app
+    except ImportError as exc:
+        from lakestack.errors import MissingExtraError
+
+        raise MissingExtraError("lakestack serve", "serve") from exc
+    lake = _state(ctx).lake()
+    app_ = create_app(lake)
+    _console().print(f"lakestack serving [bold]{lake.project.name}[/] on http://{host}:{port} (docs: /docs)")
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command()
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Each source: contract, files waiting, files ingested, Bronze and quarantine rows."""
     from lakestack.cli.render import print_json, rows_table, to_jsonable

@@ -233,3 +233,45 @@ def _cell(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="seconds")
     text = str(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+class StreamStatus:
+    """A live status line while a stream runs: records/s, lag, commits, the last commit."""
+
+    def __init__(self, console: Console, source: str) -> None:
+        from rich.live import Live
+
+        self.source = source
+        self._live = Live(console=console, refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> StreamStatus:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._live.__exit__(*exc)
+
+    def update(self, stats: Any) -> None:
+        lag = "?" if stats.lag is None else f"{stats.lag:,}"
+        last = stats.last_commit.strftime("%H:%M:%S") if stats.last_commit else "-"
+        self._live.update(
+            f"[bold]{self.source}[/] {stats.rate():,.0f} rec/s · landed {stats.landed:,} · "
+            f"quarantined {_red(stats.quarantined)} · duplicates {stats.duplicates:,} · lag {lag} · "
+            f"commits {stats.commits:,} (last {last}, {stats.last_commit_seconds * 1000:.0f} ms) · "
+            "Ctrl-C stops after a final commit"
+        )
+
+
+def stream_summary(source: str, stats: Any, table: bool = False) -> Any:
+    row = {
+        "source": source,
+        "received": stats.received,
+        "landed": stats.landed,
+        "quarantined": stats.quarantined,
+        "duplicates": stats.duplicates,
+        "commits": stats.commits,
+        "last_commit": stats.last_commit,
+    }
+    if not table:
+        return row
+    return rows_table(f"Stream {source}", [row], list(row))

@@ -248,6 +248,12 @@ class StreamWriter:
                 self._extra.append(extra)
             return self._buffer(records, quarantine=quarantine)
 
+    def discard(self) -> None:
+        """Drop what is buffered (its commit failed); positions stay at the last commit."""
+        with self._lock:
+            self._reset()
+            self.stats.buffered = 0
+
     def due(self) -> bool:
         if self._count >= self.settings.max_records:
             return True

@@ -1,0 +1,182 @@
+"""The HTTP collector over a real uvicorn server on loopback, committing to a real SQLite catalog."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lakestack.ingest.http import Collector, Overloaded, json_depth
+from lakestack.pipeline.lake import Lake
+from lakestack.storage.warehouse import history
+from serve_support import running_server
+from stream_support import bronze_ids, event, payload, quarantine_rows, stream_project
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return stream_project(tmp_path / "p", "http", None, max_seconds=0.2)
+
+
+def test_records_answer_per_record_and_land_in_bronze_or_quarantine(root: Path) -> None:
+    body = [event(1), event(2, amount=-5), event(3), {"event_id": "e4", "ts": "2026-11-22T10:00:00Z", "extra": 1}]
+    with running_server(root) as url:
+        answer = httpx.post(f"{url}/v1/streams/events/records", json=body, timeout=30)
+    assert answer.status_code == 200
+    result = answer.json()
+    assert (result["records"], result["accepted"], result["rejected"]) == (4, 2, 2)
+    statuses = [r["status"] for r in result["results"]]
+    assert statuses == ["accepted", "rejected", "accepted", "rejected"]
+    rules = {e["rule"] for e in result["results"][3]["errors"]}
+    assert {"required", "unknown_field"} <= rules, rules  # every error of the record, not only the first
+    assert sorted(bronze_ids(root)) == ["e1", "e3"]
+    bad = quarantine_rows(root)
+    assert len(bad) == 2
+    assert all(r["_source_position"].startswith("http:") for r in bad)
+    assert {r["_source_position"].rsplit("@", 1)[1] for r in bad} == {"1", "3"}
+
+
+def test_ndjson_keeps_going_past_malformed_lines(root: Path) -> None:
+    lines = [payload(1), b"not json", b'{"event_id": "e\xff", "ts": "x", "amount": 1}', payload(2), b'{"a": 1, "a": 2}']
+    with running_server(root) as url:
+        answer = httpx.post(
+            f"{url}/v1/streams/events/records",
+            content=b"\n".join(lines),
+            headers={"content-type": "application/x-ndjson"},
+            timeout=30,
+        )
+    result = answer.json()
+    assert [r["status"] for r in result["results"]] == ["accepted", "rejected", "rejected", "accepted", "rejected"]
+    assert result["results"][1]["errors"][0]["rule"] == "json"
+    assert result["results"][2]["errors"][0]["rule"] == "encoding"
+    assert sorted(bronze_ids(root)) == ["e1", "e2"]
+    reasons = sorted(r["_reason"] for r in quarantine_rows(root))
+    assert len(reasons) == 3
+    assert any("UTF-8" in r for r in reasons)
+
+
+def test_a_retried_batch_lands_once_even_across_a_restart(root: Path) -> None:
+    body = [event(i) for i in range(10)] + [event(99, amount="x")]
+    headers = {"Lakestack-Batch-Id": "batch-0001"}
+    with running_server(root) as url:
+        first = httpx.post(f"{url}/v1/streams/events/records", json=body, headers=headers, timeout=30).json()
+        again = httpx.post(f"{url}/v1/streams/events/records", json=body, headers=headers, timeout=30).json()
+    with running_server(root) as url:  # a new process remembers the batch from the commit's checkpoint
+        later = httpx.post(
+            f"{url}/v1/streams/events/records", json=body, headers={"Idempotency-Key": "batch-0001"}, timeout=30
+        ).json()
+        other = httpx.post(
+            f"{url}/v1/streams/events/records", json=[event(50)], headers={"Idempotency-Key": "batch-0002"}, timeout=30
+        ).json()
+    assert (first["duplicate"], again["duplicate"], later["duplicate"], other["duplicate"]) == (
+        False,
+        True,
+        True,
+        False,
+    )
+    assert again["results"] == first["results"] == later["results"]
+    assert sorted(bronze_ids(root)) == sorted([f"e{i}" for i in range(10)] + ["e50"])
+    assert len(quarantine_rows(root)) == 1
+
+
+def test_concurrent_requests_share_commits_and_each_record_lands_once(root: Path) -> None:
+    errors: list[BaseException] = []
+
+    def client(url: str, c: int) -> None:
+        try:
+            with httpx.Client(timeout=60) as http:
+                for r in range(10):
+                    body = [event(c * 10_000 + r * 100 + i) for i in range(50)]
+                    assert http.post(f"{url}/v1/streams/events/records", json=body).status_code == 200
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    with running_server(root) as url:
+        threads = [threading.Thread(target=client, args=(url, c)) for c in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        status = httpx.get(f"{url}/v1/streams/events").json()
+    assert not errors, errors
+    ids = bronze_ids(root)
+    assert len(ids) == len(set(ids)) == 8 * 10 * 50
+    assert status["landed"] == 4000
+    commits = [c for c in history(Lake.open(root).warehouse.load("bronze.events")) if c.added_records]
+    assert len(commits) < 80, "concurrent requests should be group-committed"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "limit"),
+    [
+        (b"[" + b",".join([payload(1)] * 11) + b"]", "application/json", 413, "max_records"),
+        (json.dumps([{"event_id": "x" * 3000}]).encode(), "application/json", 413, "max_record_bytes"),
+        (
+            json.dumps([{"event_id": "e1", "deep": [[[[[[[[[[1]]]]]]]]]]}]).encode(),
+            "application/json",
+            400,
+            "max_depth",
+        ),
+        (b"x" * 70_000, "application/x-ndjson", 413, "max_request_bytes"),
+    ],
+)
+def test_limits_answer_a_problem_naming_the_limit(
+    tmp_path: Path, body: bytes, content_type: str, status: int, limit: str
+) -> None:
+    root = stream_project(tmp_path / "p", "http", None)
+    config = (
+        (root / "lakestack.yaml")
+        .read_text()
+        .replace(
+            "kind: http",
+            "kind: http\n    http: {max_records: 10, max_record_bytes: 2000, max_depth: 6, max_request_bytes: 65536}",
+        )
+    )
+    (root / "lakestack.yaml").write_text(config)
+    with running_server(root) as url:
+        answer = httpx.post(
+            f"{url}/v1/streams/events/records", content=body, headers={"content-type": content_type}, timeout=30
+        )
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["limit"] == limit
+    assert limit in problem["detail"]
+    assert bronze_ids(root) == []
+
+
+def test_malformed_array_unknown_source_and_openapi(root: Path) -> None:
+    with running_server(root) as url:
+        broken = httpx.post(f"{url}/v1/streams/events/records", content=b"[{]", timeout=30)
+        unknown = httpx.post(f"{url}/v1/streams/nope/records", json=[], timeout=30)
+        spec = httpx.get(f"{url}/openapi.json").json()
+        empty = httpx.post(f"{url}/v1/streams/events/records", json=[], timeout=30).json()
+    assert broken.status_code == 400
+    assert "NDJSON" in broken.json()["detail"]
+    assert unknown.status_code == 404
+    assert "events" in unknown.json()["detail"]
+    assert "/v1/streams/{source}/records" in spec["paths"]
+    assert empty["records"] == 0
+
+
+def test_backpressure_refuses_when_commits_fall_behind(root: Path) -> None:
+    lake = Lake.open(root)
+    config = lake.project.config.sources["events"].model_copy(
+        update={"stream": lake.project.config.sources["events"].stream.model_copy(update={"max_pending": 15})}
+    )
+    collector = Collector(lake.warehouse, "events", lake.project.contract("events"), config, "run-bp")
+    first = collector.submit([payload(i) for i in range(10)])  # not started: nothing commits yet
+    with pytest.raises(Overloaded, match="max_pending"):
+        collector.submit([payload(i) for i in range(10, 20)])
+    collector.start()
+    assert first.result(timeout=30).accepted == 10
+    collector.stop()
+    assert len(bronze_ids(root)) == 10
+
+
+def test_json_depth_ignores_brackets_inside_strings() -> None:
+    assert json_depth(b'{"a": "[[[[{{{{", "b": [1, {"c": 2}]}') == 3
+    assert json_depth(b'"\\"[["') == 0
