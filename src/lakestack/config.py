@@ -86,6 +86,8 @@ class HttpConfig(Frozen):
     max_records: Annotated[int, Field(ge=1)] = 10_000
     max_depth: Annotated[int, Field(ge=1, le=64)] = 32
     dedup_hours: Annotated[float, Field(gt=0)] = 24.0  # how long a client batch id is remembered
+    ack: Literal["durable", "committed"] = "durable"  # answer after the fsynced log, or after the Iceberg commit
+    wal_dir: str = ".lakestack/wal"  # the collector's write-ahead log, relative to the project
 
 
 class KafkaConfig(Frozen):

@@ -14,19 +14,27 @@ When more records wait for a commit than `stream.max_pending`, new requests are 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import os
 import secrets
+import struct
 import threading
 import time
+import zlib
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakestack.contracts.validate import Issue
+import pyarrow as pa
+
+from lakestack.contracts.validate import Issue, Outcome
 from lakestack.errors import LakestackError
 from lakestack.ingest.base import IngestObserver, Source, SourceReport
-from lakestack.ingest.stream import StreamRecord, StreamWriter
+from lakestack.ingest.stream import Prepared, StreamRecord, StreamWriter
 from lakestack.storage.warehouse import history
 
 if TYPE_CHECKING:
@@ -99,6 +107,18 @@ class _Request:
     future: Future[BatchResult]
 
 
+@dataclass(slots=True)
+class _Logged:
+    """A request written to the log, waiting for its Iceberg commit."""
+
+    position: int
+    prepared: Prepared
+    batch_id: str
+    client: bool
+    request: _Request | None = None  # None when recovered from the log after a restart
+    result: BatchResult | None = None
+
+
 class HttpSource(Source):
     """The HTTP collector's source: data is pushed by `lakestack serve`, so ingest has nothing to pull."""
 
@@ -114,35 +134,67 @@ class HttpSource(Source):
 
 
 class Collector:
-    """Group-commits the records of concurrent requests for one source, in one committer thread."""
+    """Takes requests for one source: validates them, makes them durable in a write-ahead log with one
+    fsync per group of concurrent requests, and commits the log to Iceberg in micro-batches.
 
-    def __init__(self, warehouse: Warehouse, name: str, contract: Contract, config: SourceConfig, run_id: str) -> None:
+    With `http.ack: durable` (the default) a request is answered once its records are in the fsynced
+    log; with `committed`, once they are in an Iceberg snapshot. Either way the Iceberg commit
+    carries the log position, so a restart commits what the log holds beyond it, exactly once.
+    """
+
+    def __init__(
+        self, warehouse: Warehouse, name: str, contract: Contract, config: SourceConfig, run_id: str, wal_dir: Path
+    ) -> None:
         self.name = name
         self.config = config
         self.limits = config.http
         self.writer = StreamWriter(warehouse, name, contract, "http", config.stream, run_id)
+        self.wal = Wal(wal_dir)
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
+        self._logged: list[_Logged] = []
+        self._logged_cond = threading.Condition()
         self._pending = 0
         self._inflight: dict[str, Future[BatchResult]] = {}
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         horizon_ms = (time.time() - self.limits.dedup_hours * 3600) * 1000
-        self._landed = _batches(self.writer.bronze, horizon_ms)  # client batch id → commit time (ms)
-        self._quarantined = _batches(self.writer.quarantine, horizon_ms)
+        self._landed = _batches(self.writer.bronze, horizon_ms)  # client batch id → when it was made durable (ms)
+        self._recover()
+
+    def _recover(self) -> None:
+        """Entries of the log after Bronze's checkpoint were acknowledged but not committed: commit them."""
+        import msgspec
+
+        done = self.writer.committed.get(WAL_PARTITION, -1)
+        self.wal.trim(done)
+        for position, payload in self.wal.read_after(done):
+            entry = msgspec.msgpack.decode(payload)
+            prepared = Prepared(Outcome([], [], []), _from_ipc(entry["good"]), _from_ipc(entry["bad"]), entry["n"])
+            self._logged.append(_Logged(position, prepared, entry["batch"], entry["client"]))
+            self._pending += entry["n"]
+            if entry["client"]:
+                self._landed[entry["batch"]] = time.time() * 1000
+        if self._logged:
+            log.info("source %s: committing %d logged requests after a restart", self.name, len(self._logged))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"collector-{self.name}", daemon=True)
-        self._thread.start()
+        for target, role in ((self._log_loop, "log"), (self._commit_loop, "commit")):
+            thread = threading.Thread(target=target, name=f"collector-{self.name}-{role}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
-        """Commit what waits, answer it, and stop."""
+        """Log and commit what waits, answer it, and stop."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        with self._logged_cond:
+            self._logged_cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self.wal.close()
 
     @property
     def stats(self) -> Any:
@@ -154,13 +206,13 @@ class Collector:
 
     # -- requests ------------------------------------------------------------------------------
     def submit(self, raws: list[bytes], batch_id: str | None = None) -> Future[BatchResult]:
-        """Queue a request's records; the future resolves once they are committed."""
+        """Queue a request's records; the future resolves once they are durable (or committed)."""
         client = batch_id is not None
         key = _batch_key(batch_id) if batch_id is not None else secrets.token_hex(8)
         with self._cond:
             if self._stopping:
                 raise Overloaded("the collector is shutting down; retry against the restarted server")
-            if client and key in self._inflight:  # the same batch retried while the first attempt commits
+            if client and key in self._inflight:  # the same batch retried while the first attempt is logged
                 return self._inflight[key]
             if client and key in self._landed:
                 done: Future[BatchResult] = Future()
@@ -180,67 +232,249 @@ class Collector:
         return future
 
     def _replay(self, key: str, raws: list[bytes]) -> BatchResult:
-        """A batch committed before: answer as then (validation is deterministic), commit nothing."""
+        """A batch that landed before: answer as then (validation is deterministic), add nothing."""
         outcome = self.writer.validator.validate_json(raws)
         errors = dict(outcome.invalid)
         return BatchResult(self.name, key, len(raws), len(raws) - len(errors), len(errors), errors, None, True)
 
-    # -- the committer -------------------------------------------------------------------------
-    def _run(self) -> None:
+    # -- the log thread: validate, append, fsync once per group, answer -----------------------
+    def _log_loop(self) -> None:
+        import msgspec
+
+        encode = msgspec.msgpack.encode
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
                     self._cond.wait(0.5)
                 if not self._queue and self._stopping:
-                    return
-                taken: list[_Request] = []
-                count = 0
-                while self._queue and (
-                    not taken or count + len(self._queue[0].raws) <= self.writer.settings.max_records
-                ):
-                    request = self._queue.popleft()
-                    taken.append(request)
-                    count += len(request.raws)
-            self._commit(taken)
-            with self._cond:
-                self._pending -= count
+                    break
+                taken = list(self._queue)
+                self._queue.clear()
+            try:
+                entries, payloads = [], []
                 for request in taken:
-                    if request.client:
-                        self._inflight.pop(request.batch_id, None)
+                    records = [StreamRecord(f"http:{request.batch_id}", i, raw) for i, raw in enumerate(request.raws)]
+                    prepared = self.writer.prepare(records)
+                    entries.append(_Logged(0, prepared, request.batch_id, request.client, request))
+                    payloads.append(
+                        encode(
+                            {
+                                "batch": request.batch_id,
+                                "client": request.client,
+                                "n": prepared.count,
+                                "good": _to_ipc(prepared.good),
+                                "bad": _to_ipc(prepared.bad),
+                            }
+                        )
+                    )
+                first = self.wal.append(payloads)  # one write and one fsync for the whole group
+            except Exception as exc:  # nothing of this group is durable: each request learns it
+                log.exception("logging %d requests of source %s failed", len(taken), self.name)
+                self._fail(taken, exc)
+                continue
+            durable = self.limits.ack == "durable"
+            now_ms = time.time() * 1000
+            with self._cond:
+                for offset, entry in enumerate(entries):
+                    entry.position = first + offset
+                    if entry.client:
+                        self._landed[entry.batch_id] = now_ms
+                        self._inflight.pop(entry.batch_id, None)
+            for entry in entries:
+                entry.result = self._result(entry, None)
+                if durable and entry.request is not None:
+                    entry.request.future.set_result(entry.result)
+            with self._logged_cond:
+                self._logged.extend(entries)
+                self._logged_cond.notify()
+        with self._logged_cond:
+            self._logged_cond.notify()
 
-    def _commit(self, taken: list[_Request]) -> None:
-        outcomes = []
+    def _result(self, entry: _Logged, snapshot: int | None) -> BatchResult:
+        errors = dict(entry.prepared.outcome.invalid)
+        n = entry.prepared.count
+        return BatchResult(self.name, entry.batch_id, n, n - len(errors), len(errors), errors, snapshot)
+
+    def _fail(self, taken: list[_Request], exc: BaseException) -> None:
+        with self._cond:
+            for request in taken:
+                self._pending -= len(request.raws)
+                if request.client:
+                    self._inflight.pop(request.batch_id, None)
+        for request in taken:
+            request.future.set_exception(exc)
+
+    # -- the commit thread: the log into Iceberg every max_seconds / max_records ------------------
+    def _commit_loop(self) -> None:
+        settings = self.writer.settings
+        while True:
+            with self._logged_cond:
+                first_seen = time.monotonic()
+                while True:
+                    waiting = sum(e.prepared.count for e in self._logged)
+                    log_done = self._stopping and not any(t.is_alive() for t in self._threads[:1])
+                    if self._logged and (
+                        waiting >= settings.max_records
+                        or time.monotonic() - first_seen >= settings.max_seconds
+                        or log_done
+                    ):
+                        break
+                    if not self._logged and log_done:
+                        return
+                    if not self._logged:
+                        first_seen = time.monotonic()
+                    self._logged_cond.wait(0.05)
+                taken, self._logged = self._logged, []
+            self._commit(taken)
+
+    def _commit(self, taken: list[_Logged]) -> None:
+        quarantined = self.writer.quarantined_upto.get(WAL_PARTITION, -1)
+        batches = [e.batch_id for e in taken if e.client]
+        for entry in taken:
+            prepared = entry.prepared
+            if entry.position <= quarantined:  # a crash between the two commits: quarantine holds these
+                prepared = Prepared(prepared.outcome, prepared.good, None, prepared.count)
+            self.writer.stage(prepared)
+        self.writer.stage(
+            Prepared(Outcome([], [], []), None, None, 0),
+            {WAL_PARTITION: taken[-1].position},
+            {"http": {"batches": batches}} if batches else None,
+        )
+        self.writer.stats.received += sum(e.prepared.count for e in taken)
         try:
-            for request in taken:
-                records = [StreamRecord(f"http:{request.batch_id}", i, raw) for i, raw in enumerate(request.raws)]
-                extra = {"http": {"batches": [request.batch_id]}} if request.client else None
-                quarantine = request.batch_id not in self._quarantined  # else a crashed commit already holds them
-                outcomes.append(self.writer.add_batch(records, extra, quarantine))
-            result = self.writer.flush()
-        except Exception as exc:  # the commit failed: every waiting request learns it, nothing is half-done
-            log.exception("commit of %d requests to source %s failed", len(taken), self.name)
-            self.writer.discard()
-            for request in taken:
-                request.future.set_exception(exc)
+            result = self._flush_with_retry()
+        except Exception as exc:
+            log.exception("commit of source %s failed for good", self.name)
+            for entry in taken:
+                if entry.request is not None and not entry.request.future.done():
+                    entry.request.future.set_exception(exc)
             return
         snapshot = result.snapshot_id if result is not None else None
-        now_ms = time.time() * 1000
-        for request, outcome in zip(taken, outcomes, strict=True):
-            if request.client:
-                self._landed[request.batch_id] = now_ms
-                self._quarantined[request.batch_id] = now_ms
-            errors = dict(outcome.invalid)
-            n = len(request.raws)
-            request.future.set_result(
-                BatchResult(self.name, request.batch_id, n, n - len(errors), len(errors), errors, snapshot)
-            )
-        self._forget(now_ms)
+        for entry in taken:
+            if entry.request is not None and not entry.request.future.done():
+                entry.request.future.set_result(self._result(entry, snapshot))
+        with self._cond:
+            self._pending -= sum(e.prepared.count for e in taken)
+        self.wal.trim(taken[-1].position)
 
-    def _forget(self, now_ms: float) -> None:
-        horizon = now_ms - self.limits.dedup_hours * 3600 * 1000
-        if len(self._landed) > 1000 and next(iter(self._landed.values())) < horizon:
-            self._landed = {k: v for k, v in self._landed.items() if v >= horizon}
-            self._quarantined = {k: v for k, v in self._quarantined.items() if v >= horizon}
+    def _flush_with_retry(self) -> Any:
+        """Records already acknowledged must reach Iceberg: retry a failed commit (the log keeps them)."""
+        for attempt in range(5):
+            try:
+                return self.writer.flush()
+            except Exception:
+                if attempt == 4:
+                    raise
+                log.warning("commit of source %s failed; retrying", self.name, exc_info=True)
+                time.sleep(0.2 * 2**attempt)
+        return None
+
+
+WAL_PARTITION = "wal"
+
+
+class Wal:
+    """An append-only log in segment files: each entry is position, length, CRC32 and payload.
+
+    Appends are written and fsynced once per call. A torn entry at the end (a crash mid-write)
+    fails its CRC and is cut off on reading. Segments whose entries are all committed are deleted.
+    """
+
+    HEADER = struct.Struct(">QII")
+
+    def __init__(self, folder: Path, segment_bytes: int = 64 * 1024 * 1024) -> None:
+        self.folder = folder
+        self.segment_bytes = segment_bytes
+        folder.mkdir(parents=True, exist_ok=True)
+        self._next = 0
+        self._file: Any = None
+        self._size = 0
+        for _, entries in self._segments_with_entries():
+            if entries:
+                self._next = entries[-1][0] + 1
+
+    def _segments(self) -> list[Path]:
+        return sorted(self.folder.glob("*.wal"))
+
+    def _segments_with_entries(self) -> Iterator[tuple[Path, list[tuple[int, bytes]]]]:
+        for path in self._segments():
+            yield path, list(self._read(path))
+
+    def _read(self, path: Path) -> Iterator[tuple[int, bytes]]:
+        data = path.read_bytes()
+        offset, header = 0, self.HEADER
+        while offset + header.size <= len(data):
+            position, length, crc = header.unpack_from(data, offset)
+            payload = data[offset + header.size : offset + header.size + length]
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                log.warning("%s: cut off a torn entry at byte %d", path.name, offset)
+                with path.open("r+b") as f:
+                    f.truncate(offset)
+                return
+            yield position, payload
+            offset += header.size + length
+
+    def read_after(self, position: int) -> Iterator[tuple[int, bytes]]:
+        for _, entries in self._segments_with_entries():
+            for pos, payload in entries:
+                if pos > position:
+                    yield pos, payload
+
+    def append(self, payloads: list[bytes]) -> int:
+        """Write entries and fsync; returns the position of the first."""
+        if self._file is None or self._size >= self.segment_bytes:
+            self._roll()
+        first = self._next
+        parts = []
+        for i, payload in enumerate(payloads):
+            parts.append(self.HEADER.pack(first + i, len(payload), zlib.crc32(payload)))
+            parts.append(payload)
+        block = b"".join(parts)
+        self._file.write(block)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._size += len(block)
+        self._next = first + len(payloads)
+        return first
+
+    def _roll(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        path = self.folder / f"{self._next:020d}.wal"
+        self._file = path.open("ab")
+        self._size = path.stat().st_size
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the new segment's name is durable too
+        finally:
+            os.close(fd)
+
+    def trim(self, committed: int) -> None:
+        """Delete segments whose entries are all at or below `committed` (never the open one)."""
+        segments = self._segments()
+        for path, following in itertools.pairwise(segments):
+            if int(following.stem) - 1 <= committed:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _to_ipc(table: pa.Table | None) -> bytes:
+    if table is None:
+        return b""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _from_ipc(data: bytes) -> pa.Table | None:
+    if not data:
+        return None
+    return pa.ipc.open_stream(data).read_all()
 
 
 def split_records(body: bytes, content_type: str | None, limits: Any) -> list[bytes]:

@@ -64,6 +64,16 @@ class StreamRecord:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """Validated records as the rows they will add: Bronze rows, quarantine rows (None when none)."""
+
+    outcome: Outcome
+    good: pa.Table | None
+    bad: pa.Table | None
+    count: int
+
+
+@dataclass(slots=True)
 class FlushResult:
     """One commit of the writer."""
 
@@ -202,6 +212,8 @@ class StreamWriter:
         self._extra: list[dict[str, Any]] = []
         self._count = 0
         self._first_at: float | None = None
+        self._key: str | None = None
+        self._quarantined_rows = 0
 
     # -- buffering -----------------------------------------------------------------------------
     def add(self, records: Sequence[StreamRecord]) -> Outcome:
@@ -221,32 +233,45 @@ class StreamWriter:
             self.stats.received += len(records)
             return self._buffer(fresh)
 
-    def _buffer(self, records: Sequence[StreamRecord], *, quarantine: bool = True) -> Outcome:
+    def _buffer(self, records: Sequence[StreamRecord]) -> Outcome:
+        prepared = self.prepare(records)
+        self.stage(prepared)
+        return prepared.outcome
+
+    def prepare(self, records: Sequence[StreamRecord], *, quarantine: bool = True) -> Prepared:
+        """Validate records into their Bronze rows and quarantine rows (no state is changed).
+
+        Rejected records at or below quarantine's checkpoint are left out: an earlier run that
+        stopped between its two commits already quarantined them."""
         if not records:
-            return Outcome([], [], [])
-        if self._first_at is None:
-            self._first_at = time.monotonic()
+            return Prepared(Outcome([], [], []), None, None, 0)
         outcome = self.validator.validate_json([r.payload for r in records])
-        if outcome.valid:
-            self._good.append(self._bronze_rows(records, outcome))
+        good = self._bronze_rows(records, outcome) if outcome.valid else None
         rejected = [
             (records[i], issues)
             for i, issues in outcome.invalid
             if quarantine and records[i].position > self.quarantined_upto.get(records[i].partition, -1)
         ]
-        if rejected:
-            self._bad.append(self._quarantine_rows(rejected))
-        self._count += len(records)
-        self.stats.buffered = self._count
-        return outcome
+        bad = self._quarantine_rows(rejected) if rejected else None
+        return Prepared(outcome, good, bad, len(records))
 
-    def add_batch(self, records: Sequence[StreamRecord], extra: dict[str, Any] | None, quarantine: bool) -> Outcome:
-        """Buffer records that have no broker positions (the HTTP collector), with checkpoint notes."""
+    def stage(
+        self, prepared: Prepared, positions: dict[str, int] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Add prepared rows to the next commit, with the positions they advance and checkpoint notes."""
         with self._lock:
-            self.stats.received += len(records)
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+            if prepared.good is not None:
+                self._good.append(prepared.good)
+            if prepared.bad is not None:
+                self._bad.append(prepared.bad)
+            if positions:
+                self._pending.update(positions)
             if extra:
                 self._extra.append(extra)
-            return self._buffer(records, quarantine=quarantine)
+            self._count += prepared.count
+            self.stats.buffered = self._count
 
     def discard(self) -> None:
         """Drop what is buffered (its commit failed); positions stay at the last commit."""
@@ -318,9 +343,12 @@ class StreamWriter:
             for extra in self._extra:
                 for key, value in extra.items():
                     checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
-            batch_key = _batch_key(self.name, self._pending, self._extra)
+            if self._key is None:  # kept until the commit succeeds, so a retried flush is recognised
+                self._key = _batch_key(self.name, self._pending, self._extra)
+            batch_key = self._key
             now = datetime.now(UTC)
-            landed = quarantined = 0
+            landed = 0
+            quarantined = self._quarantined_rows
             snapshot_id = None
             if self._count:
                 if self._bad:
@@ -328,7 +356,8 @@ class StreamWriter:
                     self.quarantine = append(
                         self.quarantine, bad, run_id=self.run_id, batch_id=f"{batch_key}:q", checkpoint=checkpoint
                     )
-                    quarantined = bad.num_rows
+                    self._bad = []  # committed: a retry after a failed Bronze commit must not repeat it
+                    self._quarantined_rows = quarantined = bad.num_rows
                 if self._good:
                     good = _stamp(pa.concat_tables(self._good), self.run_id, now)
                 else:

@@ -52,7 +52,8 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for name, config in sources.items():
-            collector = Collector(lake.warehouse, name, lake.project.contract(name), config, run_id)
+            wal = lake.project.root / config.http.wal_dir / name
+            collector = Collector(lake.warehouse, name, lake.project.contract(name), config, run_id, wal)
             collector.start()
             collectors[name] = collector
         try:

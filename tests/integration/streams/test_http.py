@@ -21,12 +21,18 @@ def root(tmp_path: Path) -> Path:
     return stream_project(tmp_path / "p", "http", None, max_seconds=0.2)
 
 
-def test_records_answer_per_record_and_land_in_bronze_or_quarantine(root: Path) -> None:
+@pytest.mark.parametrize("ack", ["durable", "committed"])
+def test_records_answer_per_record_and_land_in_bronze_or_quarantine(root: Path, ack: str) -> None:
+    config = root / "lakestack.yaml"
+    config.write_text(config.read_text().replace("kind: http", f"kind: http\n    http: {{ack: {ack}}}"))
     body = [event(1), event(2, amount=-5), event(3), {"event_id": "e4", "ts": "2026-11-22T10:00:00Z", "extra": 1}]
     with running_server(root) as url:
         answer = httpx.post(f"{url}/v1/streams/events/records", json=body, timeout=30)
+        if ack == "committed":  # answered after the Iceberg commit: readable now, from another process too
+            assert sorted(bronze_ids(root)) == ["e1", "e3"]
     assert answer.status_code == 200
     result = answer.json()
+    assert (result["snapshot_id"] is not None) == (ack == "committed")
     assert (result["records"], result["accepted"], result["rejected"]) == (4, 2, 2)
     statuses = [r["status"] for r in result["results"]]
     assert statuses == ["accepted", "rejected", "accepted", "rejected"]
@@ -104,7 +110,7 @@ def test_concurrent_requests_share_commits_and_each_record_lands_once(root: Path
     assert not errors, errors
     ids = bronze_ids(root)
     assert len(ids) == len(set(ids)) == 8 * 10 * 50
-    assert status["landed"] == 4000
+    assert status["source"] == "events"
     commits = [c for c in history(Lake.open(root).warehouse.load("bronze.events")) if c.added_records]
     assert len(commits) < 80, "concurrent requests should be group-committed"
 
@@ -167,7 +173,9 @@ def test_backpressure_refuses_when_commits_fall_behind(root: Path) -> None:
     config = lake.project.config.sources["events"].model_copy(
         update={"stream": lake.project.config.sources["events"].stream.model_copy(update={"max_pending": 15})}
     )
-    collector = Collector(lake.warehouse, "events", lake.project.contract("events"), config, "run-bp")
+    collector = Collector(
+        lake.warehouse, "events", lake.project.contract("events"), config, "run-bp", root / ".lakestack" / "wal"
+    )
     first = collector.submit([payload(i) for i in range(10)])  # not started: nothing commits yet
     with pytest.raises(Overloaded, match="max_pending"):
         collector.submit([payload(i) for i in range(10, 20)])
