@@ -88,6 +88,7 @@ class HttpConfig(Frozen):
     dedup_hours: Annotated[float, Field(gt=0)] = 24.0  # how long a client batch id is remembered
     ack: Literal["durable", "committed"] = "durable"  # answer after the fsynced log, or after the Iceberg commit
     wal_dir: str = ".lakestack/wal"  # the collector's write-ahead log, relative to the project
+    workers: Annotated[int, Field(ge=0, le=64)] | None = None  # validating processes; 0: in the server (default 2)
 
 
 class KafkaConfig(Frozen):

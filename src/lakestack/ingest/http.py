@@ -34,7 +34,7 @@ import pyarrow as pa
 from lakestack.contracts.validate import Issue, Outcome
 from lakestack.errors import LakestackError
 from lakestack.ingest.base import IngestObserver, Source, SourceReport
-from lakestack.ingest.stream import Prepared, StreamRecord, StreamWriter
+from lakestack.ingest.stream import Prepared, RowBuilder, StreamRecord, StreamWriter
 from lakestack.storage.warehouse import history
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class _Request:
     client: bool
     raws: list[bytes]
     future: Future[BatchResult]
+    prepared: Future[tuple[bytes, bytes, list[tuple[int, list[Issue]]], int]] | None = None
 
 
 @dataclass(slots=True)
@@ -158,6 +159,18 @@ class Collector:
         self._inflight: dict[str, Future[BatchResult]] = {}
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._pool: Any = None
+        workers = self.limits.workers if self.limits.workers is not None else min(2, os.cpu_count() or 1)
+        if workers > 0:  # validation and row building run beside the event loop, on other cores
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),  # the server has threads: never fork it
+                initializer=_init_worker,
+                initargs=(name, contract, config.stream.max_record_bytes),
+            )
         horizon_ms = (time.time() - self.limits.dedup_hours * 3600) * 1000
         self._landed = _batches(self.writer.bronze, horizon_ms)  # client batch id → when it was made durable (ms)
         self._recover()
@@ -195,6 +208,8 @@ class Collector:
         for thread in self._threads:
             thread.join()
         self.wal.close()
+        if self._pool is not None:
+            self._pool.shutdown()
 
     @property
     def stats(self) -> Any:
@@ -224,7 +239,10 @@ class Collector:
                     f"{self.config.stream.max_pending:,}); retry shortly"
                 )
             future: Future[BatchResult] = Future()
-            self._queue.append(_Request(key, client, raws, future))
+            request = _Request(key, client, raws, future)
+            if self._pool is not None:
+                request.prepared = self._pool.submit(_prepare_in_worker, key, raws)
+            self._queue.append(request)
             self._pending += len(raws)
             if client:
                 self._inflight[key] = future
@@ -253,18 +271,15 @@ class Collector:
             try:
                 entries, payloads = [], []
                 for request in taken:
-                    records = [StreamRecord(f"http:{request.batch_id}", i, raw) for i, raw in enumerate(request.raws)]
-                    prepared = self.writer.prepare(records)
+                    if request.prepared is not None:
+                        good, bad, invalid, count = request.prepared.result()
+                    else:
+                        good, bad, invalid, count = _prepare(self.writer.rows, request.batch_id, request.raws)
+                    prepared = Prepared(Outcome([], [], invalid), _from_ipc(good), _from_ipc(bad), count)
                     entries.append(_Logged(0, prepared, request.batch_id, request.client, request))
                     payloads.append(
                         encode(
-                            {
-                                "batch": request.batch_id,
-                                "client": request.client,
-                                "n": prepared.count,
-                                "good": _to_ipc(prepared.good),
-                                "bad": _to_ipc(prepared.bad),
-                            }
+                            {"batch": request.batch_id, "client": request.client, "n": count, "good": good, "bad": bad}
                         )
                     )
                 first = self.wal.append(payloads)  # one write and one fsync for the whole group
@@ -460,6 +475,27 @@ class Wal:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+_WORKER: RowBuilder | None = None
+_Rows = tuple[bytes, bytes, list[tuple[int, list[Issue]]], int]
+
+
+def _init_worker(name: str, contract: Contract, max_record_bytes: int) -> None:
+    global _WORKER
+    _WORKER = RowBuilder(name, contract, max_record_bytes)
+
+
+def _prepare_in_worker(batch_id: str, raws: list[bytes]) -> _Rows:
+    assert _WORKER is not None, "worker processes start with _init_worker"
+    return _prepare(_WORKER, batch_id, raws)
+
+
+def _prepare(rows: RowBuilder, batch_id: str, raws: list[bytes]) -> _Rows:
+    """A request's records as Bronze and quarantine rows (Arrow IPC), its rejections, and its size."""
+    partition = f"http:{batch_id}"
+    prepared = rows.prepare([StreamRecord(partition, i, raw) for i, raw in enumerate(raws)])
+    return _to_ipc(prepared.good), _to_ipc(prepared.bad), prepared.outcome.invalid, prepared.count
 
 
 def _to_ipc(table: pa.Table | None) -> bytes:

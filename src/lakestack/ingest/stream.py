@@ -169,6 +169,67 @@ class StreamSource(Source):
         return SourceReport(self.name, (outcome,), time.perf_counter() - started)
 
 
+class RowBuilder:
+    """Validates payloads against a contract into Bronze rows and quarantine rows. Stateless, so it
+    can run in a worker process."""
+
+    def __init__(self, name: str, contract: Contract, max_record_bytes: int) -> None:
+        self.name = name
+        self.contract = contract
+        self.validator = RecordValidator(contract, max_record_bytes=max_record_bytes)
+
+    def prepare(self, records: Sequence[StreamRecord], keep: Callable[[StreamRecord], bool] | None = None) -> Prepared:
+        """`keep` decides which rejected records go to quarantine (default: all)."""
+        if not records:
+            return Prepared(Outcome([], [], []), None, None, 0)
+        outcome = self.validator.validate_json([r.payload for r in records])
+        good = self._bronze_rows(records, outcome) if outcome.valid else None
+        rejected = [(records[i], issues) for i, issues in outcome.invalid if keep is None or keep(records[i])]
+        bad = self._quarantine_rows(rejected) if rejected else None
+        return Prepared(outcome, good, bad, len(records))
+
+    def _bronze_rows(self, records: Sequence[StreamRecord], outcome: Outcome) -> pa.Table:
+        typed = records_to_arrow(outcome.valid, self.contract)
+        n = typed.num_rows
+        idx = outcome.valid_positions
+        kept = [records[i] for i in idx]
+        raws = pa.array([r.payload for r in kept], pa.binary()).cast(pa.string())  # valid UTF-8: it parsed
+        meta = {
+            "_raw": raws,
+            "_ingested_at": pa.nulls(n, _TS),
+            "_source": _repeat(self.name, n, pa.string()),
+            "_source_file": pa.nulls(n, pa.string()),
+            "_source_line": pa.nulls(n, pa.int64()),
+            "_file_date": pa.nulls(n, pa.date32()),
+            "_source_position": pa.array([r.label for r in kept], pa.string()),
+            "_run_id": pa.nulls(n, pa.string()),
+            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+        }
+        for name, column in meta.items():
+            typed = typed.append_column(name, column)
+        return typed
+
+    def _quarantine_rows(self, rejected: list[tuple[StreamRecord, list[Issue]]]) -> pa.Table:
+        n = len(rejected)
+        errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, issues in rejected]
+        return pa.table(
+            {
+                "_source": _repeat(self.name, n, pa.string()),
+                "_source_file": pa.nulls(n, pa.string()),
+                "_source_line": pa.nulls(n, pa.int64()),
+                "_file_hash": pa.nulls(n, pa.string()),
+                "_source_position": pa.array([r.label for r, _ in rejected], pa.string()),
+                "_scope": _repeat("record", n, pa.string()),
+                "_raw": pa.array([r.payload.decode("utf-8", "replace") for r, _ in rejected], pa.string()),
+                "_errors": pa.array(errors, pa.list_(error_struct_type())),
+                "_reason": pa.array([_summary(issues) for _, issues in rejected], pa.string()),
+                "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+                "_run_id": pa.nulls(n, pa.string()),
+                "_ingested_at": pa.nulls(n, _TS),
+            }
+        )
+
+
 class StreamWriter:
     """Validates stream records and commits them in micro-batches with their positions."""
 
@@ -188,7 +249,8 @@ class StreamWriter:
         self.run_id = run_id
         self.bronze = warehouse.bronze_table(contract)
         self.quarantine = warehouse.quarantine_table(name)
-        self.validator = RecordValidator(contract, max_record_bytes=settings.max_record_bytes)
+        self.rows = RowBuilder(name, contract, settings.max_record_bytes)
+        self.validator = self.rows.validator
         self.stats = StreamStats()
         self.committed: dict[str, int] = {}
         self.quarantined_upto: dict[str, int] = {}
@@ -243,17 +305,10 @@ class StreamWriter:
 
         Rejected records at or below quarantine's checkpoint are left out: an earlier run that
         stopped between its two commits already quarantined them."""
-        if not records:
-            return Prepared(Outcome([], [], []), None, None, 0)
-        outcome = self.validator.validate_json([r.payload for r in records])
-        good = self._bronze_rows(records, outcome) if outcome.valid else None
-        rejected = [
-            (records[i], issues)
-            for i, issues in outcome.invalid
-            if quarantine and records[i].position > self.quarantined_upto.get(records[i].partition, -1)
-        ]
-        bad = self._quarantine_rows(rejected) if rejected else None
-        return Prepared(outcome, good, bad, len(records))
+        done = self.quarantined_upto
+        return self.rows.prepare(
+            records, lambda r: quarantine and r.position > done.get(r.partition, -1) if done else quarantine
+        )
 
     def stage(
         self, prepared: Prepared, positions: dict[str, int] | None = None, extra: dict[str, Any] | None = None
@@ -287,47 +342,6 @@ class StreamWriter:
     @property
     def buffered(self) -> int:
         return self._count
-
-    def _bronze_rows(self, records: Sequence[StreamRecord], outcome: Outcome) -> pa.Table:
-        typed = records_to_arrow(outcome.valid, self.contract)
-        n = typed.num_rows
-        idx = outcome.valid_positions
-        kept = [records[i] for i in idx]
-        raws = pa.array([r.payload for r in kept], pa.binary()).cast(pa.string())  # valid UTF-8: it parsed
-        meta = {
-            "_raw": raws,
-            "_ingested_at": pa.nulls(n, _TS),
-            "_source": _repeat(self.name, n, pa.string()),
-            "_source_file": pa.nulls(n, pa.string()),
-            "_source_line": pa.nulls(n, pa.int64()),
-            "_file_date": pa.nulls(n, pa.date32()),
-            "_source_position": pa.array([r.label for r in kept], pa.string()),
-            "_run_id": pa.nulls(n, pa.string()),
-            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
-        }
-        for name, column in meta.items():
-            typed = typed.append_column(name, column)
-        return typed
-
-    def _quarantine_rows(self, rejected: list[tuple[StreamRecord, list[Issue]]]) -> pa.Table:
-        n = len(rejected)
-        errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, issues in rejected]
-        return pa.table(
-            {
-                "_source": _repeat(self.name, n, pa.string()),
-                "_source_file": pa.nulls(n, pa.string()),
-                "_source_line": pa.nulls(n, pa.int64()),
-                "_file_hash": pa.nulls(n, pa.string()),
-                "_source_position": pa.array([r.label for r, _ in rejected], pa.string()),
-                "_scope": _repeat("record", n, pa.string()),
-                "_raw": pa.array([r.payload.decode("utf-8", "replace") for r, _ in rejected], pa.string()),
-                "_errors": pa.array(errors, pa.list_(error_struct_type())),
-                "_reason": pa.array([_summary(issues) for _, issues in rejected], pa.string()),
-                "_contract_version": _repeat(self.contract.version, n, pa.int32()),
-                "_run_id": pa.nulls(n, pa.string()),
-                "_ingested_at": pa.nulls(n, _TS),
-            }
-        )
 
     # -- committing ----------------------------------------------------------------------------
     def flush(self) -> FlushResult | None:
