@@ -210,6 +210,10 @@ def serve(
     lake = _state(ctx).lake()
     app_ = create_app(lake)
     _console().print(f"lakestack serving [bold]{lake.project.name}[/] on http://{host}:{port} (docs: /docs)")
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the signal after its graceful
+        signal.signal(sig, lambda *_: None)  # shutdown (final commits done): then exit 0, not -15
     uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
 
 
