@@ -6,6 +6,7 @@ exactly the invalid ones: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -119,3 +120,56 @@ def _wait_healthy(port: int) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError("the server did not come back")
+
+
+def test_nats_stream_survives_kill_9_with_every_record_once(tmp_path: Path) -> None:
+    from nats_support import delete_stream, make_stream, publish
+    from tests_support import service_url
+
+    url = service_url("nats", "nats://127.0.0.1:4222")
+    name, subject = make_stream(url)
+    try:
+        root = stream_project(tmp_path / "p", "nats", {"url": url, "stream": name}, max_seconds=0.2)
+        rng = random.Random(4)
+        payloads, invalid = [], set()
+        for n in range(6_000):
+            if rng.random() < 0.03:
+                payloads.append(json.dumps(event(n, amount=-1)).encode())
+                invalid.add(f"e{n}")
+            else:
+                payloads.append(json.dumps(event(n)).encode())
+        published = threading.Event()
+
+        def producer() -> None:  # events keep arriving while the stream process is killed
+            for start in range(0, len(payloads), 300):
+                publish(url, subject, payloads[start : start + 300])
+                time.sleep(0.2)
+            published.set()
+
+        feeder = threading.Thread(target=producer)
+        feeder.start()
+        command = [*LAKESTACK, "-p", str(root), "stream", "events", "--json"]
+        for _ in range(KILLS):
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(1.2, 2.5))  # start-up takes about a second: kill mid-read or mid-commit
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        feeder.join()
+        assert published.is_set()
+        final = subprocess.run(
+            [*LAKESTACK, "-p", str(root), "stream", "events", "--until-idle", "2", "--json"],
+            capture_output=True,
+            timeout=120,
+        )
+        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        ids = bronze_ids(root)
+        assert len(ids) == len(set(ids)), "a record landed twice"
+        assert set(ids) == {f"e{i}" for i in range(6_000)} - invalid
+        bad = quarantine_rows(root)
+        from collections import Counter
+
+        twice = [k for k, v in Counter(_event_id(r["_raw"]) for r in bad).items() if v > 1]
+        detail = [(r["_source_position"], r["_run_id"]) for r in bad if _event_id(r["_raw"]) in twice]
+        assert sorted(_event_id(r["_raw"]) for r in bad) == sorted(invalid), detail
+    finally:
+        delete_stream(url, name)
