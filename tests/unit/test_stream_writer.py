@@ -59,10 +59,12 @@ def test_requarantine_is_skipped_after_a_crash_between_the_two_commits(tmp_path:
     )
     restarted = _writer(root, "run-2")
     assert restarted.committed == {}
-    restarted.add([StreamRecord("EVENTS", 1, payload(1)), StreamRecord("EVENTS", 2, b"not json")])
+    restarted.add([StreamRecord("EVENTS", 1, payload(1))])  # a smaller batch than before the crash
+    restarted.flush()
+    restarted.add([StreamRecord("EVENTS", 2, b"not json"), StreamRecord("EVENTS", 3, b"[")])
     restarted.flush()
     assert bronze_ids(root) == ["e1"]
-    assert len(quarantine_rows(root)) == 1
+    assert sorted(r["_source_position"] for r in quarantine_rows(root)) == ["EVENTS@2", "EVENTS@3"]
 
 
 def test_partitions_resume_independently(tmp_path: Path) -> None:

@@ -382,7 +382,9 @@ class StreamWriter:
                 landed = good.num_rows
                 snapshot_id = self.bronze.current_snapshot().snapshot_id
             self.committed = positions
-            self.quarantined_upto.update(self._pending)
+            for partition, position in self._pending.items():  # never lower it: after a crash between
+                # the two commits, quarantine may already hold records beyond this batch
+                self.quarantined_upto[partition] = max(position, self.quarantined_upto.get(partition, -1))
             result = FlushResult(
                 landed, quarantined, dict(positions), self._acks, snapshot_id, time.perf_counter() - started
             )
