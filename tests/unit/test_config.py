@@ -59,6 +59,19 @@ def test_the_fixture_project_loads(project: Path) -> None:
         ("name: shop\nenvironments:\n  dev: {engine: presto}\n", r"lakestack.yaml:3 \(environments.dev.engine\)"),
         ("name: shop\nsources:\n  orders: {contract: orders, landing: ../elsewhere}\n", r"no '\.\.'"),
         ("- just\n- a list\n", r"must be a mapping"),
+        (
+            "name: shop\nsources:\n  orders: {kind: kafka, contract: orders}\n",
+            r"lakestack.yaml:3 \(sources.orders\): a kafka source needs a 'kafka:' block",
+        ),
+        ("name: shop\nsources:\n  orders: {kind: mqtt, contract: orders}\n", r"\(sources.orders.kind\)"),
+        (
+            "name: shop\nsources:\n  orders: {kind: http, contract: orders, http: {max_depth: 500}}\n",
+            r"\(sources.orders.http.max_depth\)",
+        ),
+        (
+            "name: shop\nsources:\n  orders: {kind: nats, contract: orders, nats: {stream: S, subjekt: x}}\n",
+            r"unknown key 'subjekt'",
+        ),
     ],
 )
 def test_project_file_mistakes(project: Path, text: str, message: str) -> None:
