@@ -1,0 +1,118 @@
+"""NATS JetStream → Bronze benchmark: events/s from a stream to committed Bronze, beside a plain
+nats-py pull consumer that only reads and acknowledges the same messages (the broker's floor)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from data import EVENT_SCHEMA, make_events
+
+URL = "nats://127.0.0.1:4222"
+
+
+def _project(root: Path, stream: str) -> None:
+    (root / "contracts").mkdir(parents=True)
+    (root / "contracts" / "events.v1.json").write_text(json.dumps({**EVENT_SCHEMA, "x-lakestack-key": ["event_id"]}))
+    (root / "lakestack.yaml").write_text(
+        "name: bench_nats\nenvironments:\n  dev:\n    warehouse: ./warehouse\n"
+        '    catalog: {type: sql, uri: "sqlite:///.lakestack/catalog.db"}\n'
+        f"sources:\n  events: {{kind: nats, contract: events, nats: {{url: '{URL}', stream: {stream}}}}}\n"
+    )
+
+
+async def _publish(stream: str, payloads: list[bytes]) -> None:
+    import nats
+
+    nc = await nats.connect(URL)
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+    for start in range(0, len(payloads), 2_000):
+        await asyncio.gather(*(js.publish(f"{stream.lower()}.e", p) for p in payloads[start : start + 2_000]))
+    await nc.close()
+
+
+async def _delete(stream: str) -> None:
+    import nats
+
+    nc = await nats.connect(URL)
+    await nc.jetstream().delete_stream(stream)
+    await nc.close()
+
+
+async def _plain_consumer(stream: str, n: int) -> float:
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    nc = await nats.connect(URL)
+    js = nc.jetstream()
+    await js.add_consumer(stream, ConsumerConfig(durable_name="plain", ack_policy=AckPolicy.ALL, max_ack_pending=-1))
+    sub = await js.pull_subscribe_bind("plain", stream)
+    t0, seen = time.perf_counter(), 0
+    while seen < n:
+        msgs = await sub.fetch(batch=5_000, timeout=2)
+        seen += len(msgs)
+        await msgs[-1].ack_sync()
+    seconds = time.perf_counter() - t0
+    await nc.close()
+    return seconds
+
+
+def bench_nats(n_events: int, repeat: int) -> list[dict[str, Any]]:
+    from lakestack.pipeline.lake import Lake
+
+    payloads = make_events(n_events)
+    lake_s, plain_s = [], []
+    for _ in range(repeat):
+        stream = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
+        asyncio.run(_publish(stream, payloads))
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                root = Path(tmp) / "p"
+                _project(root, stream)
+                lake = Lake.open(root)
+                marks: list[float] = []
+                t0 = time.perf_counter()
+
+                def status(stats: Any, marks: list[float] = marks, t0: float = t0) -> None:
+                    if stats.landed + stats.quarantined >= n_events and not marks:
+                        marks.append(time.perf_counter() - t0)  # the last record committed
+
+                stats = lake.stream("events", threading.Event(), idle_stop=1.0, on_status=status)
+                assert stats.landed == n_events, stats
+                lake_s.append(marks[0] if marks else time.perf_counter() - t0)
+            plain_s.append(asyncio.run(_plain_consumer(stream, n_events)))
+        finally:
+            asyncio.run(_delete(stream))
+    rows = []
+    for tool, times in (
+        ("lakestack stream (validate + commit to Bronze)", lake_s),
+        ("nats-py pull, read + ack only", plain_s),
+    ):
+        median = statistics.median(times)
+        rows.append(
+            {
+                "benchmark": "nats→bronze",
+                "tool": tool,
+                "events": n_events,
+                "median_s": round(median, 3),
+                "per_s": round(n_events / median),
+                "repeats": repeat,
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    for row in bench_nats(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000, 3):
+        print(row)
