@@ -185,15 +185,18 @@ def show(rows: list[dict[str, Any]]) -> None:
         table.add_column(col, justify="left" if col in ("benchmark", "tool") else "right")
     for r in rows:
         speed = r.get("lakestack_speedup") or r.get("vs_lakestack")
-        table.add_row(
-            r["benchmark"], r["tool"], f"{r['median_s']:.3f}", f"{r['per_s']:,}", f"{speed}×" if speed else ""
-        )
+        tool = r["tool"] + (f" · p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms" if "p99_ms" in r else "")
+        table.add_row(r["benchmark"], tool, f"{r['median_s']:.3f}", f"{r['per_s']:,}", f"{speed}×" if speed else "")
     Console().print(table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["validation", "ingest", "merge", "gold", "quality"])
+    parser.add_argument(
+        "--only", choices=["validation", "ingest", "merge", "gold", "quality", "http", "kafka", "kinesis", "nats"]
+    )
+    parser.add_argument("--http-seconds", type=float, default=20.0)
+    parser.add_argument("--stream-events", type=int, default=200_000)
     parser.add_argument("--quality-rows", type=int, default=1_000_000)
     parser.add_argument("--gold-rows", type=int, default=10_000_000)
     parser.add_argument("--merge-base", type=int, default=1_000_000)
@@ -224,6 +227,15 @@ def main() -> None:
 
         print("  quality · the Northwind checks of silver.orders ...", flush=True)
         rows += bench_quality(args.quality_rows, args.repeat)
+    if args.only in (None, "http"):
+        from stream_http import bench_http
+
+        rows += bench_http(args.http_seconds, repeat=args.repeat)
+    for kind in ("kafka", "kinesis", "nats"):
+        if args.only in (None, kind):
+            module = __import__(f"stream_{kind}")
+            print(f"  {kind} → bronze · {args.stream_events:,} events ...", flush=True)
+            rows += getattr(module, f"bench_{kind}")(args.stream_events, args.repeat)
     show(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
