@@ -86,9 +86,7 @@ def run_load(
                 break
             body = bodies[i % len(bodies)]
             i += clients
-            conn.request(
-                "POST", "/v1/streams/events/records", body=body, headers={"Content-Type": "application/json"}
-            )
+            conn.request("POST", "/v1/streams/events/records", body=body, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
             payload = response.read()
             t1 = time.monotonic()

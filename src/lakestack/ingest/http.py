@@ -75,18 +75,13 @@ class BatchResult:
     duplicate: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        results: list[dict[str, Any]] = []
-        for i in range(self.records):
-            issues = self.errors.get(i)
-            if issues is None:
-                results.append({"status": "accepted"})
-            else:
-                results.append(
-                    {
-                        "status": "rejected",
-                        "errors": [{"path": x.path, "rule": x.rule, "message": x.message} for x in issues],
-                    }
-                )
+        accepted = {"status": "accepted"}
+        results: list[dict[str, Any]] = [accepted] * self.records
+        for i, issues in self.errors.items():
+            results[i] = {
+                "status": "rejected",
+                "errors": [{"path": x.path, "rule": x.rule, "message": x.message} for x in issues],
+            }
         return {
             "source": self.source,
             "batch_id": self.batch_id,
@@ -220,8 +215,13 @@ class Collector:
         return self._pending
 
     # -- requests ------------------------------------------------------------------------------
-    def submit(self, raws: list[bytes], batch_id: str | None = None) -> Future[BatchResult]:
-        """Queue a request's records; the future resolves once they are durable (or committed)."""
+    def submit(
+        self, raws: list[bytes], batch_id: str | None = None, body: tuple[bytes, str | None] | None = None
+    ) -> Future[BatchResult]:
+        """Queue a request's records; the future resolves once they are durable (or committed).
+
+        `body` (the request body and its content type, which `raws` were split from) is what goes to
+        a worker process: one buffer crosses the process boundary instead of a list of records."""
         client = batch_id is not None
         key = _batch_key(batch_id) if batch_id is not None else secrets.token_hex(8)
         with self._cond:
@@ -241,7 +241,7 @@ class Collector:
             future: Future[BatchResult] = Future()
             request = _Request(key, client, raws, future)
             if self._pool is not None:
-                request.prepared = self._pool.submit(_prepare_in_worker, key, raws)
+                request.prepared = self._pool.submit(_prepare_in_worker, key, body or raws)
             self._queue.append(request)
             self._pending += len(raws)
             if client:
@@ -486,8 +486,9 @@ def _init_worker(name: str, contract: Contract, max_record_bytes: int) -> None:
     _WORKER = RowBuilder(name, contract, max_record_bytes)
 
 
-def _prepare_in_worker(batch_id: str, raws: list[bytes]) -> _Rows:
+def _prepare_in_worker(batch_id: str, data: list[bytes] | tuple[bytes, str | None]) -> _Rows:
     assert _WORKER is not None, "worker processes start with _init_worker"
+    raws = _split(*data) if isinstance(data, tuple) else data
     return _prepare(_WORKER, batch_id, raws)
 
 
@@ -524,21 +525,16 @@ def split_records(body: bytes, content_type: str | None, limits: Any) -> list[by
             limits.max_request_bytes,
             f"the request is {len(body):,} bytes; the limit is {limits.max_request_bytes:,} (http.max_request_bytes)",
         )
-    stripped = body.lstrip()
-    ndjson = (content_type or "").split(";")[0].strip() in ("application/x-ndjson", "application/ndjson")
-    if not ndjson and stripped[:1] == b"[":
-        try:
-            raws = [bytes(r) for r in msgspec.json.decode(body, type=list[msgspec.Raw])]
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            raise LimitExceeded(
-                "json",
-                0,
-                0,
-                f"the body is not a valid JSON array of events ({exc}); send NDJSON to get a result for each line",
-                status=400,
-            ) from None
-    else:
-        raws = [line for line in body.split(b"\n") if line.strip()]
+    try:
+        raws = _split(body, content_type)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise LimitExceeded(
+            "json",
+            0,
+            0,
+            f"the body is not a valid JSON array of events ({exc}); send NDJSON to get a result for each line",
+            status=400,
+        ) from None
     if len(raws) > limits.max_records:
         raise LimitExceeded(
             "max_records",
@@ -565,6 +561,16 @@ def split_records(body: bytes, content_type: str | None, limits: Any) -> list[by
                     status=400,
                 )
     return raws
+
+
+def _split(body: bytes, content_type: str | None) -> list[bytes]:
+    """One raw document per record: the elements of a JSON array, or the non-empty NDJSON lines."""
+    import msgspec
+
+    ndjson = (content_type or "").split(";")[0].strip() in ("application/x-ndjson", "application/ndjson")
+    if not ndjson and body.lstrip()[:1] == b"[":
+        return [bytes(r) for r in msgspec.json.decode(body, type=list[msgspec.Raw])]
+    return [line for line in body.split(b"\n") if line.strip()]
 
 
 def json_depth(raw: bytes) -> int:

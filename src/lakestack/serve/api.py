@@ -113,8 +113,9 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
             if len(body) > limit:
                 return _limit(LimitExceeded("max_request_bytes", len(body), limit, _too_big(len(body), limit)))
         try:
-            raws = split_records(bytes(body), request.headers.get("content-type"), collector.limits)
-            future = collector.submit(raws, lakestack_batch_id or idempotency_key)
+            data, content_type = bytes(body), request.headers.get("content-type")
+            raws = split_records(data, content_type, collector.limits)
+            future = collector.submit(raws, lakestack_batch_id or idempotency_key, (data, content_type))
         except LimitExceeded as exc:
             return _limit(exc)
         except Overloaded as exc:
