@@ -60,6 +60,12 @@ class LimitExceeded(LakestackError):
         super().__init__(detail)
         self.limit, self.value, self.maximum, self.status = limit, value, maximum, status
 
+    def __reduce__(self) -> Any:  # it crosses from the worker processes
+        return (LimitExceeded, (self.limit, self.value, self.maximum, str(self), self.status))
+
+
+_Rows = tuple[bytes, bytes, list[tuple[int, list[Issue]]], int]
+
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
@@ -98,9 +104,10 @@ class BatchResult:
 class _Request:
     batch_id: str
     client: bool
-    raws: list[bytes]
+    body: bytes
+    content_type: str | None
     future: Future[BatchResult]
-    prepared: Future[tuple[bytes, bytes, list[tuple[int, list[Issue]]], int]] | None = None
+    prepared: Future[_Rows | LimitExceeded] | None = None
 
 
 @dataclass(slots=True)
@@ -215,13 +222,10 @@ class Collector:
         return self._pending
 
     # -- requests ------------------------------------------------------------------------------
-    def submit(
-        self, raws: list[bytes], batch_id: str | None = None, body: tuple[bytes, str | None] | None = None
-    ) -> Future[BatchResult]:
-        """Queue a request's records; the future resolves once they are durable (or committed).
-
-        `body` (the request body and its content type, which `raws` were split from) is what goes to
-        a worker process: one buffer crosses the process boundary instead of a list of records."""
+    def submit(self, body: bytes, content_type: str | None, batch_id: str | None = None) -> Future[BatchResult]:
+        """Queue a request; the future resolves once its records are durable (or committed), or fails
+        with LimitExceeded. The body is split, checked and validated in a worker process: the server's
+        own thread does no per-record work."""
         client = batch_id is not None
         key = _batch_key(batch_id) if batch_id is not None else secrets.token_hex(8)
         with self._cond:
@@ -231,19 +235,18 @@ class Collector:
                 return self._inflight[key]
             if client and key in self._landed:
                 done: Future[BatchResult] = Future()
-                done.set_result(self._replay(key, raws))
+                done.set_result(self._replay(key, split_records(body, content_type, self.limits)))
                 return done
-            if self._pending and self._pending + len(raws) > self.config.stream.max_pending:
+            if self._pending >= self.config.stream.max_pending:
                 raise Overloaded(
                     f"{self._pending:,} records are waiting for a commit (limit stream.max_pending = "
                     f"{self.config.stream.max_pending:,}); retry shortly"
                 )
             future: Future[BatchResult] = Future()
-            request = _Request(key, client, raws, future)
+            request = _Request(key, client, body, content_type, future)
             if self._pool is not None:
-                request.prepared = self._pool.submit(_prepare_in_worker, key, body or raws)
+                request.prepared = self._pool.submit(_prepare_in_worker, key, body, content_type, self.limits)
             self._queue.append(request)
-            self._pending += len(raws)
             if client:
                 self._inflight[key] = future
             self._cond.notify()
@@ -271,10 +274,17 @@ class Collector:
             try:
                 entries, payloads = [], []
                 for request in taken:
+                    rows: _Rows | LimitExceeded
                     if request.prepared is not None:
-                        good, bad, invalid, count = request.prepared.result()
+                        rows = request.prepared.result()
                     else:
-                        good, bad, invalid, count = _prepare(self.writer.rows, request.batch_id, request.raws)
+                        rows = _prepare(
+                            self.writer.rows, request.batch_id, request.body, request.content_type, self.limits
+                        )
+                    if isinstance(rows, LimitExceeded):  # answered at once; nothing of it is logged
+                        self._fail([request], rows)
+                        continue
+                    good, bad, invalid, count = rows
                     prepared = Prepared(Outcome([], [], invalid), _from_ipc(good), _from_ipc(bad), count)
                     entries.append(_Logged(0, prepared, request.batch_id, request.client, request))
                     payloads.append(
@@ -291,6 +301,7 @@ class Collector:
             now_ms = time.time() * 1000
             with self._cond:
                 for offset, entry in enumerate(entries):
+                    self._pending += entry.prepared.count
                     entry.position = first + offset
                     if entry.client:
                         self._landed[entry.batch_id] = now_ms
@@ -313,7 +324,6 @@ class Collector:
     def _fail(self, taken: list[_Request], exc: BaseException) -> None:
         with self._cond:
             for request in taken:
-                self._pending -= len(request.raws)
                 if request.client:
                     self._inflight.pop(request.batch_id, None)
         for request in taken:
@@ -478,7 +488,6 @@ class Wal:
 
 
 _WORKER: RowBuilder | None = None
-_Rows = tuple[bytes, bytes, list[tuple[int, list[Issue]]], int]
 
 
 def _init_worker(name: str, contract: Contract, max_record_bytes: int) -> None:
@@ -486,14 +495,20 @@ def _init_worker(name: str, contract: Contract, max_record_bytes: int) -> None:
     _WORKER = RowBuilder(name, contract, max_record_bytes)
 
 
-def _prepare_in_worker(batch_id: str, data: list[bytes] | tuple[bytes, str | None]) -> _Rows:
+def _prepare_in_worker(batch_id: str, body: bytes, content_type: str | None, limits: Any) -> _Rows | LimitExceeded:
     assert _WORKER is not None, "worker processes start with _init_worker"
-    raws = _split(*data) if isinstance(data, tuple) else data
-    return _prepare(_WORKER, batch_id, raws)
+    return _prepare(_WORKER, batch_id, body, content_type, limits)
 
 
-def _prepare(rows: RowBuilder, batch_id: str, raws: list[bytes]) -> _Rows:
-    """A request's records as Bronze and quarantine rows (Arrow IPC), its rejections, and its size."""
+def _prepare(
+    rows: RowBuilder, batch_id: str, body: bytes, content_type: str | None, limits: Any
+) -> _Rows | LimitExceeded:
+    """A request's records as Bronze and quarantine rows (Arrow IPC), its rejections, and its size;
+    or the limit it breaks."""
+    try:
+        raws = split_records(body, content_type, limits)
+    except LimitExceeded as exc:
+        return exc
     partition = f"http:{batch_id}"
     prepared = rows.prepare([StreamRecord(partition, i, raw) for i, raw in enumerate(raws)])
     return _to_ipc(prepared.good), _to_ipc(prepared.bad), prepared.outcome.invalid, prepared.count

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from lakestack.errors import LakestackError
-from lakestack.ingest.http import Collector, LimitExceeded, Overloaded, split_records
+from lakestack.ingest.http import Collector, LimitExceeded, Overloaded
 from lakestack.pipeline.runs import new_run_id
 
 PROBLEM = "application/problem+json"
@@ -113,15 +113,17 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
             if len(body) > limit:
                 return _limit(LimitExceeded("max_request_bytes", len(body), limit, _too_big(len(body), limit)))
         try:
-            data, content_type = bytes(body), request.headers.get("content-type")
-            raws = split_records(data, content_type, collector.limits)
-            future = collector.submit(raws, lakestack_batch_id or idempotency_key, (data, content_type))
+            future = collector.submit(
+                bytes(body), request.headers.get("content-type"), lakestack_batch_id or idempotency_key
+            )
         except LimitExceeded as exc:
             return _limit(exc)
         except Overloaded as exc:
             return problem(503, "Overloaded", str(exc), retry_after=1)
         try:
             result = await asyncio.wrap_future(future)
+        except LimitExceeded as exc:
+            return _limit(exc)
         except Exception as exc:
             return problem(503, "Commit failed", f"the batch was not committed ({exc}); retry it", retry_after=1)
         import msgspec

@@ -170,18 +170,19 @@ def test_malformed_array_unknown_source_and_openapi(root: Path) -> None:
 
 def test_backpressure_refuses_when_commits_fall_behind(root: Path) -> None:
     lake = Lake.open(root)
-    config = lake.project.config.sources["events"].model_copy(
-        update={"stream": lake.project.config.sources["events"].stream.model_copy(update={"max_pending": 15})}
-    )
+    source = lake.project.config.sources["events"]
+    stream = source.stream.model_copy(update={"max_pending": 5, "max_seconds": 60})  # no commit comes soon
+    config = source.model_copy(update={"stream": stream})
     collector = Collector(
         lake.warehouse, "events", lake.project.contract("events"), config, "run-bp", root / ".lakestack" / "wal"
     )
-    first = collector.submit([payload(i) for i in range(10)])  # not started: nothing commits yet
-    with pytest.raises(Overloaded, match="max_pending"):
-        collector.submit([payload(i) for i in range(10, 20)])
     collector.start()
-    assert first.result(timeout=30).accepted == 10
-    collector.stop()
+    ndjson = "application/x-ndjson"
+    first = collector.submit(b"\n".join(payload(i) for i in range(10)), ndjson)
+    assert first.result(timeout=30).accepted == 10  # durable in the log, not yet in Iceberg
+    with pytest.raises(Overloaded, match="max_pending"):
+        collector.submit(b"\n".join(payload(i) for i in range(10, 20)), ndjson)
+    collector.stop()  # the final commit
     assert len(bronze_ids(root)) == 10
 
 
