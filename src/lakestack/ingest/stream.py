@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TS = pa.timestamp("us", tz="UTC")
+JOIN_GRACE_S = 30.0  # longest wait for a source to become ready before idle time counts
 
 
 @dataclass(slots=True)
@@ -147,6 +148,11 @@ class StreamSource(Source):
     def lag(self) -> int | None:
         """Records waiting in the broker beyond what was read, when the broker can tell."""
         return None
+
+    def ready(self) -> bool:
+        """Whether the source reads yet (a Kafka consumer has no partitions until the group settles);
+        the idle timer of a catch-up run starts only then."""
+        return True
 
     @abstractmethod
     def close(self) -> None: ...
@@ -426,7 +432,7 @@ def run_stream(
     settings = source.config.stream
     writer = StreamWriter(warehouse, source.name, source.contract, source.kind, settings, run_id)
     source.open(Positions(writer))
-    idle_since = time.monotonic()
+    idle_since = opened = time.monotonic()
     last_status = 0.0
     try:
         while not stop.is_set():
@@ -442,6 +448,8 @@ def run_stream(
                 writer.stats.lag = source.lag()
                 on_status(writer.stats)
                 last_status = now
+            if not records and not source.ready() and now - opened < JOIN_GRACE_S:
+                idle_since = now
             if idle_stop is not None and not records and now - idle_since >= idle_stop:
                 break
         _commit(source, writer)

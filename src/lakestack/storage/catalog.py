@@ -48,10 +48,14 @@ def open_catalog(env: EnvironmentConfig, root: Path, name: str = "lakestack") ->
     from pyiceberg.catalog.sql import SqlCatalog
 
     props = {k: reveal(v) or "" for k, v in env.catalog.properties.items()}
-    try:
-        catalog = SqlCatalog(name, uri=uri, warehouse=warehouse_uri(env, root), **props)
-    except Exception as exc:  # driver errors: translate at the boundary, without the URI (it may hold secrets)
-        raise StorageError(f"cannot open the catalog ({type(exc).__name__}: {_first_line(exc)})") from None
+    for attempt in range(3):
+        try:
+            catalog = SqlCatalog(name, uri=uri, warehouse=warehouse_uri(env, root), **props)
+            break
+        except Exception as exc:  # driver errors: translate at the boundary, without the URI (it may hold secrets)
+            if "already exists" in str(exc) and attempt < 2:  # another process created the catalog tables first
+                continue
+            raise StorageError(f"cannot open the catalog ({type(exc).__name__}: {_first_line(exc)})") from None
     if uri.startswith("sqlite"):
         _tune_sqlite(catalog.engine)
     return catalog
