@@ -8,7 +8,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from data import EVENT_SCHEMA, make_events
+from stream_kafka import drain_seconds
 
 URL = "nats://127.0.0.1:4222"
 
@@ -80,17 +80,7 @@ def bench_nats(n_events: int, repeat: int) -> list[dict[str, Any]]:
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp) / "p"
                 _project(root, stream)
-                lake = Lake.open(root)
-                marks: list[float] = []
-                t0 = time.perf_counter()
-
-                def status(stats: Any, marks: list[float] = marks, t0: float = t0) -> None:
-                    if stats.landed + stats.quarantined >= n_events and not marks:
-                        marks.append(time.perf_counter() - t0)  # the last record committed
-
-                stats = lake.stream("events", threading.Event(), idle_stop=1.0, on_status=status)
-                assert stats.landed == n_events, stats
-                lake_s.append(marks[0] if marks else time.perf_counter() - t0)
+                lake_s.append(drain_seconds(Lake.open(root), n_events))
             plain_s.append(asyncio.run(_plain_consumer(stream, n_events)))
         finally:
             asyncio.run(_delete(stream))
