@@ -25,12 +25,12 @@ MALFORMED = [
 ]
 
 
-def _project(tmp_path: Path, bootstrap: str, topic: str, group: str = "g1") -> Path:
+def _project(tmp_path: Path, bootstrap: str, topic: str, group: str = "g1", **properties: object) -> Path:
     settings = {
         "bootstrap_servers": bootstrap,
         "topics": [topic],
         "group_id": group,
-        "properties": CONSUMER_PROPERTIES,
+        "properties": {**CONSUMER_PROPERTIES, **properties},
     }
     return stream_project(tmp_path / "p", "kafka", settings, max_seconds=0.3)
 
@@ -86,3 +86,16 @@ def test_two_members_of_a_group_share_the_partitions_and_land_each_event_once(
     assert len(results) == 2, "a member failed"
     landed = sorted(r.landed for r in results)  # type: ignore[attr-defined]
     assert sum(landed) == 3_000
+
+
+def test_a_10_mb_record_is_quarantined_and_the_stream_keeps_going(tmp_path: Path, kafka_broker: str) -> None:
+    topic = create_topic(kafka_broker, partitions=1)
+    root = _project(tmp_path, kafka_broker, topic, **{"fetch.max.bytes": 52_428_800})
+    big = b'{"event_id": "big", "ts": "2026-11-22T10:00:00Z", "amount": 1, "customer": "' + b"x" * 10_000_000 + b'"}'
+    produce(kafka_broker, topic, [payload(1), big, payload(2)], **{"message.max.bytes": 20_000_000})
+    stats = Lake.open(root).stream("events", threading.Event(), idle_stop=3.0)
+    assert sorted(bronze_ids(root)) == ["e1", "e2"]
+    bad = quarantine_rows(root)
+    assert [e["rule"] for e in bad[0]["_errors"]] == ["max_record_bytes"]
+    assert len(bad[0]["_raw"]) > 10_000_000  # kept whole: nothing is lost
+    assert stats.quarantined == 1

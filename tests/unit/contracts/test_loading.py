@@ -89,13 +89,14 @@ def test_nested_objects_become_structs_and_arrays_lists(tmp_path: Path) -> None:
     assert str(iceberg.find_field("amount").field_type) == "decimal(12, 3)"
     assert str(iceberg.find_field("page").field_type).startswith("struct<")
     assert str(iceberg.find_field("tags").field_type).startswith("list<")
-    assert [f.name for f in iceberg.fields][-8:] == [
+    assert [f.name for f in iceberg.fields][-9:] == [
         "_raw",
         "_ingested_at",
         "_source",
         "_source_file",
         "_source_line",
         "_file_date",
+        "_source_position",
         "_run_id",
         "_contract_version",
     ]
