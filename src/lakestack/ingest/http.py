@@ -332,6 +332,7 @@ class Collector:
     # -- the commit thread: the log into Iceberg every max_seconds / max_records ------------------
     def _commit_loop(self) -> None:
         settings = self.writer.settings
+        committed_ack = self.limits.ack == "committed"
         while True:
             with self._logged_cond:
                 first_seen = time.monotonic()
@@ -342,6 +343,7 @@ class Collector:
                         waiting >= settings.max_records
                         or time.monotonic() - first_seen >= settings.max_seconds
                         or log_done
+                        or committed_ack  # clients wait for this commit: group what arrived during the last
                     ):
                         break
                     if not self._logged and log_done:
