@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from data import EVENT_SCHEMA, make_events
-from stream_kafka import drain_seconds
+from stream_kafka import _rows, drain_seconds
 
 URL = "nats://127.0.0.1:4222"
 
@@ -84,23 +83,7 @@ def bench_nats(n_events: int, repeat: int) -> list[dict[str, Any]]:
             plain_s.append(asyncio.run(_plain_consumer(stream, n_events)))
         finally:
             asyncio.run(_delete(stream))
-    rows = []
-    for tool, times in (
-        ("lakestack stream (validate + commit to Bronze)", lake_s),
-        ("nats-py pull, read + ack only", plain_s),
-    ):
-        median = statistics.median(times)
-        rows.append(
-            {
-                "benchmark": "nats→bronze",
-                "tool": tool,
-                "events": n_events,
-                "median_s": round(median, 3),
-                "per_s": round(n_events / median),
-                "repeats": repeat,
-            }
-        )
-    return rows
+    return _rows("nats→bronze", n_events, repeat, lake_s, plain_s, "nats-py pull, read + ack only")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_requarantine_is_skipped_after_a_crash_between_the_two_commits(tmp_path:
     bad = writer._bad[0]
     from datetime import UTC, datetime
 
-    from lakestack.ingest.stream import _stamp
+    from lakestack.ingest.files import _stamp
 
     append(
         writer.quarantine,

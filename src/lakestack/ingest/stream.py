@@ -36,6 +36,7 @@ import pyarrow as pa
 from lakestack.contracts.arrow import records_to_arrow
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
+from lakestack.ingest.files import _repeat, _stamp, _summary
 from lakestack.storage.schema import error_struct_type
 from lakestack.storage.warehouse import append, history
 
@@ -470,20 +471,3 @@ def _commit(source: StreamSource, writer: StreamWriter) -> None:
 def _batch_key(name: str, pending: dict[str, int], extra: list[dict[str, Any]]) -> str:
     text = name + repr(sorted(pending.items())) + repr(extra) + repr(time.time_ns())
     return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def _stamp(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
-    n = table.num_rows
-    for name, value, typ in (("_run_id", run_id, pa.string()), ("_ingested_at", now, _TS)):
-        table = table.set_column(table.schema.get_field_index(name), name, _repeat(value, n, typ))
-    return table
-
-
-def _repeat(value: Any, n: int, typ: pa.DataType) -> pa.Array:
-    return pa.array([value], typ).take(pa.array([0] * n, pa.int32())) if n else pa.array([], typ)
-
-
-def _summary(issues: list[Issue]) -> str:
-    first = issues[0]
-    more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
-    return f"{first.path}: {first.message}{more}"
