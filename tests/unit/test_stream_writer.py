@@ -77,3 +77,17 @@ def test_partitions_resume_independently(tmp_path: Path) -> None:
     writer.flush()
     assert stream_positions(_writer(root).bronze) == {"t/0": 10, "t/1": 4}
     assert writer.flush() is None
+
+
+def test_a_writer_never_writes_back_its_stale_view_of_partitions_it_did_not_advance(tmp_path: Path) -> None:
+    # two members of one Kafka group: each owns one partition and loaded the checkpoint at start
+    root = stream_project(tmp_path / "p", "kafka", {"bootstrap_servers": "x:1", "topics": ["t"]})
+    first = _writer(root)
+    first.add([StreamRecord("t/0", 0, payload(0)), StreamRecord("t/1", 0, payload(1))])
+    first.flush()
+    a, b = _writer(root, "run-a"), _writer(root, "run-b")
+    a.add([StreamRecord("t/0", i, payload(10 + i)) for i in range(1, 5)])
+    a.flush()
+    b.add([StreamRecord("t/1", 1, payload(20))])  # b still believes t/0 is at 0
+    b.flush()
+    assert stream_positions(_writer(root).bronze) == {"t/0": 4, "t/1": 1}

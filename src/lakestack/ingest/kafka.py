@@ -4,7 +4,8 @@ Partitions are `topic/partition` and positions are offsets. When partitions are 
 starts after Bronze's committed offset for it (from the beginning when Bronze has none), whatever
 the group's committed offsets say: those are committed after each Iceberg commit only so that lag
 tools see progress. Before partitions are revoked (a rebalance), what is buffered is committed, so
-the next owner starts exactly after it.
+the next owner starts exactly after it. Partitions lost without a revocation (the member missed its
+session) are just dropped: the new owner re-reads what this member had not committed.
 """
 
 from __future__ import annotations
@@ -13,32 +14,43 @@ import logging
 from typing import Any
 
 from lakestack.config import SecretRef, reveal
-from lakestack.errors import LakestackError
+from lakestack.errors import RunError
 from lakestack.ingest.stream import FlushResult, Positions, StreamRecord, StreamSource
 
 log = logging.getLogger(__name__)
+
+# Settings lakestack relies on: offsets are stored and committed only after an Iceberg commit.
+_FIXED = {"enable.auto.commit": False, "enable.auto.offset.store": False}
 
 
 class KafkaSource(StreamSource):
     """The topics of one source, read by one member of a consumer group."""
 
     kind = "kafka"
+    _consumer: Any = None
 
     def open(self, positions: Positions) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer
 
         settings = self.config.kafka
         assert settings is not None
+        secret = settings.bootstrap_servers
+        bootstrap = reveal(secret) or ""
+        self._log = _Redacting(log, bootstrap if isinstance(secret, SecretRef) else "", str(secret))
         conf: dict[str, Any] = {
             "group.id": settings.group_id or f"lakestack-{self.project}-{self.name}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
+            "auto.offset.reset": "earliest",  # only when Bronze's offset has left the topic (retention)
             "enable.partition.eof": False,
         }
         conf.update({k: reveal(v) if isinstance(v, SecretRef) else v for k, v in settings.properties.items()})
-        conf["bootstrap.servers"] = reveal(settings.bootstrap_servers)
+        for key, value in _FIXED.items():
+            if key in conf and conf[key] not in (value, str(value).lower()):
+                log.warning("source %s: Kafka property %s is always %s here", self.name, key, str(value).lower())
+            conf[key] = value
+        conf["bootstrap.servers"] = bootstrap
+        cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
         self._assigned: set[str] = set()
+        self._last_error = ""
 
         def on_assign(consumer: Any, partitions: list[Any]) -> None:
             committed = positions.committed(refresh=True)  # another member may have moved them
@@ -46,18 +58,24 @@ class KafkaSource(StreamSource):
                 key = f"{tp.topic}/{tp.partition}"
                 tp.offset = committed[key] + 1 if key in committed else OFFSET_BEGINNING
                 self._assigned.add(key)
-            consumer.assign(partitions)
+            log.info("source %s: assigned %s", self.name, ", ".join(sorted(self._assigned)) or "nothing")
+            if cooperative:
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
 
         def on_revoke(consumer: Any, partitions: list[Any]) -> None:
             positions.flush()  # commit what was read from them before another member takes over
-            self._assigned -= {f"{tp.topic}/{tp.partition}" for tp in partitions}
+            self._commit_offsets(positions.committed(), {_key(tp) for tp in partitions}, asynchronous=False)
+            self._assigned -= {_key(tp) for tp in partitions}
 
         def on_lost(consumer: Any, partitions: list[Any]) -> None:
-            # Lost (not revoked): another member may own them already; what is buffered commits
-            # anyway and the new owner's records at or below that position are dropped as duplicates.
-            self._assigned -= {f"{tp.topic}/{tp.partition}" for tp in partitions}
+            # Another member may own them already: no commit. What is buffered still commits with the
+            # next flush; records the new owner reads again at or below it are dropped as duplicates.
+            log.warning("source %s: lost partitions %s", self.name, ", ".join(sorted(map(_key, partitions))))
+            self._assigned -= {_key(tp) for tp in partitions}
 
-        self._consumer = Consumer(conf, logger=log)
+        self._consumer = Consumer(conf, logger=self._log)
         self._consumer.subscribe(list(settings.topics), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 
     def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
@@ -66,36 +84,41 @@ class KafkaSource(StreamSource):
         out = []
         for message in self._consumer.consume(num_messages=max_records, timeout=timeout):
             error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if error.fatal():
-                    raise LakestackError(f"source '{self.name}': Kafka failed: {error.str()}")
-                log.warning("source %s: Kafka: %s", self.name, error.str())
+            if error is None:
+                key = f"{message.topic()}/{message.partition()}"
+                out.append(StreamRecord(key, message.offset(), message.value() or b""))
+            elif error.code() == KafkaError._PARTITION_EOF:
                 continue
-            key = f"{message.topic()}/{message.partition()}"
-            out.append(StreamRecord(key, message.offset() or 0, message.value() or b""))
+            elif error.fatal():
+                raise RunError(f"source '{self.name}': Kafka failed: {self._log.redact(error.str())}")
+            elif error.str() != self._last_error:  # transient (broker down, unknown topic): librdkafka retries
+                self._last_error = error.str()
+                self._log.log(logging.WARNING, "source %s: Kafka: %s", self.name, error.str())
+        if out:
+            self._last_error = ""
         return out
 
     def acknowledge(self, result: FlushResult) -> None:
+        self._commit_offsets(result.positions, self._assigned, asynchronous=True)
+
+    def _commit_offsets(self, positions: dict[str, int], keys: set[str], *, asynchronous: bool) -> None:
+        """Commit `position + 1` of these partitions to Kafka: a hint for lag tools, Iceberg holds the truth."""
         from confluent_kafka import KafkaException, TopicPartition
 
         offsets = []
-        for key, position in result.positions.items():
-            if key in self._assigned:
-                topic, _, partition = key.rpartition("/")
-                offsets.append(TopicPartition(topic, int(partition), position + 1))
+        for key in sorted(keys & positions.keys()):
+            topic, _, partition = key.rpartition("/")
+            offsets.append(TopicPartition(topic, int(partition), positions[key] + 1))
         if offsets:
             try:
-                self._consumer.commit(offsets=offsets, asynchronous=True)
-            except KafkaException as exc:  # a hint for lag tools; Iceberg holds the positions
-                log.info("source %s: could not commit offsets to Kafka: %s", self.name, exc)
+                self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            except KafkaException as exc:
+                log.info("source %s: could not commit offsets to Kafka: %s", self.name, self._log.redact(str(exc)))
 
     def lag(self) -> int | None:
         try:
             total = 0
-            assignment = self._consumer.assignment()
-            for tp in self._consumer.position(assignment):
+            for tp in self._consumer.position(self._consumer.assignment()):
                 _, high = self._consumer.get_watermark_offsets(tp, cached=True)
                 if tp.offset >= 0 and high >= 0:
                     total += max(0, high - tp.offset)
@@ -104,7 +127,37 @@ class KafkaSource(StreamSource):
             return None
 
     def ready(self) -> bool:
-        return bool(self._assigned)
+        return bool(getattr(self, "_assigned", None))
 
     def close(self) -> None:
-        self._consumer.close()
+        if self._consumer is not None:
+            self._consumer.close()  # revokes the partitions: what is buffered commits first
+            self._consumer = None
+
+
+def _key(tp: Any) -> str:
+    return f"{tp.topic}/{tp.partition}"
+
+
+class _Redacting:
+    """Forwards librdkafka's log lines (and ours) with a secret bootstrap address replaced by its name."""
+
+    def __init__(self, logger: logging.Logger, secret: str, name: str) -> None:
+        self.logger = logger
+        self.names = sorted({s.strip() for part in secret.split(",") if part for s in (part, _host(part))}, key=len)
+        self.name = name
+
+    def redact(self, text: str) -> str:
+        for value in reversed(self.names):  # longest first: "host:9092" before "host"
+            if value:
+                text = text.replace(value, self.name)
+        return text
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, "%s", self.redact(msg % args if args else msg))
+
+
+def _host(server: str) -> str:
+    server = server.strip().rpartition("://")[2]
+    return server.rpartition(":")[0] if server.count(":") == 1 else server

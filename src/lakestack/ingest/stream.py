@@ -358,9 +358,10 @@ class StreamWriter:
                 return None
             started = time.perf_counter()
             positions = {**self.committed, **self._pending}
-            checkpoint: dict[str, Any] = {
-                "stream": {"kind": self.kind, "positions": {p: str(v) for p, v in sorted(positions.items())}}
-            }
+            # Only the partitions this batch advanced: this writer's view of the others may be stale
+            # (another member of a Kafka group owns them now), and the newest mention of a partition wins.
+            advanced = {p: str(v) for p, v in sorted(self._pending.items())}
+            checkpoint: dict[str, Any] = {"stream": {"kind": self.kind, "positions": advanced}}
             for extra in self._extra:
                 for key, value in extra.items():
                     checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
