@@ -274,4 +274,5 @@ def stream_summary(source: str, stats: Any, table: bool = False) -> Any:
     }
     if not table:
         return row
-    return rows_table(f"Stream {source}", [row], list(row))
+    shown = {k: f"{v:,}" if isinstance(v, int) else v for k, v in row.items()}
+    return rows_table(f"Stream {source}", [shown], list(row))
