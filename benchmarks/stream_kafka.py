@@ -171,6 +171,7 @@ def _rows(name: str, n: int, repeat: int, lake_s: list[float], plain_s: list[flo
                 "events_per_s": round(n / median),
                 "per_s": round(n / median),  # the column benchmarks/run.py shows
                 "repeats": repeat,
+                "vs_lakestack": round(median / statistics.median(lake_s), 2),  # time against lakestack's
             }
         )
     return rows

@@ -256,7 +256,7 @@ def tables(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(_console(), infos)
         return
-    rows = [to_jsonable(t) for t in infos]
+    rows = [{**to_jsonable(t), "rows": f"{t.rows:,}", "last_commit": t.last_commit} for t in infos]
     _console().print(
         rows_table("tables", rows, ["identifier", "rows", "files", "snapshots", "last_commit", "last_run"])
     )
