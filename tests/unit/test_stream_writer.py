@@ -91,3 +91,35 @@ def test_a_writer_never_writes_back_its_stale_view_of_partitions_it_did_not_adva
     b.add([StreamRecord("t/1", 1, payload(20))])  # b still believes t/0 is at 0
     b.flush()
     assert stream_positions(_writer(root).bronze) == {"t/0": 4, "t/1": 1}
+
+
+def test_a_writer_that_lost_its_partition_drops_what_the_new_owner_committed_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    # a Kafka member missed its session: its partition went to another member, which read the
+    # checkpoint and committed first. The first member's flush must not land those records again.
+    root = stream_project(tmp_path / "p", "kafka", {"bootstrap_servers": "x:1", "topics": ["t"]})
+    zombie, owner = _writer(root, "run-z"), _writer(root, "run-n")
+    zombie.add([StreamRecord("t/0", i, payload(i)) for i in range(10)] + [StreamRecord("t/0", 10, b"{bad")])
+    zombie.add([StreamRecord("t/1", 0, payload(100))])
+    owner.add([StreamRecord("t/0", i, payload(i)) for i in range(6)])
+    owner.flush()
+    result = zombie.flush()
+    assert result is not None
+    assert (result.landed, result.quarantined) == (5, 1)  # e6..e9 and e100 land; the bad record at 10
+    assert zombie.stats.duplicates == 6
+    s = zombie.stats
+    assert s.received == s.landed + s.quarantined + s.duplicates + s.buffered == 12
+    ids = bronze_ids(root)
+    assert len(ids) == len(set(ids)) == 11
+    assert stream_positions(_writer(root).bronze) == {"t/0": 10, "t/1": 0}
+
+    # the owner went further than the zombie ever read: nothing of t/0 lands, and t/0 is not rewound
+    owner.add([StreamRecord("t/0", i, payload(i)) for i in range(11, 30)])
+    owner.flush()
+    zombie.add([StreamRecord("t/0", i, payload(i)) for i in range(11, 15)])
+    assert zombie.flush() is not None
+    assert zombie.stats.duplicates == 10
+    assert stream_positions(_writer(root).bronze)["t/0"] == 29
+    ids = bronze_ids(root)
+    assert len(ids) == len(set(ids))

@@ -5,7 +5,8 @@ starts after Bronze's committed offset for it (from the beginning when Bronze ha
 the group's committed offsets say: those are committed after each Iceberg commit only so that lag
 tools see progress. Before partitions are revoked (a rebalance), what is buffered is committed, so
 the next owner starts exactly after it. Partitions lost without a revocation (the member missed its
-session) are just dropped: the new owner re-reads what this member had not committed.
+session) are just dropped: the new owner re-reads what this member had not committed, and the
+writer's commit-time fence drops buffered records the new owner has committed first.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ class KafkaSource(StreamSource):
             self._assigned -= {_key(tp) for tp in partitions}
 
         def on_lost(consumer: Any, partitions: list[Any]) -> None:
-            # Another member may own them already: no commit. What is buffered still commits with the
-            # next flush; records the new owner reads again at or below it are dropped as duplicates.
+            # Another member may own them already: no commit now. The next flush drops what the new
+            # owner committed meanwhile (StreamWriter._fence); what it reads later is dropped as redelivered.
             log.warning("source %s: lost partitions %s", self.name, ", ".join(sorted(map(_key, partitions))))
             self._assigned -= {_key(tp) for tp in partitions}
 

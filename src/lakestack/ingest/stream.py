@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -283,6 +283,7 @@ class StreamWriter:
         self._first_at: float | None = None
         self._key: str | None = None
         self._quarantined_rows = 0
+        self._read: set[str] = set()  # partitions of records read from a broker (add), fenced at commit
 
     # -- buffering -----------------------------------------------------------------------------
     def add(self, records: Sequence[StreamRecord]) -> Outcome:
@@ -296,6 +297,7 @@ class StreamWriter:
                     self._acks.append(r.ack) if r.ack is not None else None
                     continue
                 self._pending[r.partition] = r.position
+                self._read.add(r.partition)
                 fresh.append(r)
                 if r.ack is not None:
                     self._acks.append(r.ack)
@@ -357,6 +359,8 @@ class StreamWriter:
             if not self._count and not self._acks:
                 return None
             started = time.perf_counter()
+            if self._read and self._key is None:
+                self._fence()
             positions = {**self.committed, **self._pending}
             # Only the partitions this batch advanced: this writer's view of the others may be stale
             # (another member of a Kafka group owns them now), and the newest mention of a partition wins.
@@ -406,17 +410,62 @@ class StreamWriter:
             self.stats.buffered = 0
             return result
 
+    def _fence(self) -> None:
+        """Drop buffered records that another writer committed since this one last read the
+        checkpoint: a Kafka member that lost its partitions without a revocation (it missed its
+        session) must not commit what the new owner already has. Records beyond are kept."""
+        self.bronze = self.bronze.refresh()
+        fresh = stream_positions(self.bronze, self._read)
+        ahead = {p: fresh[p] for p in sorted(self._read) if fresh.get(p, -1) > self.committed.get(p, -1)}
+        dropped = 0
+        for partition, upto in ahead.items():
+            self._good, good = _drop_upto(self._good, partition, upto)
+            self._bad, bad = _drop_upto(self._bad, partition, upto)
+            dropped += good + bad
+            self.committed[partition] = upto
+            if self._pending.get(partition, -1) <= upto:
+                self._pending.pop(partition, None)
+        if ahead:
+            log.warning(
+                "source %s: another writer committed %s meanwhile; %d buffered records it holds were dropped",
+                self.name,
+                ", ".join(f"{p}@{v}" for p, v in ahead.items()),
+                dropped,
+            )
+            self._count -= dropped
+            self.stats.duplicates += dropped
 
-def stream_positions(table: Any) -> dict[str, int]:
-    """partition → last committed position, from the newest commit that mentions each partition."""
+
+def stream_positions(table: Any, partitions: Collection[str] | None = None) -> dict[str, int]:
+    """partition → last committed position, from the newest commit that mentions each partition
+    (only `partitions`, when given: the walk back stops once each is found)."""
     out: dict[str, int] = {}
-    for commit in reversed(list(history(table))):
+    for commit in history(table, newest_first=True):
         stream = (commit.checkpoint or {}).get("stream")
         if not stream:
             continue
         for partition, value in stream.get("positions", {}).items():
-            out.setdefault(partition, int(value))
+            if partitions is None or partition in partitions:
+                out.setdefault(partition, int(value))
+        if partitions is not None and len(out) == len(partitions):
+            break
     return out
+
+
+def _drop_upto(tables: list[pa.Table], partition: str, upto: int) -> tuple[list[pa.Table], int]:
+    """The tables without their rows of `partition` at or below `upto`, and how many were dropped."""
+    import pyarrow.compute as pc
+
+    prefix = f"{partition}@"
+    out, dropped = [], 0
+    for table in tables:
+        labels = table["_source_position"]
+        mine = pc.starts_with(labels, prefix)
+        position = pc.cast(pc.utf8_slice_codeunits(pc.if_else(mine, labels, f"{prefix}-1"), len(prefix)), pa.int64())
+        kept = table.filter(pc.invert(pc.and_(mine, pc.less_equal(position, upto))))
+        dropped += table.num_rows - kept.num_rows
+        out.append(kept)
+    return out, dropped
 
 
 def run_stream(

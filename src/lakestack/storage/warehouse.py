@@ -166,9 +166,10 @@ class Warehouse:
             return self.load(identifier)
 
 
-def history(table: Any) -> Iterator[Commit]:
-    """The commits of a table, oldest first, with what lakestack stored in them."""
-    for snap in table.metadata.snapshots:
+def history(table: Any, *, newest_first: bool = False) -> Iterator[Commit]:
+    """The commits of a table, oldest first (or newest first), with what lakestack stored in them."""
+    snapshots = table.metadata.snapshots
+    for snap in reversed(snapshots) if newest_first else snapshots:
         summary = snap.summary.additional_properties if snap.summary else {}
         raw = summary.get(CHECKPOINT)
         yield Commit(
