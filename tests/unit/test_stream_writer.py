@@ -48,11 +48,11 @@ def test_requarantine_is_skipped_after_a_crash_between_the_two_commits(tmp_path:
     bad = writer._bad[0]
     from datetime import UTC, datetime
 
-    from lakestack.ingest.files import _stamp
+    from lakestack.ingest.rows import stamp
 
     append(
         writer.quarantine,
-        _stamp(bad, "run-1", datetime.now(UTC)),
+        stamp(bad, "run-1", datetime.now(UTC)),
         run_id="run-1",
         batch_id="x:q",
         checkpoint={"stream": {"kind": "nats", "positions": {"EVENTS": "2"}}},

@@ -30,6 +30,7 @@ from lakestack.contracts.validate import Issue, Outcome, RecordValidator
 from lakestack.errors import UnsafePathError
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
 from lakestack.ingest.readers import READERS, Chunk, FileRejected
+from lakestack.ingest.rows import reason, repeat, stamp
 from lakestack.storage.schema import error_struct_type
 from lakestack.storage.warehouse import Warehouse, append, history
 
@@ -211,9 +212,9 @@ class FileSource(Source):
             if good.num_rows:
                 batch.bronze.append(good)
         else:
-            _, reason, line = read
-            bad = self._rejection(cand, sha, FileRejected(reason, line))
-            outcome = FileOutcome(cand.name, "rejected", sha, cand.size, reason=reason, line=line)
+            _, why, line = read
+            bad = self._rejection(cand, sha, FileRejected(why, line))
+            outcome = FileOutcome(cand.name, "rejected", sha, cand.size, reason=why, line=line)
         if bad.num_rows and sha not in quarantined:  # else an earlier, interrupted run committed it
             batch.quarantine.append(bad)
         batch.files.append(
@@ -253,13 +254,13 @@ class FileSource(Source):
         meta = {
             "_raw": pa.array([chunk.raws[i] for i in idx], pa.string()),
             "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),  # set when the batch commits
-            "_source": _repeat(self.name, n, pa.string()),
-            "_source_file": _repeat(cand.name, n, pa.string()),
+            "_source": repeat(self.name, n, pa.string()),
+            "_source_file": repeat(cand.name, n, pa.string()),
             "_source_line": pa.array([chunk.positions[i] for i in idx], pa.int64()),
-            "_file_date": _repeat(cand.match.file_date, n, pa.date32()),
+            "_file_date": repeat(cand.match.file_date, n, pa.date32()),
             "_source_position": pa.nulls(n, pa.string()),
             "_run_id": pa.nulls(n, pa.string()),
-            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+            "_contract_version": repeat(self.contract.version, n, pa.int32()),
         }
         for name, column in meta.items():
             typed = typed.append_column(name, column)
@@ -283,16 +284,16 @@ class FileSource(Source):
         errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, _, issues in rows]
         return pa.table(
             {
-                "_source": _repeat(self.name, n, pa.string()),
-                "_source_file": _repeat(cand.name, n, pa.string()),
+                "_source": repeat(self.name, n, pa.string()),
+                "_source_file": repeat(cand.name, n, pa.string()),
                 "_source_line": pa.array([r[0] for r in rows], pa.int64()),
-                "_file_hash": _repeat(sha, n, pa.string()),
+                "_file_hash": repeat(sha, n, pa.string()),
                 "_source_position": pa.nulls(n, pa.string()),
-                "_scope": _repeat(scope, n, pa.string()),
+                "_scope": repeat(scope, n, pa.string()),
                 "_raw": pa.array([r[1] for r in rows], pa.string()),
                 "_errors": pa.array(errors, pa.list_(error_struct_type())),
-                "_reason": pa.array([_summary(issues) for _, _, issues in rows], pa.string()),
-                "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+                "_reason": pa.array([reason(issues) for _, _, issues in rows], pa.string()),
+                "_contract_version": repeat(self.contract.version, n, pa.int32()),
                 "_run_id": pa.nulls(n, pa.string()),
                 "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
             }
@@ -306,10 +307,10 @@ class FileSource(Source):
         checkpoint = {"files": batch.files}
         out: dict[str, int] = {}
         if batch.quarantine:
-            table = _stamp(pa.concat_tables(batch.quarantine), run_id, now)
+            table = stamp(pa.concat_tables(batch.quarantine), run_id, now)
             quarantine = append(quarantine, table, run_id=run_id, batch_id=f"{key}:q", checkpoint=checkpoint)
             out[f"quarantine.{self.name}"] = quarantine.current_snapshot().snapshot_id
-        data = _stamp(pa.concat_tables(batch.bronze), run_id, now) if batch.bronze else None
+        data = stamp(pa.concat_tables(batch.bronze), run_id, now) if batch.bronze else None
         if data is None:
             data = bronze.schema().as_arrow().empty_table()
         bronze = append(bronze, data, run_id=run_id, batch_id=f"{key}:b", checkpoint=checkpoint)
@@ -335,25 +336,6 @@ def _workers() -> int:
     if configured:
         return max(1, int(configured))
     return min(2, os.cpu_count() or 1)
-
-
-def _stamp(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
-    n = table.num_rows
-    for name, value, typ in (("_run_id", run_id, pa.string()), ("_ingested_at", now, pa.timestamp("us", tz="UTC"))):
-        table = table.set_column(table.schema.get_field_index(name), name, _repeat(value, n, typ))
-    return table
-
-
-def _repeat(value: Any, n: int, typ: pa.DataType) -> pa.Array:
-    if value is None:
-        return pa.nulls(n, typ)
-    return pa.array([value], typ).take(pa.array([0] * n, pa.int32())) if n else pa.array([], typ)
-
-
-def _summary(issues: list[Issue]) -> str:
-    first = issues[0]
-    more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
-    return f"{first.path}: {first.message}{more}"
 
 
 def _sha256(path: Path) -> str:

@@ -36,7 +36,7 @@ import pyarrow as pa
 from lakestack.contracts.arrow import records_to_arrow
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
-from lakestack.ingest.files import _repeat, _stamp, _summary
+from lakestack.ingest.rows import reason, repeat, stamp
 from lakestack.storage.schema import error_struct_type
 from lakestack.storage.warehouse import append, history
 
@@ -204,13 +204,13 @@ class RowBuilder:
         meta = {
             "_raw": raws,
             "_ingested_at": pa.nulls(n, _TS),
-            "_source": _repeat(self.name, n, pa.string()),
+            "_source": repeat(self.name, n, pa.string()),
             "_source_file": pa.nulls(n, pa.string()),
             "_source_line": pa.nulls(n, pa.int64()),
             "_file_date": pa.nulls(n, pa.date32()),
             "_source_position": pa.array([r.label for r in kept], pa.string()),
             "_run_id": pa.nulls(n, pa.string()),
-            "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+            "_contract_version": repeat(self.contract.version, n, pa.int32()),
         }
         for name, column in meta.items():
             typed = typed.append_column(name, column)
@@ -221,16 +221,16 @@ class RowBuilder:
         errors = [[{"path": i.path, "rule": i.rule, "message": i.message} for i in issues] for _, issues in rejected]
         return pa.table(
             {
-                "_source": _repeat(self.name, n, pa.string()),
+                "_source": repeat(self.name, n, pa.string()),
                 "_source_file": pa.nulls(n, pa.string()),
                 "_source_line": pa.nulls(n, pa.int64()),
                 "_file_hash": pa.nulls(n, pa.string()),
                 "_source_position": pa.array([r.label for r, _ in rejected], pa.string()),
-                "_scope": _repeat("record", n, pa.string()),
+                "_scope": repeat("record", n, pa.string()),
                 "_raw": pa.array([r.payload.decode("utf-8", "replace") for r, _ in rejected], pa.string()),
                 "_errors": pa.array(errors, pa.list_(error_struct_type())),
-                "_reason": pa.array([_summary(issues) for _, issues in rejected], pa.string()),
-                "_contract_version": _repeat(self.contract.version, n, pa.int32()),
+                "_reason": pa.array([reason(issues) for _, issues in rejected], pa.string()),
+                "_contract_version": repeat(self.contract.version, n, pa.int32()),
                 "_run_id": pa.nulls(n, pa.string()),
                 "_ingested_at": pa.nulls(n, _TS),
             }
@@ -378,14 +378,14 @@ class StreamWriter:
             snapshot_id = None
             if self._count:
                 if self._bad:
-                    bad = _stamp(pa.concat_tables(self._bad), self.run_id, now)
+                    bad = stamp(pa.concat_tables(self._bad), self.run_id, now)
                     self.quarantine = append(
                         self.quarantine, bad, run_id=self.run_id, batch_id=f"{batch_key}:q", checkpoint=checkpoint
                     )
                     self._bad = []  # committed: a retry after a failed Bronze commit must not repeat it
                     self._quarantined_rows = quarantined = bad.num_rows
                 if self._good:
-                    good = _stamp(pa.concat_tables(self._good), self.run_id, now)
+                    good = stamp(pa.concat_tables(self._good), self.run_id, now)
                 else:
                     good = self.bronze.schema().as_arrow().empty_table()
                 self.bronze = append(
