@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
 import threading
 import time
@@ -25,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from lakestack.contracts.validate import Issue, Outcome
 from lakestack.errors import LakestackError
 from lakestack.ingest.base import IngestObserver, Source, SourceReport
 from lakestack.ingest.stream import Prepared, RowBuilder, StreamRecord, StreamWriter
 from lakestack.ingest.wal import Wal
+from lakestack.ingest.workers import RowPool, Rows, builder, default_workers, from_ipc, from_rows, to_rows
 from lakestack.storage.warehouse import history
 
 if TYPE_CHECKING:
@@ -59,9 +57,6 @@ class LimitExceeded(LakestackError):
 
     def __reduce__(self) -> Any:  # it crosses from the worker processes
         return (LimitExceeded, (self.limit, self.value, self.maximum, str(self), self.status))
-
-
-_Rows = tuple[bytes, bytes, list[tuple[int, list[Issue]]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +99,7 @@ class _Request:
     body: bytes
     content_type: str | None
     future: Future[BatchResult]
-    prepared: Future[_Rows | LimitExceeded] | None = None
+    prepared: Future[Rows | LimitExceeded] | None = None
 
 
 @dataclass(slots=True)
@@ -158,18 +153,10 @@ class Collector:
         self._inflight: dict[str, Future[BatchResult]] = {}
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        self._pool: Any = None
-        workers = self.limits.workers if self.limits.workers is not None else min(2, os.cpu_count() or 1)
+        self._pool: RowPool | None = None
+        workers = default_workers(self.limits.workers)
         if workers > 0:  # validation and row building run beside the event loop, on other cores
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._pool = ProcessPoolExecutor(
-                workers,
-                mp_context=multiprocessing.get_context("spawn"),  # the server has threads: never fork it
-                initializer=_init_worker,
-                initargs=(name, contract, config.stream.max_record_bytes),
-            )
+            self._pool = RowPool(name, contract, config.stream.max_record_bytes, workers)
         horizon_ms = (time.time() - self.limits.dedup_hours * 3600) * 1000
         self._landed = _batches(self.writer.bronze, horizon_ms)  # client batch id → when it was made durable (ms)
         self._recover()
@@ -182,7 +169,7 @@ class Collector:
         self.wal.trim(done)
         for position, payload in self.wal.read_after(done):
             entry = msgspec.msgpack.decode(payload)
-            prepared = Prepared(Outcome([], [], []), _from_ipc(entry["good"]), _from_ipc(entry["bad"]), entry["n"])
+            prepared = Prepared(Outcome([], [], []), from_ipc(entry["good"]), from_ipc(entry["bad"]), entry["n"])
             self._logged.append(_Logged(position, prepared, entry["batch"], entry["client"]))
             self._pending += entry["n"]
             if entry["client"]:
@@ -208,7 +195,7 @@ class Collector:
             thread.join()
         self.wal.close()
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.close()
 
     @property
     def stats(self) -> Any:
@@ -271,7 +258,7 @@ class Collector:
             try:
                 entries, payloads = [], []
                 for request in taken:
-                    rows: _Rows | LimitExceeded
+                    rows: Rows | LimitExceeded
                     if request.prepared is not None:
                         rows = request.prepared.result()
                     else:
@@ -281,8 +268,8 @@ class Collector:
                     if isinstance(rows, LimitExceeded):  # answered at once; nothing of it is logged
                         self._fail([request], rows)
                         continue
-                    good, bad, invalid, count = rows
-                    prepared = Prepared(Outcome([], [], invalid), _from_ipc(good), _from_ipc(bad), count)
+                    prepared = from_rows(rows)
+                    good, bad, _, count = rows
                     entries.append(_Logged(0, prepared, request.batch_id, request.client, request))
                     payloads.append(
                         encode(
@@ -397,22 +384,13 @@ class Collector:
 WAL_PARTITION = "wal"
 
 
-_WORKER: RowBuilder | None = None
-
-
-def _init_worker(name: str, contract: Contract, max_record_bytes: int) -> None:
-    global _WORKER
-    _WORKER = RowBuilder(name, contract, max_record_bytes)
-
-
-def _prepare_in_worker(batch_id: str, body: bytes, content_type: str | None, limits: Any) -> _Rows | LimitExceeded:
-    assert _WORKER is not None, "worker processes start with _init_worker"
-    return _prepare(_WORKER, batch_id, body, content_type, limits)
+def _prepare_in_worker(batch_id: str, body: bytes, content_type: str | None, limits: Any) -> Rows | LimitExceeded:
+    return _prepare(builder(), batch_id, body, content_type, limits)
 
 
 def _prepare(
     rows: RowBuilder, batch_id: str, body: bytes, content_type: str | None, limits: Any
-) -> _Rows | LimitExceeded:
+) -> Rows | LimitExceeded:
     """A request's records as Bronze and quarantine rows (Arrow IPC), its rejections, and its size;
     or the limit it breaks."""
     try:
@@ -420,23 +398,7 @@ def _prepare(
     except LimitExceeded as exc:
         return exc
     partition = f"http:{batch_id}"
-    prepared = rows.prepare([StreamRecord(partition, i, raw) for i, raw in enumerate(raws)])
-    return _to_ipc(prepared.good), _to_ipc(prepared.bad), prepared.outcome.invalid, prepared.count
-
-
-def _to_ipc(table: pa.Table | None) -> bytes:
-    if table is None:
-        return b""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
-def _from_ipc(data: bytes) -> pa.Table | None:
-    if not data:
-        return None
-    return pa.ipc.open_stream(data).read_all()
+    return to_rows(rows.prepare([StreamRecord(partition, i, raw) for i, raw in enumerate(raws)]))
 
 
 def split_records(body: bytes, content_type: str | None, limits: Any) -> list[bytes]:
