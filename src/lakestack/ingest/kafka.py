@@ -56,7 +56,7 @@ class KafkaSource(StreamSource):
         def on_assign(consumer: Any, partitions: list[Any]) -> None:
             committed = positions.committed(refresh=True)  # another member may have moved them
             for tp in partitions:
-                key = f"{tp.topic}/{tp.partition}"
+                key = _key(tp)
                 tp.offset = committed[key] + 1 if key in committed else OFFSET_BEGINNING
                 self._assigned.add(key)
             log.info("source %s: assigned %s", self.name, ", ".join(sorted(self._assigned)) or "nothing")
