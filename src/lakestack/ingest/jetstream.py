@@ -82,13 +82,14 @@ class NatsSource(StreamSource):
                 return []
 
         messages = self._run(fetch())
-        return [StreamRecord(self._stream, m.metadata.sequence.stream, m.data, ack=m) for m in messages]
+        return [StreamRecord(self._stream, _stream_sequence(m), m.data, ack=m) for m in messages]
 
     def acknowledge(self, result: FlushResult) -> None:
         if not result.acks:
             return
-        last = max(result.acks, key=lambda m: m.metadata.sequence.consumer)
-        self._run(last.ack_sync(timeout=5))  # AckPolicy.ALL: everything up to it
+        # AckPolicy.ALL: acking the last delivered message acks everything before it. Acks are kept in
+        # delivery order, so the last one is the newest (no metadata parse per message).
+        self._run(result.acks[-1].ack_sync(timeout=5))
 
     def lag(self) -> int | None:
         try:
@@ -103,3 +104,13 @@ class NatsSource(StreamSource):
         except Exception:  # closing a broken connection
             log.debug("closing NATS connection", exc_info=True)
         self._loop.close()
+
+
+def _stream_sequence(message: Any) -> int:
+    """The message's stream sequence, read from its reply subject
+    (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`) without
+    building nats-py's metadata object; other subject forms (with a domain) go through nats-py."""
+    tokens = (message.reply or "").split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[5])
+    return int(message.metadata.sequence.stream)
