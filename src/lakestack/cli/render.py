@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -209,7 +210,8 @@ def _red(n: int) -> str:
 def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for c in columns:
-        table.add_column(c, overflow="fold", max_width=40)
+        numeric = rows and all(_numeric(row.get(c)) for row in rows)
+        table.add_column(c, overflow="fold", max_width=40, justify="right" if numeric else "left")
     for row in rows:
         table.add_row(*[_cell(row.get(c)) for c in columns])
     return table
@@ -224,6 +226,16 @@ def records_view(title: str, rows: list[dict[str, Any]], columns: list[str]) -> 
         body = "\n".join(f"[bold]{c}[/]: {_cell(row.get(c))}" for c in columns)
         table.add_row(str(i), body)
     return table
+
+
+_NUMBER = re.compile(r"-?[\d,]+(\.\d+)?")
+
+
+def _numeric(value: Any) -> bool:
+    """A number, or a number already formatted with separators (None counts: it is shown as null)."""
+    if value is None or (isinstance(value, int | float | Decimal) and not isinstance(value, bool)):
+        return True
+    return isinstance(value, str) and _NUMBER.fullmatch(value) is not None
 
 
 def _cell(value: Any) -> str:
