@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lakestack.ingest.stream import StreamRecord, StreamWriter, stream_positions
 from lakestack.pipeline.lake import Lake
@@ -123,3 +124,46 @@ def test_a_writer_that_lost_its_partition_drops_what_the_new_owner_committed_and
     assert stream_positions(_writer(root).bronze)["t/0"] == 29
     ids = bronze_ids(root)
     assert len(ids) == len(set(ids))
+
+
+class _RivalCommitsAfterTheFence(StreamWriter):
+    """A writer whose rival commits the same partition between its fence and its Bronze commit."""
+
+    rival: StreamWriter | None = None
+
+    def _fence(self, bronze: Any) -> None:
+        super()._fence(bronze)
+        if self.rival is not None:
+            rival, self.rival = self.rival, None
+            rival.flush()
+
+
+def test_a_rival_commit_between_the_fence_and_the_commit_is_fenced_too(tmp_path: Path) -> None:
+    root = stream_project(tmp_path / "p", "kafka", {"bootstrap_servers": "x:1", "topics": ["t"]})
+    lake = Lake.open(root)
+    cfg = lake.project.config.sources["events"]
+    zombie = _RivalCommitsAfterTheFence(
+        lake.warehouse, "events", lake.project.contract("events"), "kafka", cfg.stream, "run-z"
+    )
+    owner = _writer(root, "run-n")
+    zombie.add([StreamRecord("t/0", i, payload(i)) for i in range(10)])
+    owner.add([StreamRecord("t/0", i, payload(i)) for i in range(6)])
+    zombie.rival = owner
+    result = zombie.flush()  # its first commit attempt conflicts; the retry fences again
+    assert result is not None and result.landed == 4
+    assert zombie.stats.duplicates == 6
+    ids = bronze_ids(root)
+    assert len(ids) == len(set(ids)) == 10
+    assert stream_positions(_writer(root).bronze) == {"t/0": 9}
+
+
+def test_bronze_tables_made_before_lakestack_retried_its_own_commits_are_upgraded(tmp_path: Path) -> None:
+    root = stream_project(tmp_path / "p", "kafka", {"bootstrap_servers": "x:1", "topics": ["t"]})
+    lake = Lake.open(root)
+    contract = lake.project.contract("events")
+    table = lake.warehouse.bronze_table(contract)
+    assert table.metadata.properties["commit.retry.num-retries"] == "0"
+    with table.transaction() as tx:  # as an older lakestack created it
+        tx.remove_properties("commit.retry.num-retries")
+    assert "commit.retry.num-retries" not in lake.warehouse.load("bronze.events").metadata.properties
+    assert lake.warehouse.bronze_table(contract).metadata.properties["commit.retry.num-retries"] == "0"

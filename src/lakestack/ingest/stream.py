@@ -22,6 +22,7 @@ behind it simply stops pulling: memory is bounded by the batch size.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -360,15 +361,7 @@ class StreamWriter:
                 return None
             started = time.perf_counter()
             if self._read and self._key is None:
-                self._fence()
-            positions = {**self.committed, **self._pending}
-            # Only the partitions this batch advanced: this writer's view of the others may be stale
-            # (another member of a Kafka group owns them now), and the newest mention of a partition wins.
-            advanced = {p: str(v) for p, v in sorted(self._pending.items())}
-            checkpoint: dict[str, Any] = {"stream": {"kind": self.kind, "positions": advanced}}
-            for extra in self._extra:
-                for key, value in extra.items():
-                    checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
+                self._fence(self.bronze.refresh())
             if self._key is None:  # kept until the commit succeeds, so a retried flush is recognised
                 self._key = _batch_key(self.name, self._pending, self._extra)
             batch_key = self._key
@@ -380,19 +373,26 @@ class StreamWriter:
                 if self._bad:
                     bad = stamp(pa.concat_tables(self._bad), self.run_id, now)
                     self.quarantine = append(
-                        self.quarantine, bad, run_id=self.run_id, batch_id=f"{batch_key}:q", checkpoint=checkpoint
+                        self.quarantine,
+                        bad,
+                        run_id=self.run_id,
+                        batch_id=f"{batch_key}:q",
+                        checkpoint=self._checkpoint(),
                     )
                     self._bad = []  # committed: a retry after a failed Bronze commit must not repeat it
                     self._quarantined_rows = quarantined = bad.num_rows
-                if self._good:
-                    good = stamp(pa.concat_tables(self._good), self.run_id, now)
-                else:
-                    good = self.bronze.schema().as_arrow().empty_table()
-                self.bronze = append(
-                    self.bronze, good, run_id=self.run_id, batch_id=f"{batch_key}:b", checkpoint=checkpoint
-                )
-                landed = good.num_rows
+
+                tries = itertools.count()
+
+                def attempt(table: Any) -> tuple[pa.Table, dict[str, Any]]:
+                    if next(tries) and self._read:  # a retry after a rival's commit: fence again
+                        self._fence(table)
+                    return self._landing_rows(now), self._checkpoint()
+
+                self.bronze = append(self.bronze, None, run_id=self.run_id, batch_id=f"{batch_key}:b", attempt=attempt)
+                landed = sum(t.num_rows for t in self._good)
                 snapshot_id = self.bronze.current_snapshot().snapshot_id
+            positions = {**self.committed, **self._pending}
             self.committed = positions
             for partition, position in self._pending.items():  # never lower it: after a crash between
                 # the two commits, quarantine may already hold records beyond this batch
@@ -410,12 +410,30 @@ class StreamWriter:
             self.stats.buffered = 0
             return result
 
-    def _fence(self) -> None:
+    def _checkpoint(self) -> dict[str, Any]:
+        """The positions this batch advanced (only those: this writer's view of the others may be
+        stale, as another member of a Kafka group owns them now) and the batches it holds."""
+        advanced = {p: str(v) for p, v in sorted(self._pending.items())}
+        checkpoint: dict[str, Any] = {"stream": {"kind": self.kind, "positions": advanced}}
+        for extra in self._extra:
+            for key, value in extra.items():
+                checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
+        return checkpoint
+
+    def _landing_rows(self, now: datetime) -> pa.Table:
+        if self._good:
+            return stamp(pa.concat_tables(self._good), self.run_id, now)
+        empty: pa.Table = self.bronze.schema().as_arrow().empty_table()
+        return empty
+
+    def _fence(self, bronze: Any) -> None:
         """Drop buffered records that another writer committed since this one last read the
-        checkpoint: a Kafka member that lost its partitions without a revocation (it missed its
-        session) must not commit what the new owner already has. Records beyond are kept."""
-        self.bronze = self.bronze.refresh()
-        fresh = stream_positions(self.bronze, self._read)
+        checkpoint (`bronze` is the table as it is now): a Kafka member that lost its partitions
+        without a revocation (it missed its session) must not commit what the new owner already
+        has. Records beyond are kept. Bronze's own commit retries are off, so its commit lands
+        only if nothing was committed after this read; otherwise `append` calls this again."""
+        self.bronze = bronze
+        fresh = stream_positions(bronze, self._read)
         ahead = {p: fresh[p] for p in sorted(self._read) if fresh.get(p, -1) > self.committed.get(p, -1)}
         dropped = 0
         for partition, upto in ahead.items():

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,9 @@ RUN_ID = "lakestack.run-id"
 BATCH_ID = "lakestack.batch-id"
 CHECKPOINT = "lakestack.checkpoint"
 CONTRACT = "lakestack.contract"
+# Bronze commits are retried by `append` (batch-id check, stream fence), never blindly by pyiceberg.
+NO_AUTO_RETRY = "commit.retry.num-retries"
+BRONZE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd", NO_AUTO_RETRY: "0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +85,19 @@ class Warehouse:
         self.ensure_namespaces()
         identifier = f"bronze.{contract.source}"
         if self.exists(identifier):
-            return self.load(identifier)
+            table = self.load(identifier)
+            if table.metadata.properties.get(NO_AUTO_RETRY) != "0":  # made before lakestack retried itself
+                from pyiceberg.exceptions import CommitFailedException
+
+                try:
+                    with table.transaction() as tx:
+                        tx.set_properties({NO_AUTO_RETRY: "0"})
+                except CommitFailedException:  # another writer committed first; the next open sets it
+                    log.info("%s: could not set %s yet", identifier, NO_AUTO_RETRY)
+                table = self.load(identifier)
+            return table
         schema = bronze_schema(contract)
-        props = {CONTRACT: contract.ref, "format-version": "2", "write.parquet.compression-codec": "zstd"}
+        props = {CONTRACT: contract.ref, **BRONZE_PROPERTIES}
         props.update({f"lakestack.pii.{k}": v for k, v in contract.pii_columns().items()})
         return self._create(identifier, schema, day_partition(schema, "_ingested_at"), props)
 
@@ -186,37 +200,46 @@ def has_batch(table: Any, batch_id: str) -> bool:
     return any(c.batch_id == batch_id for c in history(table))
 
 
+Attempt = Callable[[Any], tuple[pa.Table, dict[str, Any] | None]]
+
+
 def append(
     table: Any,
-    data: pa.Table,
+    data: pa.Table | None,
     *,
     run_id: str,
     batch_id: str,
     checkpoint: dict[str, Any] | None = None,
-    retries: int = 5,
+    retries: int = 8,
+    attempt: Attempt | None = None,
 ) -> Any:
     """Append `data` in one snapshot that carries the run id, batch id and checkpoint.
 
     A conflicting or unknown-outcome commit is retried from a fresh read of the table, unless the
-    table already has a snapshot with this batch id (then the earlier attempt did land).
+    table already has a snapshot with this batch id (then the earlier attempt did land). With
+    `attempt`, the data and checkpoint are made before each try from the table as it then is; on
+    a table whose own commit retries are off (`commit.retry.num-retries` 0, as Bronze has), a
+    commit succeeds only if nothing was committed since, so what `attempt` read still holds.
     """
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 
-    props = _props(run_id, batch_id, checkpoint)
-    for attempt in range(retries + 1):
+    for n in range(retries + 1):
+        if attempt is not None:
+            data, checkpoint = attempt(table)
+        assert data is not None, "append needs data or an attempt"
         try:
-            table.append(data.cast(table.schema().as_arrow()), snapshot_properties=props)
+            table.append(data.cast(table.schema().as_arrow()), snapshot_properties=_props(run_id, batch_id, checkpoint))
             return table
         except (CommitFailedException, CommitStateUnknownException) as exc:
             table = table.refresh()
             if has_batch(table, batch_id):
                 log.info("batch %s was committed by an earlier attempt", batch_id)
                 return table
-            if attempt == retries:
+            if n == retries:
                 raise CommitConflictError(
                     f"could not commit to {table.name()} after {retries + 1} attempts: {exc}"
                 ) from exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
+            time.sleep(min(2.0, 0.05 * 2**n) * random.uniform(0.5, 1.5))  # jitter: rivals fall out of step
     raise AssertionError("unreachable")
 
 
