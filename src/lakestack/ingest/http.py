@@ -172,6 +172,7 @@ class Collector:
             prepared = Prepared(Outcome([], [], []), from_ipc(entry["good"]), from_ipc(entry["bad"]), entry["n"])
             self._logged.append(_Logged(position, prepared, entry["batch"], entry["client"]))
             self._pending += entry["n"]
+            self.writer.stats.received += entry["n"]
             if entry["client"]:
                 self._landed[entry["batch"]] = time.time() * 1000
         if self._logged:
@@ -286,6 +287,7 @@ class Collector:
             with self._cond:
                 for offset, entry in enumerate(entries):
                     self._pending += entry.prepared.count
+                    self.writer.stats.received += entry.prepared.count  # counted once durable, before the commit
                     entry.position = first + offset
                     if entry.client:
                         self._landed[entry.batch_id] = now_ms
@@ -351,7 +353,6 @@ class Collector:
             {WAL_PARTITION: taken[-1].position},
             {"http": {"batches": batches}} if batches else None,
         )
-        self.writer.stats.received += sum(e.prepared.count for e in taken)
         try:
             result = self._flush_with_retry()
         except Exception as exc:

@@ -30,6 +30,8 @@ def test_records_answer_per_record_and_land_in_bronze_or_quarantine(root: Path, 
         answer = httpx.post(f"{url}/v1/streams/events/records", json=body, timeout=30)
         if ack == "committed":  # answered after the Iceberg commit: readable now, from another process too
             assert sorted(bronze_ids(root)) == ["e1", "e3"]
+        counters = httpx.get(f"{url}/v1/streams/events", timeout=10).json()
+        assert counters["received"] == 4  # counted once acknowledged, committed or not
     assert answer.status_code == 200
     result = answer.json()
     assert (result["snapshot_id"] is not None) == (ack == "committed")
