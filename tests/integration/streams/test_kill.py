@@ -6,6 +6,7 @@ exactly the invalid ones: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
@@ -19,10 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
+from kafka_support import CONSUMER_PROPERTIES, create_topic, kafka_broker, produce, unique
 from serve_support import free_port
 from stream_support import bronze_ids, event, quarantine_rows, stream_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+__all__ = ["kafka_broker"]
 
 LAKESTACK = [str(Path(sys.executable).parent / "lakestack")]
 KILLS = 20
@@ -173,3 +176,66 @@ def test_nats_stream_survives_kill_9_with_every_record_once(tmp_path: Path) -> N
         assert sorted(_event_id(r["_raw"]) for r in bad) == sorted(invalid), detail
     finally:
         delete_stream(url, name)
+
+
+def _events(n: int, seed: int) -> tuple[list[bytes], set[str]]:
+    """`n` events, about 3 % of them breaking the contract's minimum; and the ids of those."""
+    rng = random.Random(seed)
+    payloads, invalid = [], set()
+    for i in range(n):
+        bad = rng.random() < 0.03
+        payloads.append(json.dumps(event(i, amount=-1) if bad else event(i)).encode())
+        if bad:
+            invalid.add(f"e{i}")
+    return payloads, invalid
+
+
+def _assert_exactly_once(root: Path, n: int, invalid: set[str]) -> None:
+    ids = bronze_ids(root)
+    assert len(ids) == len(set(ids)), "a record landed twice"
+    assert set(ids) == {f"e{i}" for i in range(n)} - invalid
+    bad = sorted(_event_id(r["_raw"]) for r in quarantine_rows(root))
+    assert bad == sorted(invalid), "quarantine does not hold exactly the invalid events once"
+
+
+def test_kafka_stream_survives_kill_9_with_every_record_once(tmp_path: Path, kafka_broker: str) -> None:
+    """Each restart joins a new consumer group: a killed member keeps its partitions in its old
+    group until its session times out (seconds per cycle), and positions come from Iceberg anyway."""
+    topic = create_topic(kafka_broker, partitions=3)
+    settings = {"bootstrap_servers": kafka_broker, "topics": [topic], "properties": CONSUMER_PROPERTIES}
+    root = stream_project(tmp_path / "p", "kafka", {**settings, "group_id": "g0"}, max_seconds=0.2)
+    config = root / "lakestack.yaml"
+    rng = random.Random(9)
+    payloads, invalid = _events(6_000, seed=5)
+    published = threading.Event()
+
+    def producer() -> None:  # events keep arriving while the stream process is killed
+        for start in range(0, len(payloads), 150):  # spread over the kill cycles (about 90 s)
+            produce(kafka_broker, topic, payloads[start : start + 150])
+            time.sleep(2.0)
+        published.set()
+
+    feeder = threading.Thread(target=producer)
+    feeder.start()
+    group = "g0"
+    command = [*LAKESTACK, "-p", str(root), "stream", "events", "--json"]
+    landed = [0]
+    for _ in range(KILLS):
+        config.write_text(config.read_text().replace(f"group_id: {group}", f"group_id: {(group := unique('g'))}"))
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 5.5))  # start-up and the group join take about 3.5 s: kill mid-read or mid-commit
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        landed.append(len(bronze_ids(root)))
+    feeder.join()
+    assert published.is_set()
+    working = sum(1 for before, after in itertools.pairwise(landed) if after > before)
+    assert working >= KILLS // 4, f"too few processes committed before being killed: {landed}"
+    config.write_text(config.read_text().replace(f"group_id: {group}", "group_id: final"))
+    final = subprocess.run(
+        [*LAKESTACK, "-p", str(root), "stream", "events", "--until-idle", "3", "--json"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    _assert_exactly_once(root, len(payloads), invalid)
