@@ -96,6 +96,7 @@ class KafkaConfig(Frozen):
     topics: Annotated[list[str], Field(min_length=1)]
     group_id: str | None = None  # default: lakestack-<project>-<source>
     properties: dict[str, str | int | float | bool | SecretRef] = {}  # passed to confluent-kafka
+    connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0  # seconds for a broker to answer at start
 
 
 class KinesisConfig(Frozen):

@@ -58,3 +58,16 @@ def test_an_unreachable_broker_is_an_error_not_a_traceback(tmp_path: Path) -> No
     assert result.returncode == 3
     assert "cannot reach NATS stream NOPE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_kafka_broker_fails_at_start_with_one_line_per_problem(tmp_path: Path) -> None:
+    from kafka_support import free_port
+
+    settings = {"bootstrap_servers": f"127.0.0.1:{free_port()}", "topics": ["t"], "connect_timeout": 2}
+    root = stream_project(tmp_path / "p", "kafka", settings)
+    result = run("-p", str(root), "stream", "events", "--until-idle", "1")
+    assert result.returncode == 3
+    assert "cannot reach Kafka at 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+    refused = [line for line in result.stderr.splitlines() if "Connection refused" in line]
+    assert len(refused) <= 1, refused  # librdkafka retries every few ms: each distinct line is shown once

@@ -12,6 +12,7 @@ writer's commit-time fence drops buffered records the new owner has committed fi
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from lakestack.config import SecretRef, reveal
@@ -19,6 +20,8 @@ from lakestack.errors import RunError
 from lakestack.ingest.stream import FlushResult, Positions, StreamRecord, StreamSource
 
 log = logging.getLogger(__name__)
+
+_DIGITS = re.compile(r"\d+")
 
 # Settings lakestack relies on: offsets are stored and committed only after an Iceberg commit.
 _FIXED = {"enable.auto.commit": False, "enable.auto.offset.store": False}
@@ -77,7 +80,22 @@ class KafkaSource(StreamSource):
             self._assigned -= {_key(tp) for tp in partitions}
 
         self._consumer = Consumer(conf, logger=self._log)
+        self._check_reachable(settings.topics, str(secret), settings.connect_timeout)
         self._consumer.subscribe(list(settings.topics), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+
+    def _check_reachable(self, topics: list[str], shown: str, timeout: float) -> None:
+        """Fail at once (not after the join grace) when no broker answers; warn about missing topics."""
+        from confluent_kafka import KafkaException
+
+        try:
+            metadata = self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            self.close()
+            detail = self._log.redact(str(exc.args[0].str() if exc.args else exc))
+            raise RunError(f"source '{self.name}': cannot reach Kafka at {shown}: {detail}") from None
+        missing = sorted(set(topics) - set(metadata.topics))
+        if missing:
+            log.warning("source %s: topic(s) %s do not exist (yet); waiting for them", self.name, ", ".join(missing))
 
     def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
         from confluent_kafka import KafkaError
@@ -147,6 +165,7 @@ class _Redacting:
         self.logger = logger
         self.names = sorted({s.strip() for part in secret.split(",") if part for s in (part, _host(part))}, key=len)
         self.name = name
+        self._seen: set[str] = set()  # librdkafka repeats a failing connect every second or so
 
     def redact(self, text: str) -> str:
         for value in reversed(self.names):  # longest first: "host:9092" before "host"
@@ -155,8 +174,15 @@ class _Redacting:
         return text
 
     def log(self, level: int, msg: str, *args: Any) -> None:
+        """Each distinct line once at its level; repeats only at DEBUG."""
+        text = self.redact(msg % args if args else msg)
+        shape = _DIGITS.sub("#", text)  # "(after 3ms in state CONNECT)" and "(after 8ms ...)" are one line
+        if shape in self._seen:
+            level = logging.DEBUG
+        elif len(self._seen) < 1_000:
+            self._seen.add(shape)
         if self.logger.isEnabledFor(level):
-            self.logger.log(level, "%s", self.redact(msg % args if args else msg))
+            self.logger.log(level, "%s", text)
 
 
 def _host(server: str) -> str:
