@@ -7,6 +7,9 @@ SEED ?= 42
 RUN_DIR ?= .run/northwind
 BREAK_GOLD ?=
 PYTEST_ARGS ?=
+# the crash matrix (tests marked `crash`) is long: `make test` skips it, `.ci/run` runs it (CRASH=1)
+CRASH ?=
+MARKERS := $(if $(CRASH),,-m "not crash")
 
 .PHONY: run test lint bench clean venv
 
@@ -33,7 +36,7 @@ run: $(VENV)/.installed-run
 
 ## test: the whole suite with coverage (services are read from LAKESTACK_TEST_* variables)
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest --cov=lakestack --cov-report=term --cov-report=xml:.coverage.xml $(PYTEST_ARGS)
+	$(PY) -m pytest --cov=lakestack --cov-report=term --cov-report=xml:.coverage.xml $(MARKERS) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy on the package
 lint: $(VENV)/.installed-dev
