@@ -77,13 +77,11 @@ class ColumnSpec(_Frozen):
     @field_validator("regex")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        import re
+        from lakestack.contracts.regex import problem
 
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
+        why = problem(value) if value is not None else None
+        if why is not None:
+            raise ValueError(why)
         return value
 
 

@@ -188,12 +188,11 @@ def _number(value: Any) -> Decimal | None:
 
 
 def _check_regex(pattern: str, fail: Any) -> None:
-    import re
+    from lakestack.contracts.regex import problem
 
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise fail(f"invalid regular expression: {exc}") from None
+    why = problem(pattern)
+    if why is not None:
+        raise fail(why)
 
 
 def load_event_contract(path: Path, source: str, version: int, display: str) -> Contract:

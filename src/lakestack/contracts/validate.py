@@ -1,10 +1,12 @@
 """Per-record contract validation: a compiled fast path and an exhaustive error report.
 
 Valid records take the fast path: one `msgspec` decode into a Struct type compiled from the
-contract (types, enums, ranges, lengths and patterns are checked in C), plus a few checks msgspec
-cannot express (decimal precision, duplicate keys). Only a record that fails is walked again in
-Python to list *every* error with its JSON path and rule. The fast path decides validity; the slow
-path only explains, so the two can never disagree about which records land.
+contract (types, enums, ranges and lengths are checked in C), plus what msgspec cannot express:
+decimal precision, duplicate keys, and regexes, matched a column at a time on RE2 (linear time;
+msgspec's own `pattern` would run Python's backtracking `re`, see contracts/regex.py). Only a
+record that fails is walked again in Python to list *every* error with its JSON path and rule.
+The fast path decides validity; the slow path only explains, so the two can never disagree about
+which records land.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from lakestack.contracts import regex
 from lakestack.contracts.model import INT64_MAX, INT64_MIN, Contract, Field
 
 FLOAT_MAX = 1.7976931348623157e308
@@ -54,12 +57,13 @@ class Outcome:
     invalid: list[tuple[int, list[Issue]]]
 
 
-def _pattern(field: Field) -> str | None:
+def _patterns(field: Field) -> tuple[str, ...]:
+    """The regexes a string value must match: the contract's pattern and its format's."""
     c = field.constraints
+    if field.type != "string":
+        return ()
     fmt = FORMAT_PATTERNS.get(c.format or "")
-    if fmt and c.pattern:
-        return f"(?=[\\s\\S]*?(?:{c.pattern})){fmt}"
-    return fmt or c.pattern
+    return tuple(p for p in (c.pattern, fmt) if p is not None)
 
 
 def _scalar_type(field: Field, mode: str) -> Any:
@@ -67,7 +71,7 @@ def _scalar_type(field: Field, mode: str) -> Any:
     if field.type == "string":
         if c.enum is not None and _all_str(c.enum):
             return Literal[tuple(c.enum)]
-        meta = msgspec.Meta(pattern=_pattern(field), min_length=c.min_length, max_length=c.max_length)
+        meta = msgspec.Meta(min_length=c.min_length, max_length=c.max_length)  # patterns: _column_pass
         return Annotated[str, meta]
     if field.type == "integer":
         return Annotated[int, msgspec.Meta(**_bounds(c, INT64_MIN, INT64_MAX, int))]
@@ -151,6 +155,7 @@ class RecordValidator:
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(self._json_type).decode
         self._post = _post_checks(contract.fields)
         self._decimals = [f for f in contract.fields if f.type == "decimal"]
+        self._patterned = [(f.name, _patterns(f)) for f in contract.fields if _patterns(f)]
         self._nested = _key_counter(contract.fields) if any(_has_objects(f) for f in contract.fields) else None
         self._nfields = len(contract.fields)
         self._names = contract.column_names
@@ -185,7 +190,7 @@ class RecordValidator:
                     continue
             valid.append(record)
             positions.append(i)
-        return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_json(raws[i], None))
+        return self._column_pass(Outcome(valid, positions, invalid), lambda i: self.explain_json(raws[i], None))
 
     def explain_json(self, raw: bytes, exc: BaseException | None) -> list[Issue]:
         """Every issue of one JSON record (the slow, exhaustive walk)."""
@@ -229,7 +234,7 @@ class RecordValidator:
                     continue
             valid.append(record)
             positions.append(i)
-        return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_row(rows[i], None))
+        return self._column_pass(Outcome(valid, positions, invalid), lambda i: self.explain_row(rows[i], None))
 
     def explain_row(self, row: list[str | None], exc: BaseException | None) -> list[Issue]:
         doc = dict(zip(self._names, row, strict=True))
@@ -258,7 +263,7 @@ class RecordValidator:
                     continue
             valid.append(record)
             positions.append(i)
-        return self._decimal_pass(Outcome(valid, positions, invalid), lambda i: self.explain_object(rows[i], None))
+        return self._column_pass(Outcome(valid, positions, invalid), lambda i: self.explain_object(rows[i], None))
 
     def explain_object(self, row: dict[str, Any], exc: BaseException | None) -> list[Issue]:
         issues = _check_fields(self.contract.fields, row, "$", self.contract.strict, text=False, tz=not self._text_mode)
@@ -266,24 +271,34 @@ class RecordValidator:
             issues.append(_from_msgspec(exc))
         return issues
 
-    # -- decimals, checked a column at a time ---------------------------------------------------
-    def _decimal_pass(self, outcome: Outcome, explain: Callable[[int], list[Issue]]) -> Outcome:
-        """Move records whose top-level decimals break scale, precision or bounds to `invalid`.
+    # -- decimals and regexes, checked a column at a time ----------------------------------------
+    def _column_pass(self, outcome: Outcome, explain: Callable[[int], list[Issue]]) -> Outcome:
+        """Move records whose top-level decimals break scale, precision or bounds, or whose strings
+        miss a pattern, to `invalid`.
 
         Arrow refuses a decimal that would lose scale or overflow precision, so a whole column is
-        checked in one call; only a column that fails is checked value by value.
+        checked in one call; only a column that fails is checked value by value. Patterns run on
+        RE2 over the whole column.
         """
-        if not self._decimals or not outcome.valid:
+        if not (self._decimals or self._patterned) or not outcome.valid:
             return outcome
         bad: set[int] = set()
         for f in self._decimals:
             bad |= _bad_decimals(f, [getattr(r, f.name) for r in outcome.valid])
+        for name, patterns in self._patterned:
+            values = [_plain_str(getattr(r, name)) for r in outcome.valid]
+            for pattern in patterns:
+                bad.update(regex.misses(values, pattern))
         if not bad:
             return outcome
         keep = [i for i in range(len(outcome.valid)) if i not in bad]
         moved = [(outcome.valid_positions[i], explain(outcome.valid_positions[i])) for i in sorted(bad)]
         invalid = sorted(outcome.invalid + moved, key=lambda item: item[0])
         return Outcome([outcome.valid[i] for i in keep], [outcome.valid_positions[i] for i in keep], invalid)
+
+
+def _plain_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _has_objects(field: Field) -> bool:
@@ -421,6 +436,8 @@ def _nested_check(field: Field) -> Callable[[Any], bool]:
 
 def _needs_post(field: Field) -> bool:
     if field.type == "decimal" or (field.constraints.enum is not None and field.type != "string"):
+        return True
+    if _patterns(field):
         return True
     children = field.fields if field.type == "struct" else ((field.items,) if field.items else ())
     return any(_needs_post(c) for c in children)
@@ -641,9 +658,9 @@ def _string_issues(f: Field, value: str, path: str) -> list[Issue]:
         issues.append(Issue(path, "min_length", f"is {len(value)} characters; at least {c.min_length} required"))
     if c.max_length is not None and len(value) > c.max_length:
         issues.append(Issue(path, "max_length", f"is {len(value)} characters; at most {c.max_length} allowed"))
-    if c.pattern is not None and re.search(c.pattern, value) is None:
+    if c.pattern is not None and not regex.search(c.pattern, value):
         issues.append(Issue(path, "pattern", f"{value!r} does not match {c.pattern}"))
     fmt = FORMAT_PATTERNS.get(c.format or "")
-    if fmt is not None and re.search(fmt, value) is None:
+    if fmt is not None and not regex.search(fmt, value):
         issues.append(Issue(path, "format", f"{value!r} is not a valid {c.format}"))
     return issues
