@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,11 +28,12 @@ from lakestack.contracts.model import Contract, FileSpec
 from lakestack.contracts.patterns import FileMatch, FilePattern
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
 from lakestack.errors import UnsafePathError
+from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
 from lakestack.ingest.readers import READERS, Chunk, FileRejected
 from lakestack.ingest.rows import reason, repeat, stamp
 from lakestack.storage.schema import error_struct_type
-from lakestack.storage.warehouse import Warehouse, append, history
+from lakestack.storage.warehouse import Attempt, Warehouse, append, history
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +136,13 @@ class FileSource(Source):
         observer.source_started(self.name, len(candidates), sum(c.size for c in candidates))
         bronze = warehouse.bronze_table(self.contract)
         quarantine = warehouse.quarantine_table(self.name)
-        done, quarantined = _ledger(bronze), _ledger(quarantine)
+        done, quarantined = _ledger(bronze), _ledger(quarantine)  # re-checked at every commit attempt
         outcomes: list[FileOutcome] = list(refused)
         for outcome in refused:
             observer.file_finished(self.name, outcome)
         batch = _Batch()
         snapshots: dict[str, int] = {}
+        fenced: dict[str, str] = {}  # sha256 → the run that committed the file while this one read it
         to_read: list[tuple[Candidate, str]] = []
         for cand in candidates:  # content hashes first: a file seen before (or twice in this drop) is skipped
             sha = _sha256(cand.path)
@@ -163,9 +165,10 @@ class FileSource(Source):
             outcomes.append(outcome)
             observer.file_finished(self.name, outcome)
             if batch.rows >= BATCH_MAX_ROWS or len(batch.files) >= BATCH_MAX_FILES:
-                snapshots.update(self._flush(batch, bronze, quarantine, run_id))
+                snapshots.update(self._flush(batch, bronze, quarantine, run_id, fenced))
                 batch = _Batch()
-        snapshots.update(self._flush(batch, bronze, quarantine, run_id))
+        snapshots.update(self._flush(batch, bronze, quarantine, run_id, fenced))
+        outcomes = [_committed_elsewhere(o, fenced) for o in outcomes]
         return SourceReport(self.name, tuple(outcomes), time.perf_counter() - started, snapshots)
 
     def _read_all(self, files: list[tuple[Candidate, str]]) -> Iterator[tuple[Candidate, str, Any]]:
@@ -299,23 +302,106 @@ class FileSource(Source):
             }
         )
 
-    def _flush(self, batch: _Batch, bronze: Any, quarantine: Any, run_id: str) -> dict[str, int]:
+    def _flush(
+        self, batch: _Batch, bronze: Any, quarantine: Any, run_id: str, fenced: dict[str, str]
+    ) -> dict[str, int]:
+        """Commit a batch: its quarantine part, then its Bronze part.
+
+        Each commit attempt re-reads the ledgers from the fresh tables and leaves out the files
+        another run committed meanwhile (a concurrent `lakestack ingest` on the same project, or
+        one without the project lock: a remote catalog). The tables' own commit retry is off, so a
+        commit lands only if nothing was committed since its attempt read the ledger. Files left
+        out of Bronze are recorded in `fenced` (sha256 → that run's id).
+        """
         if not batch.files:
             return {}
         now = datetime.now(UTC)
         key = hashlib.sha256("".join(sorted(f["sha256"] for f in batch.files)).encode()).hexdigest()[:20]
-        checkpoint = {"files": batch.files}
         out: dict[str, int] = {}
         if batch.quarantine:
-            table = stamp(pa.concat_tables(batch.quarantine), run_id, now)
-            quarantine = append(quarantine, table, run_id=run_id, batch_id=f"{key}:q", checkpoint=checkpoint)
-            out[f"quarantine.{self.name}"] = quarantine.current_snapshot().snapshot_id
+            rows = stamp(pa.concat_tables(batch.quarantine), run_id, now)
+            attempt = _quarantine_attempt(rows, batch.files, bronze)
+            try:
+                quarantine = append(quarantine, None, run_id=run_id, batch_id=f"{key}:q", attempt=attempt)
+                out[f"quarantine.{self.name}"] = quarantine.current_snapshot().snapshot_id
+            except _NothingLeft:
+                log.info("quarantine.%s: every file of the batch was quarantined by another run", self.name)
+            failpoint("files.after_quarantine_commit")
         data = stamp(pa.concat_tables(batch.bronze), run_id, now) if batch.bronze else None
         if data is None:
             data = bronze.schema().as_arrow().empty_table()
-        bronze = append(bronze, data, run_id=run_id, batch_id=f"{key}:b", checkpoint=checkpoint)
-        out[f"bronze.{self.name}"] = bronze.current_snapshot().snapshot_id
+        failpoint("files.before_bronze_commit")
+        try:
+            attempt = _bronze_attempt(data, batch.files, fenced)
+            bronze = append(bronze, None, run_id=run_id, batch_id=f"{key}:b", attempt=attempt)
+            out[f"bronze.{self.name}"] = bronze.current_snapshot().snapshot_id
+        except _NothingLeft:
+            log.info("bronze.%s: every file of the batch was committed by another run", self.name)
+        failpoint("files.after_bronze_commit")
         return out
+
+
+class _NothingLeft(Exception):
+    """Raised by a commit attempt when another run committed every file of the batch: commit nothing."""
+
+
+def _quarantine_attempt(rows: pa.Table, files: list[dict[str, Any]], bronze: Any) -> Attempt:
+    """Quarantine rows of the files whose quarantine part (or whole) no run has committed yet."""
+
+    def attempt(table: Any) -> tuple[pa.Table, dict[str, Any] | None]:
+        committed = {**_ledger(table), **_ledger(bronze.refresh())}
+        data, keep = _fenced(rows, files, committed, "_file_hash", "sha256")
+        if not data.num_rows:
+            raise _NothingLeft
+        return data, {"files": keep}
+
+    return attempt
+
+
+def _bronze_attempt(rows: pa.Table, files: list[dict[str, Any]], fenced: dict[str, str]) -> Attempt:
+    """Bronze rows of the files no run has committed to Bronze yet; the others go into `fenced`."""
+
+    def attempt(table: Any) -> tuple[pa.Table, dict[str, Any] | None]:
+        committed = _ledger(table)
+        data, keep = _fenced(rows, files, committed, "_source_file", "name")
+        for f in files:
+            if f["sha256"] in committed:
+                fenced[f["sha256"]] = committed[f["sha256"]]["run"] or "unknown"
+            else:
+                fenced.pop(f["sha256"], None)
+        if not keep:
+            raise _NothingLeft
+        return data, {"files": keep}
+
+    return attempt
+
+
+def _fenced(
+    rows: pa.Table, files: list[dict[str, Any]], committed: dict[str, Any], column: str, field: str
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The rows and file entries of a batch whose sha256 is not in `committed`."""
+    keep = [f for f in files if f["sha256"] not in committed]
+    if len(keep) == len(files):
+        return rows, keep
+    import pyarrow.compute as pc
+
+    wanted = pa.array([f[field] for f in keep], pa.string())
+    return rows.filter(pc.is_in(rows[column], value_set=wanted)), keep
+
+
+def _committed_elsewhere(outcome: FileOutcome, fenced: dict[str, str]) -> FileOutcome:
+    """A file another run committed while this one read it: reported by that run, skipped here."""
+    if outcome.sha256 is None or outcome.sha256 not in fenced or outcome.status not in ("landed", "rejected"):
+        return outcome
+    run = fenced[outcome.sha256]
+    return replace(
+        outcome,
+        status="skipped",
+        rows_in=0,
+        landed=0,
+        quarantined=0,
+        reason=f"committed by a concurrent run ({run}) while this run read it",
+    )
 
 
 _WORKER_SOURCE: FileSource | None = None
@@ -348,6 +434,7 @@ def _sha256(path: Path) -> str:
 
 def _ledger(table: Any) -> dict[str, dict[str, Any]]:
     """sha256 → {name, run} of every file recorded in a table's commits."""
+    failpoint("files.ledger.read")
     out: dict[str, dict[str, Any]] = {}
     for commit in history(table):
         for f in (commit.checkpoint or {}).get("files", []):

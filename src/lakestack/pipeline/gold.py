@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lakestack._yaml import pydantic_problem
 from lakestack.errors import Location, ProjectError, RunError
+from lakestack.failpoints import failpoint
 
 _HEADER = re.compile(r"^\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
 _LINE = re.compile(r"LINE (\d+):")
@@ -204,6 +205,7 @@ class GoldBuild:
             if table is not None and not full_refresh and self.model.settings.materialized == "incremental":
                 dates = self._changed_dates(previous, current)
             result = self._execute(engine, dates)
+            failpoint("gold.after_staging")
             if audit is not None and not audit(self.model.identifier, self._staged(table, result, dates)):
                 return BuildResult(
                     self.model.identifier,
@@ -214,7 +216,9 @@ class GoldBuild:
                     time.perf_counter() - started,
                 )
             new_checkpoint = {"upstream": current}
+            failpoint("gold.before_publish")
             snapshot = self._commit(table, result, dates, new_checkpoint)
+            failpoint("gold.after_publish")
             mode = "full" if dates is None else "incremental"
             return BuildResult(
                 self.model.identifier, mode, result.num_rows, len(dates or []), snapshot, time.perf_counter() - started

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from lakestack._yaml import load_yaml, pydantic_problem
 from lakestack.errors import ProjectError
+from lakestack.failpoints import failpoint
 from lakestack.quality.model import (
     AcceptedValues,
     CheckFile,
@@ -259,6 +260,7 @@ class Evaluation:
             }
             for r in results
         ]
+        failpoint("checks.before_write")
         table = self.warehouse.system_table(RESULTS, results_schema)
         batch = hashlib.sha256(f"{self.run_id}{results[0].dataset}{now.isoformat()}".encode()).hexdigest()[:20]
         append(table, pa.Table.from_pylist(rows, schema=results_schema), run_id=self.run_id, batch_id=batch)
@@ -280,6 +282,7 @@ class Evaluation:
                 run_id=self.run_id,
                 batch_id=batch + ":f",
             )
+        failpoint("checks.after_write")
 
 
 def mask_row(row: dict[str, Any], pii: dict[str, str]) -> dict[str, Any]:

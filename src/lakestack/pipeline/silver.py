@@ -19,6 +19,7 @@ import sqlglot.expressions as exp
 
 from lakestack.contracts.model import Contract
 from lakestack.errors import CommitConflictError, RunError
+from lakestack.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,9 @@ class SilverPromotion:
         touched, removed = self._touched_files(silver)
         stored = _files([f.file_path for f in removed]) if removed else None
         merged, inserted, updated = self._merge(stored)
+        failpoint("silver.before_commit")
         silver = replace_files(silver, removed, merged, run_id=self.run_id, batch_id=batch_id, checkpoint=checkpoint)
+        failpoint("silver.after_commit")
         return PromoteResult(
             self.model.identifier,
             bronze_rows,
