@@ -145,7 +145,8 @@ def test_query_is_read_only(staged: Path, tmp_path: Path) -> None:
         ("DELETE FROM bronze.orders", "only one read-only SELECT"),
         ("SELECT 1; SELECT 2", "only one read-only SELECT"),
         ("COPY bronze.orders TO '/tmp/x.csv'", "only one read-only SELECT"),
-        ("SELECT * FROM read_csv('/etc/passwd')", "the query failed: Permission Error"),
+        ("SELECT * FROM read_csv('/etc/passwd')", r"reads outside the lake: read_csv\('/etc/passwd'\) is refused"),
+        ("UPDATE EXTENSIONS", r"only one read-only SELECT is allowed \(got: UPDATE EXTENSIONS\)"),
         ("SELECT * FROM nope.nothing", "the query failed"),
         ("SELEC 1", "does not parse"),
     ]:

@@ -1,10 +1,36 @@
-"""DuckDB over Iceberg tables planned by pyiceberg (no DuckDB extensions needed or downloaded)."""
+"""DuckDB over Iceberg tables planned by pyiceberg (no DuckDB extensions needed or downloaded).
+
+:class:`DuckDBSandbox` is the one locked-down connection every project SQL runs in (queries, Gold
+models, `custom_sql` checks): the given tables are registered first (views over their planned data
+files, or over Arrow for staged results), then file access, extension loading and settings are
+switched off and locked, and each statement must be exactly one SELECT, stopped at its time limit.
+"""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from lakestack.engine.base import Engine
+from lakestack.engine.base import (
+    Engine,
+    ResultStream,
+    Sandbox,
+    SqlError,
+    SqlFailed,
+    SqlInput,
+    SqlLimits,
+    SqlRefused,
+    SqlTimeout,
+    Truncation,
+)
+
+STREAM_BATCH_ROWS = 8192  # rows per record batch when streaming: memory follows this, not the result
+TABLE_BATCH_ROWS = 131_072
+_DENIED_PATH = re.compile(r'Cannot access (?:file|directory) "(?P<path>[^"]*)"')
+_LINE = re.compile(r"LINE (\d+):")
 
 
 class DuckDBEngine(Engine):
@@ -36,13 +62,20 @@ class DuckDBEngine(Engine):
         tasks = list(scan.plan_files()) if table.current_snapshot() is not None else []
         if not tasks or any(t.delete_files for t in tasks):
             arrow = scan.to_arrow() if tasks else table.schema().as_arrow().empty_table()
-            alias = f"_arrow_{abs(hash(name))}"
-            self.con.register(alias, arrow)
-            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {alias}")
+            self.register_arrow(name, arrow)
             return
         select = exp.select("*").from_(parquet_scan([t.file.file_path for t in tasks]))
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")
         self._files += [t.file.file_path.removeprefix("file://") for t in tasks]
+
+    def register_arrow(self, name: str, arrow: Any) -> None:
+        """A view `name` over an Arrow table held in memory (a staged result, an empty table)."""
+        import sqlglot.expressions as exp
+
+        view = exp.to_table(name, dialect="duckdb").sql("duckdb")
+        alias = f"_arrow_{abs(hash(name))}"
+        self.con.register(alias, arrow)
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {alias}")
 
     def files_holding(self, paths: list[str], keys: list[str], table: str) -> set[str]:
         """Which of the Parquet files `paths` hold a row whose `keys` appear in the view/table `table`."""
@@ -62,40 +95,20 @@ class DuckDBEngine(Engine):
         found = {row[0] for row in self.con.execute(query.sql("duckdb")).fetchall()}
         return {p for p in paths if _local(p) in found}
 
-    def lock_down(self, *, memory_limit: str = "2GB", threads: int = 2) -> None:
-        """After registering tables: no file access beyond their data files, no settings changes."""
+    def lock_down(self, *, memory_limit: str = "1GB", threads: int = 2) -> None:
+        """After registering tables: no file access beyond their data files, no settings changes.
+
+        `allowed_paths` lists the exact data files (never a folder: `allowed_directories` would
+        also let `COPY … TO` write there)."""
         from sqlglot import exp
 
         paths = exp.Array(expressions=[exp.Literal.string(f) for f in self._files]).sql("duckdb")
         self.con.execute(f"SET allowed_paths = {paths}")
         self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET allow_community_extensions = false")
         self.con.execute("SET memory_limit = ?", [memory_limit])
         self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("SET lock_configuration = true")
-
-    def read_only_query(self, query: str, *, timeout_s: float = 60.0) -> Any:
-        """Run exactly one SELECT, interrupted after `timeout_s` seconds."""
-        import threading
-
-        from lakestack.errors import UsageError
-
-        try:
-            statements = self.con.extract_statements(query)
-        except Exception as exc:  # a parser error from DuckDB
-            raise UsageError(f"the query does not parse: {str(exc).splitlines()[0]}") from None
-        if len(statements) != 1 or "SELECT" not in str(statements[0].type):
-            kinds = ", ".join(str(s.type).removeprefix("StatementType.") for s in statements) or "nothing"
-            raise UsageError(f"only one read-only SELECT is allowed (got: {kinds})")
-        timer = threading.Timer(timeout_s, self.con.interrupt)
-        timer.start()
-        try:
-            return self.sql(query)
-        except Exception as exc:
-            if "INTERRUPT" in str(exc).upper():
-                raise UsageError(f"the query ran longer than {timeout_s:g} s and was stopped") from None
-            raise UsageError(f"the query failed: {str(exc).splitlines()[0]}") from None
-        finally:
-            timer.cancel()
 
     def sql(self, query: str, params: list[Any] | None = None) -> Any:
         relation = self.con.sql(query, params=params or None)
@@ -106,6 +119,252 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+
+
+class DuckDBSandbox(Sandbox):
+    """The locked-down connection for project SQL; see the module docstring."""
+
+    def __init__(self, inputs: Sequence[SqlInput], limits: SqlLimits, label: str = "the query") -> None:
+        import pyarrow as pa
+
+        self.limits = limits
+        self.label = label
+        self._engine = DuckDBEngine()
+        try:
+            con = self._engine.con
+            con.execute("SET TimeZone = 'UTC'")
+            for item in inputs:
+                schema = item.name.rpartition(".")[0]
+                if schema:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
+                if isinstance(item.table, pa.Table):
+                    self._engine.register_arrow(item.name, item.table)
+                else:
+                    self._engine.register(item.name, item.table, snapshot_id=item.snapshot_id)
+            self._engine.lock_down(memory_limit=limits.memory_limit, threads=limits.threads)
+        except BaseException:
+            self._engine.close()
+            raise
+
+    def check(self, sql: str) -> None:
+        try:
+            statements = self._engine.con.extract_statements(sql)
+        except Exception as exc:  # DuckDB's parser error
+            raise SqlFailed(
+                f"{self.label} does not parse: {_first_line(exc)}", label=self.label, detail=_first_line(exc)
+            ) from None
+        kinds = [_kind(s) for s in statements]
+        if kinds != ["SELECT"]:
+            got = ", ".join(kinds) or "nothing"
+            raise SqlRefused(f"only one read-only SELECT is allowed (got: {got})", label=self.label, detail=got)
+
+    def table(self, sql: str) -> Any:
+        import pyarrow as pa
+
+        stream = self._start(sql, TABLE_BATCH_ROWS, close_sandbox=False)
+        try:
+            batches = list(stream)
+        finally:
+            stream.close()
+        if stream.truncated is not None:
+            t = stream.truncated
+            raise SqlFailed(
+                f"{self.label} returns more than its {t.limit} of {t.value:,}", label=self.label, detail=t.limit
+            )
+        return pa.Table.from_batches(batches, schema=stream.schema)
+
+    def stream(self, sql: str) -> ResultStream:
+        return self._start(sql, STREAM_BATCH_ROWS, close_sandbox=True)
+
+    def _start(self, sql: str, batch_rows: int, *, close_sandbox: bool) -> _DuckDBStream:
+        self.check(sql)
+        timer = threading.Timer(self.limits.timeout_s, self._engine.con.interrupt)
+        timer.daemon = True
+        deadline = time.monotonic() + self.limits.timeout_s
+        timer.start()
+        try:
+            reader = self._engine.con.sql(sql).to_arrow_reader(batch_rows)
+        except Exception as exc:
+            timer.cancel()
+            if close_sandbox:
+                self.close()
+            raise self.translate(exc, sql) from None
+        return _DuckDBStream(self, sql, reader, timer, deadline, close_sandbox)
+
+    def translate(self, exc: BaseException, sql: str) -> SqlError:
+        """A DuckDB (or Arrow stream) error as one of the SqlError kinds, worded for a person."""
+        first, label = _first_line(exc), self.label
+        m = _LINE.search(str(exc))
+        line = int(m.group(1)) if m else None
+        if "INTERRUPT" in first.upper():
+            return SqlTimeout(
+                f"{label} ran longer than {self.limits.timeout_s:g} s and was stopped", label=label, detail=first
+            )
+        denied = _DENIED_PATH.search(first)
+        if denied or "PERMISSION ERROR" in first.upper():
+            path = denied.group("path") if denied else ""
+            what = _call_reading(sql, path) if path else ""
+            target = f"{what} ({path})" if what and path not in what else (what or path or "it")
+            return SqlRefused(
+                f"{label} reads outside the lake: {target} is refused; project SQL may read only the lake "
+                f"tables it names ({first})",
+                label=label,
+                detail=first,
+                line=line,
+            )
+        if "OUT OF MEMORY" in first.upper():
+            return SqlFailed(
+                f"{label} needs more than its memory limit ({self.limits.memory_limit}): {first}",
+                label=label,
+                detail=first,
+                line=line,
+            )
+        return SqlFailed(f"{label} failed: {first}", label=label, detail=first, line=line)
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+class _DuckDBStream(ResultStream):
+    def __init__(
+        self,
+        sandbox: DuckDBSandbox,
+        sql: str,
+        reader: Any,
+        timer: threading.Timer,
+        deadline: float,
+        close_sandbox: bool,
+    ) -> None:
+        self._sandbox, self._sql, self._reader = sandbox, sql, reader
+        self._timer, self._deadline, self._close_sandbox = timer, deadline, close_sandbox
+        self.schema = reader.schema
+        self.rows = 0
+        self.bytes = 0
+        self.truncated = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Any]:
+        limits = self._sandbox.limits
+        while self.truncated is None:
+            self._check_deadline()  # also covers the consumer's writing of the previous batch
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise self._sandbox.translate(exc, self._sql) from None
+            batch = self._within_limits(batch, limits)
+            if batch.num_rows:
+                self.rows += batch.num_rows
+                self.bytes += batch.nbytes
+                yield batch
+
+    def _within_limits(self, batch: Any, limits: SqlLimits) -> Any:
+        """The part of `batch` that fits under max_rows / max_bytes; records a truncation if cut."""
+        fit = batch.num_rows
+        if limits.max_rows is not None and self.rows + fit > limits.max_rows:
+            fit = limits.max_rows - self.rows
+            self.truncated = Truncation(self.rows + fit, "max_rows", limits.max_rows)
+        if limits.max_bytes is not None and batch.num_rows and self.bytes + batch.nbytes > limits.max_bytes:
+            per_row = max(batch.nbytes / batch.num_rows, 1.0)
+            by_bytes = max(int((limits.max_bytes - self.bytes) / per_row), 0)
+            if by_bytes < fit:
+                fit = by_bytes
+                self.truncated = Truncation(self.rows + fit, "max_bytes", limits.max_bytes)
+        return batch if fit == batch.num_rows else batch.slice(0, fit)
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self._deadline:
+            limits, label = self._sandbox.limits, self._sandbox.label
+            raise SqlTimeout(
+                f"{label} ran longer than {limits.timeout_s:g} s (writing its result included) and was stopped",
+                label=label,
+            )
+
+    def read_all(self) -> Any:
+        import pyarrow as pa
+
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._timer.cancel()
+        try:
+            self._reader.close()
+        finally:
+            if self._close_sandbox:
+                self._sandbox.close()
+
+
+def open_sandbox(inputs: Sequence[SqlInput], limits: SqlLimits | None = None, *, label: str = "the query") -> Sandbox:
+    """The one way project SQL reaches DuckDB: a locked-down connection over `inputs` only."""
+    return DuckDBSandbox(inputs, limits or SqlLimits(), label)
+
+
+def tables_named(sql: str) -> list[str]:
+    """The tables a SELECT names (`silver.orders`, `query_table('gold.x')` included), lower-cased as
+    the catalog stores them; [] when the SQL does not parse (running it then reports why)."""
+    import duckdb
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        names = duckdb.get_table_names(sql, qualified=True)
+    except Exception:  # DuckDB's parser refused it; sqlglot may still find the names
+        try:
+            names = {f"{t.db}.{t.name}" if t.db else t.name for t in sqlglot.parse_one(sql).find_all(exp.Table)}
+        except Exception:
+            return []
+    out = set()
+    for name in names:
+        try:
+            table = exp.to_table(name, dialect="duckdb")
+        except Exception:
+            continue
+        out.add(".".join(p for p in (table.db, table.name) if p).lower())
+    return sorted(out)
+
+
+def _kind(statement: Any) -> str:
+    """A statement's type by name; DuckDB types the Python enum does not know (UPDATE EXTENSIONS is
+    29) are named from the statement's own first words."""
+    try:
+        return str(statement.type.name)
+    except Exception:
+        words = str(getattr(statement, "query", "")).split()
+        return " ".join(words[:2]).upper() or "UNKNOWN"
+
+
+def _call_reading(sql: str, path: str) -> str:
+    """The function call of `sql` that names `path` (`read_csv('/etc/passwd')`), or ''."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except Exception:
+        return ""
+    for func in tree.find_all(exp.Func):
+        if isinstance(func, exp.Literal | exp.Array):
+            continue
+        literals = [lit.this for lit in func.find_all(exp.Literal) if lit.is_string]
+        if path in literals:
+            text = func.sql("duckdb", normalize_functions="lower")
+            return text if len(text) <= 80 else text[:77] + "..."
+    return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _quoted(identifier: str) -> str:
+    from sqlglot import exp
+
+    return exp.to_identifier(identifier, quoted=True).sql("duckdb")
 
 
 def _local(path: str) -> str:

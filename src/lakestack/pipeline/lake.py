@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from lakestack.config import EnvironmentConfig
 from lakestack.errors import ConfigError, Location, ProjectError, StorageError, UsageError
@@ -22,6 +23,22 @@ from lakestack.pipeline.project import Project
 from lakestack.pipeline.runs import IngestReport, new_run_id
 
 Step = Callable[[str, str], Callable[[], None]]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _exclusive(command: str) -> Callable[[Callable[Concatenate[Lake, _P], _R]], Callable[Concatenate[Lake, _P], _R]]:
+    """Run a Lake method holding the project lock (see pipeline/lock.py); nested calls share it."""
+
+    def wrap(method: Callable[Concatenate[Lake, _P], _R]) -> Callable[Concatenate[Lake, _P], _R]:
+        def locked(self: Lake, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with self.locked(command):
+                return method(self, *args, **kwargs)
+
+        functools.update_wrapper(locked, method)
+        return locked
+
+    return wrap
 
 
 @contextmanager
@@ -60,8 +77,10 @@ class SourceStatus:
 class Lake:
     """A project opened in one environment: its catalog, warehouse and sources."""
 
-    def __init__(self, project: Project, environment: str | None = None) -> None:
+    def __init__(self, project: Project, environment: str | None = None, *, lock_wait: float = 0.0) -> None:
         self.project = project
+        self.lock_wait = lock_wait  # seconds ingest/promote/build/run wait for another run's project lock
+        self._lock_depth = 0
         self.environment = environment or project.config.default_environment
         if self.environment not in project.config.environments:
             raise ConfigError(
@@ -70,8 +89,32 @@ class Lake:
         self._warehouse: Any = None
 
     @classmethod
-    def open(cls, path: Path | str = ".", environment: str | None = None) -> Lake:
-        return cls(Project.load(path), environment)
+    def open(cls, path: Path | str = ".", environment: str | None = None, *, lock_wait: float = 0.0) -> Lake:
+        return cls(Project.load(path), environment, lock_wait=lock_wait)
+
+    @contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        """Hold the project lock for a block: one batch run at a time per project (pipeline/lock.py).
+
+        Waits up to `lock_wait` seconds for another run, then raises ProjectLockedError naming it.
+        """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        from lakestack.pipeline.lock import project_lock
+
+        lock = project_lock(self.env, self.project.root, self.project.name)
+        lock.acquire(command, self.lock_wait)
+        self._lock_depth = 1
+        try:
+            yield
+        finally:
+            self._lock_depth = 0
+            lock.release()
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -102,6 +145,7 @@ class Lake:
         return cls(name, self.project.contract(name), self.project.landing(name), cfg.pattern, cfg.format)  # type: ignore[call-arg]
 
     # -- ingest --------------------------------------------------------------------------------
+    @_exclusive("ingest")
     def ingest(
         self,
         sources: list[str] | None = None,
@@ -155,6 +199,7 @@ class Lake:
                 raise UsageError(f"unknown silver dataset '{name}' (silver datasets: {', '.join(silver) or 'none'})")
         return names or silver
 
+    @_exclusive("promote")
     def promote(
         self, datasets: list[str] | None = None, *, run_id: str | None = None, step: Step | None = None
     ) -> list[Any]:
@@ -180,6 +225,7 @@ class Lake:
             return {}
         return {p.stem: load_gold_model(p, self.project.root) for p in sorted(folder.glob("*.sql"))}
 
+    @_exclusive("build")
     def build(
         self,
         models: list[str] | None = None,
@@ -288,6 +334,7 @@ class Lake:
         return sorted(rows, key=lambda r: (r["dataset"], r["check"]))
 
     # -- run -------------------------------------------------------------------------------------
+    @_exclusive("run")
     def run(
         self, select: list[str] | None = None, *, full_refresh: bool = False, observer: IngestObserver | None = None
     ) -> Any:
@@ -357,21 +404,22 @@ class Lake:
             tuple(sorted(blocked)),
         )
 
-    def query(self, sql: str, *, timeout_s: float = 60.0) -> Any:
-        """Read-only SQL over the project's tables (`silver.orders`, `gold.daily_order_metrics`, ...)."""
-        from lakestack.engine.duckdb import DuckDBEngine
+    def query(self, sql: str, *, timeout_s: float = 60.0, limits: Any = None) -> Any:
+        """Read-only SQL over the project's tables (`silver.orders`, `gold.daily_order_metrics`, ...)
+        as one Arrow table; `limits` (an `engine.SqlLimits`) bounds time, memory, rows and bytes."""
+        from lakestack.engine.base import SqlLimits
 
-        engine = DuckDBEngine()
-        try:
-            engine.con.execute("SET TimeZone = 'UTC'")
-            for identifier in self.warehouse.tables():
-                layer = identifier.partition(".")[0]
-                engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-                engine.register(identifier, self.warehouse.load(identifier))
-            engine.lock_down()
-            return engine.read_only_query(sql, timeout_s=timeout_s)
-        finally:
-            engine.close()
+        with self.query_stream(sql, limits or SqlLimits(timeout_s=timeout_s)) as result:
+            return result.read_all()
+
+    def query_stream(self, sql: str, limits: Any = None) -> Any:
+        """The same as a stream of record batches (an `engine.ResultStream`, a context manager): the
+        sandbox sees only the tables the SQL names, and the result stops at the limits."""
+        from lakestack.engine import open_sandbox, tables_named
+        from lakestack.engine.base import SqlInput
+
+        inputs = [SqlInput(t, self.warehouse.load(t)) for t in tables_named(sql) if self.warehouse.exists(t)]
+        return open_sandbox(inputs, limits).stream(sql)
 
     # -- looking ---------------------------------------------------------------------------------
     def tables(self) -> list[TableInfo]:
