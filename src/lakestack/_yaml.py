@@ -2,6 +2,13 @@
 
 Plain `yaml.safe_load` forgets positions and lets a duplicated key silently win; a project
 file with two datasets of one name must fail instead.
+
+Every YAML file lakestack reads comes through here, and project files are code-review material, not
+trusted input, so the loader is bounded: the file's size (`MAX_YAML_BYTES`, the project file
+`MAX_PROJECT_BYTES`), the values aliases may expand to (`MAX_ALIAS_VALUES`: a "billion laughs"
+file stops here instead of filling memory), nesting depth (`MAX_DEPTH`), and tags: only the plain
+YAML types (strings, numbers, booleans, null, dates, mappings, sequences); `!!python/...` and any
+other tag is refused with the file and line.
 """
 
 from __future__ import annotations
@@ -42,53 +49,177 @@ class SourceMap:
         return Location(self.file, self.line_of(path), key=key)
 
 
-def _construct(node: yaml.Node, path: KeyPath, smap: SourceMap, error: type[ProjectError]) -> Any:
-    smap.record(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+MAX_YAML_BYTES = 10 * 1024 * 1024  # contracts, checks, model settings
+MAX_PROJECT_BYTES = 1024 * 1024  # lakestack.yaml
+MAX_ALIAS_VALUES = 10_000  # values constructed again through aliases (*name), per file
+MAX_DEPTH = 64  # nested mappings/sequences
+
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")
+)
+
+
+class _Builder:
+    """Builds plain values from a composed YAML node graph, with the bounds of this module.
+
+    Aliases compose to shared nodes, so a small file can describe an exponentially large tree; each
+    node built a second time counts against `MAX_ALIAS_VALUES`.
+    """
+
+    def __init__(self, smap: SourceMap, error: type[ProjectError]) -> None:
+        self.smap = smap
+        self.error = error
+        self.built: set[int] = set()
+        self.repeats = 0
+        self.active: set[int] = set()  # nodes being built: an alias to one of them is a cycle
+        self.scalars = yaml.SafeLoader("")
+
+    def fail(self, message: str, node: yaml.Node, path: KeyPath) -> ProjectError:
+        parts = [str(p) for p in path if p != "<key>"]
+        key = ".".join(parts if len(parts) <= 8 else [*parts[:8], "..."]) or None
+        return self.error(message, Location(self.smap.file, node.start_mark.line + 1, key=key))
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self._count(node, path)
+        if node.tag == "tag:yaml.org,2002:value":
+            raise self.fail("a bare '=' must be quoted", node, path)
+        if node.tag not in _PLAIN_TAGS:
+            raise self.fail(
+                f"YAML tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed; lakestack files hold "
+                "plain values (strings, numbers, booleans, null, dates, mappings, lists)",
+                node,
+                path,
+            )
+        self.smap.record(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if len(path) >= MAX_DEPTH:
+                raise self.fail(f"nested more than {MAX_DEPTH} levels deep", node, path)
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, path) if isinstance(node, yaml.MappingNode) else self._sequence(node, path)
+            finally:
+                self.active.discard(id(node))
+        try:
+            return self.scalars.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:  # e.g. an int of 5,000 digits
+            reason = str(exc).splitlines()[0].split(";")[0][:200]  # not Python's "use sys.set_int_max_..." hint
+            raise self.fail(f"invalid value: {reason}", node, path) from None
+
+    def _count(self, node: yaml.Node, path: KeyPath) -> None:
+        if id(node) in self.active:
+            raise self.fail("an alias refers to a value that contains it (a recursive alias)", node, path)
+        if id(node) not in self.built:
+            self.built.add(id(node))
+            return
+        self.repeats += 1
+        if self.repeats > MAX_ALIAS_VALUES:
+            raise self.fail(
+                f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values; write the values out "
+                "or use fewer aliases",
+                node,
+                path,
+            )
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _construct(key_node, (*path, "<key>"), smap, error)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail("merge keys (<<) are not supported; write the keys out", key_node, path)
+            key = self.build(key_node, (*path, "<key>"))
             if not isinstance(key, str | int | float | bool):
-                raise error("a mapping key must be a plain value", smap.locate(path))
+                raise self.error("a mapping key must be a plain value", self.smap.locate(path))
             key = str(key)
             if key in out:
-                first = smap.line_of((*path, key))
-                raise error(
+                first = self.smap.line_of((*path, key))
+                raise self.error(
                     f"'{key}' is defined twice (first on line {first}); names must be unique",
-                    Location(smap.file, key_node.start_mark.line + 1, key=".".join(map(str, (*path, key)))),
+                    Location(self.smap.file, key_node.start_mark.line + 1, key=".".join(map(str, (*path, key)))),
                 )
-            smap.record((*path, key), key_node.start_mark.line + 1)
-            out[key] = _construct(value_node, (*path, key), smap, error)
+            self.smap.record((*path, key), key_node.start_mark.line + 1)
+            out[key] = self.build(value_node, (*path, key))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), smap, error) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader(b"").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+    def _sequence(self, node: yaml.SequenceNode, path: KeyPath) -> list[Any]:
+        return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+
+
+def read_capped(path: Path, limit: int, error: type[ProjectError], display: str) -> str:
+    """A project file's text, refusing one over `limit` bytes (checked while reading, so a FIFO or
+    /dev/zero behind the name cannot fill memory either)."""
+    if path.exists() and not path.is_file():  # a FIFO would block, /dev/zero never ends
+        raise error("not a regular file (a folder, device or pipe)", Location(display))
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise error("file not found", Location(display)) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", Location(display)) from None
+    if len(data) > limit:
+        raise error(f"file is larger than {_size(limit)}, the limit for this kind of project file", Location(display))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", Location(display)) from None
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
 def load_yaml(
-    path: Path, *, error: type[ProjectError] = ProjectError, display: str | None = None
+    path: Path,
+    *,
+    error: type[ProjectError] = ProjectError,
+    display: str | None = None,
+    max_bytes: int = MAX_YAML_BYTES,
 ) -> tuple[Any, SourceMap]:
     """Load one YAML document; return the data and the map of where each key is."""
     display = display or str(path)
+    return load_yaml_text(read_capped(path, max_bytes, error, display), display, error=error)
+
+
+def load_yaml_text(
+    text: str, display: str, *, error: type[ProjectError] = ProjectError, first_line: int = 1
+) -> tuple[Any, SourceMap]:
+    """Load YAML held in a string (a block inside another file starts at `first_line`)."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_YAML_BYTES:
+        raise error(f"YAML block is larger than {_size(MAX_YAML_BYTES)}", Location(display, first_line))
     smap = SourceMap(display)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found", Location(display)) from None
-    except UnicodeDecodeError as exc:
-        raise error(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", Location(display)) from None
-    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None, smap
+        if first_line != 1:
+            _shift_marks(node, first_line - 1)
+        return _Builder(smap, error).build(node, ()), smap
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = mark.line + 1 if mark else None
+        line = mark.line + first_line if mark else None
         column = mark.column + 1 if mark else None
         raise error(f"invalid YAML: {exc.problem}", Location(display, line, column)) from None
     except yaml.YAMLError as exc:
         raise error(f"invalid YAML: {exc}", Location(display)) from None
-    if node is None:
-        return None, smap
-    return _construct(node, (), smap, error), smap
+    except RecursionError:
+        raise error(f"invalid YAML: nested too deeply (at most {MAX_DEPTH} levels)", Location(display)) from None
+
+
+def _shift_marks(root: yaml.Node, lines: int) -> None:
+    """Make line numbers count from the top of the enclosing file (nodes may share a mark: shift each once)."""
+    nodes: dict[int, yaml.Node] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in nodes:
+            continue
+        nodes[id(node)] = node
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    marks = {id(n.start_mark): n.start_mark for n in nodes.values()}
+    for mark in marks.values():
+        mark.line += lines
 
 
 def pydantic_problem(exc: Any, smap: SourceMap, model: Any) -> tuple[str, Location]:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from lakestack._yaml import load_yaml, pydantic_problem
+from lakestack._yaml import MAX_PROJECT_BYTES, load_yaml, pydantic_problem
 from lakestack.errors import ConfigError, Location
 
 PROJECT_FILE = "lakestack.yaml"
@@ -112,6 +112,7 @@ class NatsConfig(Frozen):
     stream: str
     subject: str | None = None  # filter subject; default: the whole stream
     durable: str | None = None  # default: lakestack-<source>
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 10.0  # owner lease: a successor starts within it
 
 
 STREAM_KINDS = ("http", "kafka", "kinesis", "nats")
@@ -199,11 +200,11 @@ class ProjectConfig(Frozen):
 def load_project_config(root: Path) -> ProjectConfig:
     """Read and check `lakestack.yaml` in `root`; every problem names the file and line."""
     path = root / PROJECT_FILE
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(
             f"no {PROJECT_FILE} here; run 'lakestack init NAME' or pass --project DIR", Location(str(path))
         )
-    data, smap = load_yaml(path, error=ConfigError, display=PROJECT_FILE)
+    data, smap = load_yaml(path, error=ConfigError, display=PROJECT_FILE, max_bytes=MAX_PROJECT_BYTES)
     if not isinstance(data, dict):
         raise ConfigError(
             "the project file must be a mapping of keys (name, environments, ...)", Location(PROJECT_FILE, 1)

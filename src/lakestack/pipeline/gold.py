@@ -33,7 +33,7 @@ from lakestack._yaml import pydantic_problem
 from lakestack.errors import Location, ProjectError, RunError
 from lakestack.failpoints import failpoint
 
-_HEADER = re.compile(r"^\s*/\*\s*---\s*\n(?P<yaml>.*?)\n\s*---\s*\*/", re.DOTALL)
+_HEADER = re.compile(r"^\s*/\*\s*---[ \t\r]*\n(?P<yaml>.*?)\n[ \t]*---\s*\*/", re.DOTALL)  # linear: no \s* after \n
 _LINE = re.compile(r"LINE (\d+):")
 _EPOCH = date(1970, 1, 1)
 
@@ -80,21 +80,18 @@ class _Upstreams:
 def load_gold_model(path: Path, root: Path) -> GoldModel:
     """Read one model file (and its sidecar); errors name the file and line."""
     import sqlglot
-    import yaml
 
-    from lakestack._yaml import load_yaml
+    from lakestack._yaml import MAX_YAML_BYTES, load_yaml, load_yaml_text, read_capped
 
     display = str(path.relative_to(root))
-    text = path.read_text(encoding="utf-8")
+    text = read_capped(path, MAX_YAML_BYTES, ProjectError, display)
     settings_data: Any = {}
     smap: Any = None
     offset = 0
     header = _HEADER.match(text)
     if header:
-        try:
-            settings_data = yaml.safe_load(header.group("yaml")) or {}
-        except yaml.YAMLError as exc:
-            raise ProjectError(f"invalid settings block: {exc}", Location(display, 1)) from None
+        first_line = text[: header.start("yaml")].count("\n") + 1
+        settings_data, smap = load_yaml_text(header.group("yaml"), display, first_line=first_line)
         offset = text[: header.end()].count("\n")
         body = text[header.end() :]
     else:
@@ -188,47 +185,44 @@ class GoldBuild:
     def run(self, full_refresh: bool = False, audit: Any = None) -> BuildResult:
         """Build the model. With `audit` (write-audit-publish), the new state of the table is checked
         before it is committed; a failed audit commits nothing, so readers never see it."""
-        from lakestack.engine.duckdb import DuckDBEngine
         from lakestack.storage.warehouse import last_checkpoint
 
         started = time.perf_counter()
-        engine = DuckDBEngine()
-        try:
-            engine.con.execute("SET TimeZone = 'UTC'")
-            current = self._register(engine)
-            table = self.warehouse.load(self.model.identifier) if self.warehouse.exists(self.model.identifier) else None
-            checkpoint = (last_checkpoint(table) if table is not None else None) or {}
-            previous = checkpoint.get("upstream", {})
-            if table is not None and not full_refresh and previous == current:
-                return BuildResult(self.model.identifier, "skipped", duration_s=time.perf_counter() - started)
-            dates = None
-            if table is not None and not full_refresh and self.model.settings.materialized == "incremental":
-                dates = self._changed_dates(previous, current)
-            result = self._execute(engine, dates)
-            failpoint("gold.after_staging")
-            if audit is not None and not audit(self.model.identifier, self._staged(table, result, dates)):
-                return BuildResult(
-                    self.model.identifier,
-                    "blocked",
-                    result.num_rows,
-                    len(dates or []),
-                    None,
-                    time.perf_counter() - started,
-                )
-            new_checkpoint = {"upstream": current}
-            failpoint("gold.before_publish")
-            snapshot = self._commit(table, result, dates, new_checkpoint)
-            failpoint("gold.after_publish")
-            mode = "full" if dates is None else "incremental"
+        inputs = self._inputs()
+        current = {i.name: i.snapshot_id for i in inputs}
+        table = self.warehouse.load(self.model.identifier) if self.warehouse.exists(self.model.identifier) else None
+        checkpoint = (last_checkpoint(table) if table is not None else None) or {}
+        previous = checkpoint.get("upstream", {})
+        if table is not None and not full_refresh and previous == current:
+            return BuildResult(self.model.identifier, "skipped", duration_s=time.perf_counter() - started)
+        dates = None
+        if table is not None and not full_refresh and self.model.settings.materialized == "incremental":
+            dates = self._changed_dates(previous, current)
+        result = self._execute(inputs, dates)
+        failpoint("gold.after_staging")
+        if audit is not None and not audit(self.model.identifier, self._staged(table, result, dates)):
             return BuildResult(
-                self.model.identifier, mode, result.num_rows, len(dates or []), snapshot, time.perf_counter() - started
+                self.model.identifier,
+                "blocked",
+                result.num_rows,
+                len(dates or []),
+                None,
+                time.perf_counter() - started,
             )
-        finally:
-            engine.close()
+        new_checkpoint = {"upstream": current}
+        failpoint("gold.before_publish")
+        snapshot = self._commit(table, result, dates, new_checkpoint)
+        failpoint("gold.after_publish")
+        mode = "full" if dates is None else "incremental"
+        return BuildResult(
+            self.model.identifier, mode, result.num_rows, len(dates or []), snapshot, time.perf_counter() - started
+        )
 
-    def _register(self, engine: Any) -> dict[str, int | None]:
-        """Views `silver.x` / `gold.y` over each upstream's current snapshot; returns those snapshot ids."""
-        current: dict[str, int | None] = {}
+    def _inputs(self) -> list[Any]:
+        """Each upstream the SQL names, pinned at its current snapshot (the only tables the model may read)."""
+        from lakestack.engine.base import SqlInput
+
+        inputs = []
         for upstream in self.model.upstream:
             if not self.warehouse.exists(upstream):
                 raise RunError(
@@ -236,11 +230,8 @@ class GoldBuild:
                 )
             table = self.warehouse.load(upstream)
             snap = table.current_snapshot()
-            current[upstream] = snap.snapshot_id if snap else None
-            layer, _, name = upstream.partition(".")
-            engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-            engine.register(f"{layer}.{name}", table, snapshot_id=current[upstream])
-        return current
+            inputs.append(SqlInput(upstream, table, snap.snapshot_id if snap else None))
+        return inputs
 
     def _changed_dates(self, previous: dict[str, Any], current: dict[str, int | None]) -> list[date] | None:
         """Dates to rebuild, or None for a full rebuild (a non-incremental upstream changed)."""
@@ -259,8 +250,12 @@ class GoldBuild:
             dates |= {_EPOCH + timedelta(days=d) for d in days}
         return sorted(dates)
 
-    def _execute(self, engine: Any, dates: list[date] | None) -> Any:
+    def _execute(self, inputs: list[Any], dates: list[date] | None) -> Any:
+        """The model's result as Arrow, computed in the project-SQL sandbox over `inputs` only."""
         import sqlglot.expressions as exp
+
+        from lakestack.engine import open_sandbox
+        from lakestack.engine.base import MODEL_LIMITS, SqlError
 
         sql = self.model.sql
         if dates is not None:
@@ -277,18 +272,22 @@ class GoldBuild:
                 .sql("duckdb")
             )
         try:
-            return engine.sql(sql)
-        except Exception as exc:  # a DuckDB error: point at the model's file and line
+            with open_sandbox(inputs, MODEL_LIMITS, label=f"model {self.model.name}") as sandbox:
+                sandbox.check(self.model.sql)  # the model's own text, before any wrapping of ours
+                return sandbox.table(sql)
+        except SqlError as exc:  # point at the model's file and line
             raise self._sql_error(exc) from None
 
-    def _sql_error(self, exc: Exception) -> ProjectError:
-        message = str(exc).strip()
-        first = message.splitlines()[0]
-        m = _LINE.search(message)
-        line = self.model.sql_line + int(m.group(1)) - 1 if m else self.model.sql_line
-        return ProjectError(
-            f"model {self.model.name} failed: {first}", Location(str(self.model.path.relative_to(self.root)), line)
-        )
+    def _sql_error(self, exc: Any) -> ProjectError | RunError:
+        """A refused or failing model is a project error (exit 2) at its file and line; one stopped
+        at its time or memory limit is a run error (exit 3)."""
+        from lakestack.engine.base import SqlOutOfMemory, SqlTimeout
+
+        display = str(self.model.path.relative_to(self.root))
+        if isinstance(exc, SqlTimeout | SqlOutOfMemory):
+            return RunError(f"{display}: {exc.reason}")
+        line = self.model.sql_line + exc.line - 1 if exc.line else self.model.sql_line
+        return ProjectError(exc.reason, Location(display, line))
 
     def _commit(self, table: Any, result: Any, dates: list[date] | None, checkpoint: dict[str, Any]) -> int | None:
         from lakestack.storage.warehouse import replace_files
