@@ -18,17 +18,19 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakestack.contracts.validate import Issue, Outcome
-from lakestack.errors import LakestackError
+from lakestack.errors import LakestackError, StorageError, Transient
+from lakestack.failpoints import failpoint
 from lakestack.ingest.base import IngestObserver, Source, SourceReport
 from lakestack.ingest.stream import Prepared, RowBuilder, StreamRecord, StreamWriter
-from lakestack.ingest.wal import Wal
+from lakestack.ingest.wal import LogHealth, SourceLock, Wal
 from lakestack.ingest.workers import RowPool, Rows, builder, default_workers, from_ipc, from_rows, to_rows
 from lakestack.storage.warehouse import history
 
@@ -44,6 +46,11 @@ class Overloaded(LakestackError):
     """More records wait for a commit than the collector holds; retry after a moment."""
 
     exit_code = 3
+
+
+class CommitPending(LakestackError, Transient):
+    """The batch is in the log but its Iceberg commit keeps failing (`ack: committed` answers this):
+    it will be committed; retry with the same batch id to learn its result."""
 
 
 class LimitExceeded(LakestackError):
@@ -110,8 +117,8 @@ class _Logged:
     prepared: Prepared
     batch_id: str
     client: bool
+    answer: BatchResult  # what the request is told (its per-record results), kept in the log entry
     request: _Request | None = None  # None when recovered from the log after a restart
-    result: BatchResult | None = None
 
 
 class HttpSource(Source):
@@ -135,48 +142,94 @@ class Collector:
     With `http.ack: durable` (the default) a request is answered once its records are in the fsynced
     log; with `committed`, once they are in an Iceberg snapshot. Either way the Iceberg commit
     carries the log position, so a restart commits what the log holds beyond it, exactly once.
+    Only one process collects a source: the log's lock is taken here (or passed in, taken earlier)
+    and held until :meth:`stop`.
     """
 
     def __init__(
-        self, warehouse: Warehouse, name: str, contract: Contract, config: SourceConfig, run_id: str, wal_dir: Path
+        self,
+        warehouse: Warehouse,
+        name: str,
+        contract: Contract,
+        config: SourceConfig,
+        run_id: str,
+        wal_dir: Path,
+        lock: SourceLock | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.limits = config.http
-        self.writer = StreamWriter(warehouse, name, contract, "http", config.stream, run_id)
-        self.wal = Wal(wal_dir)
+        lock = lock or SourceLock(wal_dir, name)  # first: nobody else may write the log or commit it
+        try:
+            self.writer = StreamWriter(warehouse, name, contract, "http", config.stream, run_id)
+            committed = self.writer.committed.get(WAL_PARTITION, -1)
+            ahead = self.writer.quarantined_upto.get(WAL_PARTITION, -1)  # a crash between the two commits
+            self.wal = Wal(wal_dir, committed=committed, at_least=ahead, source=name, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._logged: list[_Logged] = []
         self._logged_cond = threading.Condition()
         self._pending = 0
         self._inflight: dict[str, Future[BatchResult]] = {}
+        self._answers: OrderedDict[str, BatchResult] = OrderedDict()  # client batch id → its first answer
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._pool: RowPool | None = None
+        self._replayer: ThreadPoolExecutor | None = None
+        horizon_ms = (time.time() - self.limits.dedup_hours * 3600) * 1000
+        self._landed = _batches(self.writer.bronze, horizon_ms)  # client batch id → when it was made durable (ms)
+        try:
+            self._recover()
+        except BaseException:
+            self.wal.close()
+            raise
         workers = default_workers(self.limits.workers)
         if workers > 0:  # validation and row building run beside the event loop, on other cores
             self._pool = RowPool(name, contract, config.stream.max_record_bytes, workers)
-        horizon_ms = (time.time() - self.limits.dedup_hours * 3600) * 1000
-        self._landed = _batches(self.writer.bronze, horizon_ms)  # client batch id → when it was made durable (ms)
-        self._recover()
 
     def _recover(self) -> None:
-        """Entries of the log after Bronze's checkpoint were acknowledged but not committed: commit them."""
+        """Entries of the log after Bronze's checkpoint were acknowledged but not committed: commit
+        them before serving."""
+        done = self.wal.health.committed
+        self.wal.trim(done)
+        recovered = [self._recovered(position, payload) for position, payload in self.wal.read_after(done)]
+        if not recovered:
+            return
+        log.info("source %s: committing %d logged requests after a restart", self.name, len(recovered))
+        failpoint("http.recover.before_commit")
+        if not self._commit(recovered, give_up=lambda attempt: attempt >= 8):
+            raise StorageError(
+                f"source {self.name}: cannot commit the {len(recovered)} acknowledged requests its log holds "
+                "(see the errors above); they stay in the log for the next start"
+            )
+        failpoint("http.recover.after_commit")
+
+    def _recovered(self, position: int, payload: bytes) -> _Logged:
         import msgspec
 
-        done = self.writer.committed.get(WAL_PARTITION, -1)
-        self.wal.trim(done)
-        for position, payload in self.wal.read_after(done):
-            entry = msgspec.msgpack.decode(payload)
-            prepared = Prepared(Outcome([], [], []), from_ipc(entry["good"]), from_ipc(entry["bad"]), entry["n"])
-            self._logged.append(_Logged(position, prepared, entry["batch"], entry["client"]))
-            self._pending += entry["n"]
-            self.writer.stats.received += entry["n"]
-            if entry["client"]:
-                self._landed[entry["batch"]] = time.time() * 1000
-        if self._logged:
-            log.info("source %s: committing %d logged requests after a restart", self.name, len(self._logged))
+        entry = msgspec.msgpack.decode(payload)
+        batch, client, count = entry["batch"], entry["client"], entry["n"]
+        prepared = Prepared(Outcome([], [], []), from_ipc(entry["good"]), from_ipc(entry["bad"]), count)
+        if client and batch in self._landed:  # logged twice (a write whose failure left it behind): once
+            log.warning("source %s: batch %s is in the log twice; it lands once", self.name, batch)
+            prepared = Prepared(Outcome([], [], []), None, None, 0)
+        errors = {int(i): [Issue(*x) for x in issues] for i, issues in entry.get("errs", [])}
+        answer = BatchResult(self.name, batch, count, count - len(errors), len(errors), errors, None)
+        if client:
+            self._landed[batch] = time.time() * 1000
+            if "errs" in entry:  # logs written before results were kept answer by validating again
+                self._remember(batch, answer)
+        self._pending += prepared.count
+        self.writer.stats.received += prepared.count
+        return _Logged(position, prepared, batch, client, answer)
+
+    def _remember(self, key: str, answer: BatchResult) -> None:
+        self._answers[key] = answer
+        while len(self._answers) > ANSWERS_KEPT:
+            self._answers.popitem(last=False)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -186,7 +239,7 @@ class Collector:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Log and commit what waits, answer it, and stop."""
+        """Log and commit what waits, answer it, and stop (the log's lock is released)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -197,6 +250,8 @@ class Collector:
         self.wal.close()
         if self._pool is not None:
             self._pool.close()
+        if self._replayer is not None:
+            self._replayer.shutdown(wait=False, cancel_futures=True)
 
     @property
     def stats(self) -> Any:
@@ -205,6 +260,16 @@ class Collector:
     @property
     def pending(self) -> int:
         return self._pending
+
+    @property
+    def health(self) -> LogHealth:
+        """The log as found at start against Bronze's checkpoint (a problem means records may be lost)."""
+        return self.wal.health
+
+    @property
+    def log_position(self) -> int:
+        """The next position the log will write."""
+        return self.wal.next_position
 
     # -- requests ------------------------------------------------------------------------------
     def submit(self, body: bytes, content_type: str | None, batch_id: str | None = None) -> Future[BatchResult]:
@@ -218,36 +283,60 @@ class Collector:
                 raise Overloaded("the collector is shutting down; retry against the restarted server")
             if client and key in self._inflight:  # the same batch retried while the first attempt is logged
                 return self._inflight[key]
-            if client and key in self._landed:
-                done: Future[BatchResult] = Future()
-                done.set_result(self._replay(key, split_records(body, content_type, self.limits)))
-                return done
-            if self._pending >= self.config.stream.max_pending:
+            landed = client and key in self._landed
+            answer = self._answers.get(key) if landed else None
+            if not landed and self._pending >= self.config.stream.max_pending:
                 raise Overloaded(
                     f"{self._pending:,} records are waiting for a commit (limit stream.max_pending = "
                     f"{self.config.stream.max_pending:,}); retry shortly"
                 )
-            future: Future[BatchResult] = Future()
-            request = _Request(key, client, body, content_type, future)
-            if self._pool is not None:
-                request.prepared = self._pool.submit(_prepare_in_worker, key, body, content_type, self.limits)
-            self._queue.append(request)
-            if client:
-                self._inflight[key] = future
-            self._cond.notify()
-        return future
+            if not landed:
+                future: Future[BatchResult] = Future()
+                request = _Request(key, client, body, content_type, future)
+                if self._pool is not None:
+                    request.prepared = self._pool.submit(_prepare_in_worker, key, body, content_type, self.limits)
+                self._queue.append(request)
+                if client:
+                    self._inflight[key] = future
+                self._cond.notify()
+                return future
+        if answer is not None:  # a batch that landed before: answered as then, nothing is added
+            done: Future[BatchResult] = Future()
+            done.set_result(replace(answer, snapshot_id=None, duplicate=True))
+            return done
+        return self._replay(key, body, content_type)
 
-    def _replay(self, key: str, raws: list[bytes]) -> BatchResult:
-        """A batch that landed before: answer as then (validation is deterministic), add nothing."""
-        outcome = self.writer.validator.validate_json(raws)
-        errors = dict(outcome.invalid)
-        return BatchResult(self.name, key, len(raws), len(raws) - len(errors), len(errors), errors, None, True)
+    def _replay(self, key: str, body: bytes, content_type: str | None) -> Future[BatchResult]:
+        """A batch that landed before this process kept its answer: validate it again (it is
+        deterministic) away from the lock and the event loop, and add nothing."""
+        done: Future[BatchResult] = Future()
+
+        def finish(outcome: Future[tuple[int, list[tuple[int, list[Issue]]]] | LimitExceeded]) -> None:
+            try:
+                value = outcome.result()
+            except BaseException as exc:
+                done.set_exception(exc)
+                return
+            if isinstance(value, LimitExceeded):
+                done.set_exception(value)
+                return
+            count, invalid = value
+            errors = dict(invalid)
+            done.set_result(
+                BatchResult(self.name, key, count, count - len(errors), len(errors), errors, None, duplicate=True)
+            )
+
+        if self._pool is not None:
+            job = self._pool.submit(_replay_in_worker, body, content_type, self.limits)
+        else:
+            if self._replayer is None:
+                self._replayer = ThreadPoolExecutor(1, thread_name_prefix=f"collector-{self.name}-replay")
+            job = self._replayer.submit(_validate, self.writer.rows, body, content_type, self.limits)
+        job.add_done_callback(finish)
+        return done
 
     # -- the log thread: validate, append, fsync once per group, answer -----------------------
     def _log_loop(self) -> None:
-        import msgspec
-
-        encode = msgspec.msgpack.encode
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
@@ -257,32 +346,12 @@ class Collector:
                 taken = list(self._queue)
                 self._queue.clear()
             try:
-                entries, payloads = [], []
-                for request in taken:
-                    rows: Rows | LimitExceeded
-                    if request.prepared is not None:
-                        rows = request.prepared.result()
-                    else:
-                        rows = _prepare(
-                            self.writer.rows, request.batch_id, request.body, request.content_type, self.limits
-                        )
-                    if isinstance(rows, LimitExceeded):  # answered at once; nothing of it is logged
-                        self._fail([request], rows)
-                        continue
-                    prepared = from_rows(rows)
-                    good, bad, _, count = rows
-                    entries.append(_Logged(0, prepared, request.batch_id, request.client, request))
-                    payloads.append(
-                        encode(
-                            {"batch": request.batch_id, "client": request.client, "n": count, "good": good, "bad": bad}
-                        )
-                    )
-                first = self.wal.append(payloads)  # one write and one fsync for the whole group
+                entries, payloads = self._entries(taken)
+                first = self.wal.append(payloads) if payloads else 0  # one write and one fsync for the group
             except Exception as exc:  # nothing of this group is durable: each request learns it
-                log.exception("logging %d requests of source %s failed", len(taken), self.name)
-                self._fail(taken, exc)
+                log.error("logging %d requests of source %s failed: %s", len(taken), self.name, exc)
+                self._fail([r for r in taken if not r.future.done()], exc)
                 continue
-            durable = self.limits.ack == "durable"
             now_ms = time.time() * 1000
             with self._cond:
                 for offset, entry in enumerate(entries):
@@ -291,21 +360,42 @@ class Collector:
                     entry.position = first + offset
                     if entry.client:
                         self._landed[entry.batch_id] = now_ms
+                        self._remember(entry.batch_id, entry.answer)
                         self._inflight.pop(entry.batch_id, None)
-            for entry in entries:
-                entry.result = self._result(entry, None)
-                if durable and entry.request is not None:
-                    entry.request.future.set_result(entry.result)
+            if self.limits.ack == "durable":
+                failpoint("http.before_answer")
+                for entry in entries:
+                    if entry.request is not None:
+                        entry.request.future.set_result(entry.answer)
             with self._logged_cond:
                 self._logged.extend(entries)
                 self._logged_cond.notify()
         with self._logged_cond:
             self._logged_cond.notify()
 
-    def _result(self, entry: _Logged, snapshot: int | None) -> BatchResult:
-        errors = dict(entry.prepared.outcome.invalid)
-        n = entry.prepared.count
-        return BatchResult(self.name, entry.batch_id, n, n - len(errors), len(errors), errors, snapshot)
+    def _entries(self, taken: list[_Request]) -> tuple[list[_Logged], list[bytes]]:
+        """The log entries of a group of requests; a request over a limit is answered at once."""
+        import msgspec
+
+        encode = msgspec.msgpack.encode
+        entries, payloads = [], []
+        for request in taken:
+            rows: Rows | LimitExceeded
+            if request.prepared is not None:
+                rows = request.prepared.result()
+            else:
+                rows = _prepare(self.writer.rows, request.batch_id, request.body, request.content_type, self.limits)
+            if isinstance(rows, LimitExceeded):  # answered at once; nothing of it is logged
+                self._fail([request], rows)
+                continue
+            good, bad, invalid, count = rows
+            errors = dict(invalid)
+            answer = BatchResult(self.name, request.batch_id, count, count - len(errors), len(errors), errors, None)
+            entries.append(_Logged(0, from_rows(rows), request.batch_id, request.client, answer, request))
+            errs = [[i, [[x.path, x.rule, x.message] for x in issues]] for i, issues in invalid]
+            record = {"batch": request.batch_id, "client": request.client, "n": count, "good": good, "bad": bad}
+            payloads.append(encode({**record, "errs": errs}))
+        return entries, payloads
 
     def _fail(self, taken: list[_Request], exc: BaseException) -> None:
         with self._cond:
@@ -338,9 +428,12 @@ class Collector:
                         first_seen = time.monotonic()
                     self._logged_cond.wait(0.05)
                 taken, self._logged = self._logged, []
-            self._commit(taken)
+            if not self._commit(taken, give_up=lambda attempt: self._stopping and attempt >= 3):
+                return  # stopping with a warehouse that refuses: the log keeps them for the next start
 
-    def _commit(self, taken: list[_Logged]) -> None:
+    def _commit(self, taken: list[_Logged], give_up: Callable[[int], bool]) -> bool:
+        """Commit logged requests to Iceberg with their log position, retrying until it lands (the
+        records were acknowledged: they must). False if `give_up` said so first."""
         quarantined = self.writer.quarantined_upto.get(WAL_PARTITION, -1)
         batches = [e.batch_id for e in taken if e.client]
         for entry in taken:
@@ -353,40 +446,72 @@ class Collector:
             {WAL_PARTITION: taken[-1].position},
             {"http": {"batches": batches}} if batches else None,
         )
-        try:
-            result = self._flush_with_retry()
-        except Exception as exc:
-            log.exception("commit of source %s failed for good", self.name)
-            for entry in taken:
-                if entry.request is not None and not entry.request.future.done():
-                    entry.request.future.set_exception(exc)
-            return
+        failpoint("http.commit.before")
+        result = self._flush_until_done(taken, give_up)
+        if result is False:
+            return False
+        failpoint("http.commit.after")
         snapshot = result.snapshot_id if result is not None else None
-        for entry in taken:
-            if entry.request is not None and not entry.request.future.done():
-                entry.request.future.set_result(self._result(entry, snapshot))
+        waiting = [e for e in taken if e.request is not None and not e.request.future.done()]
+        if waiting:
+            failpoint("http.before_answer")
+        for entry in waiting:
+            assert entry.request is not None
+            entry.request.future.set_result(replace(entry.answer, snapshot_id=snapshot))
         with self._cond:
             self._pending -= sum(e.prepared.count for e in taken)
         self.wal.trim(taken[-1].position)
+        return True
 
-    def _flush_with_retry(self) -> Any:
-        """Records already acknowledged must reach Iceberg: retry a failed commit (the log keeps them)."""
-        for attempt in range(5):
+    def _flush_until_done(self, taken: list[_Logged], give_up: Callable[[int], bool]) -> Any:
+        """The staged commit, retried with backoff (the writer keeps what it staged, and a retry of a
+        commit that did land is recognised by its batch id). Clients waiting for the commit (`ack:
+        committed`) are told after a few failures that it is pending, never that it landed."""
+        attempt = 0
+        while True:
             try:
                 return self.writer.flush()
-            except Exception:
-                if attempt == 4:
-                    raise
-                log.warning("commit of source %s failed; retrying", self.name, exc_info=True)
-                time.sleep(0.2 * 2**attempt)
-        return None
+            except Exception as exc:
+                attempt += 1
+                log.warning("commit %d of source %s failed (%s); the log keeps its records", attempt, self.name, exc)
+                if attempt == COMMIT_TRIES_BEFORE_PENDING:
+                    pending = CommitPending(
+                        f"the batch is in the log but its commit fails ({exc}); it will be committed: "
+                        "retry with the same batch id to learn its result"
+                    )
+                    for entry in taken:
+                        if entry.request is not None and not entry.request.future.done():
+                            entry.request.future.set_exception(pending)
+                if give_up(attempt):
+                    log.error("source %s: giving up committing %d logged requests for now", self.name, len(taken))
+                    return False
+                time.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)))
 
 
 WAL_PARTITION = "wal"
+ANSWERS_KEPT = 20_000  # client batches whose answers a retry gets without validating again
+COMMIT_TRIES_BEFORE_PENDING = 5
 
 
 def _prepare_in_worker(batch_id: str, body: bytes, content_type: str | None, limits: Any) -> Rows | LimitExceeded:
     return _prepare(builder(), batch_id, body, content_type, limits)
+
+
+def _replay_in_worker(
+    body: bytes, content_type: str | None, limits: Any
+) -> tuple[int, list[tuple[int, list[Issue]]]] | LimitExceeded:
+    return _validate(builder(), body, content_type, limits)
+
+
+def _validate(
+    rows: RowBuilder, body: bytes, content_type: str | None, limits: Any
+) -> tuple[int, list[tuple[int, list[Issue]]]] | LimitExceeded:
+    """How many records a body holds and which are rejected, with why (nothing is built or kept)."""
+    try:
+        raws = split_records(body, content_type, limits)
+    except LimitExceeded as exc:
+        return exc
+    return len(raws), rows.validator.validate_json(raws).invalid
 
 
 def _prepare(

@@ -17,7 +17,8 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from lakestack.errors import LakestackError
-from lakestack.ingest.http import Collector, LimitExceeded, Overloaded
+from lakestack.ingest.http import Collector, CommitPending, LimitExceeded, Overloaded
+from lakestack.ingest.wal import LogWriteError, SourceLock
 from lakestack.pipeline.runs import new_run_id
 
 PROBLEM = "application/problem+json"
@@ -44,18 +45,28 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
-    """The API over one opened project; one collector per `kind: http` source."""
+    """The API over one opened project; one collector per `kind: http` source.
+
+    Each source's log is locked here, before the server starts: a second `lakestack serve` on the
+    same project fails at once with SourceBusy (exit 3) naming the process that collects it."""
     run_id = run_id or new_run_id()
     sources = {n: c for n, c in lake.project.config.sources.items() if c.kind == "http"}
     collectors: dict[str, Collector] = {}
+    locks = _lock_logs(lake, sources)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for name, config in sources.items():
-            wal = lake.project.root / config.http.wal_dir / name
-            collector = Collector(lake.warehouse, name, lake.project.contract(name), config, run_id, wal)
-            collector.start()
-            collectors[name] = collector
+        try:
+            for name, config in sources.items():
+                wal = _log_folder(lake, name, config)
+                contract = lake.project.contract(name)
+                collector = Collector(lake.warehouse, name, contract, config, run_id, wal, locks.pop(name))
+                collector.start()
+                collectors[name] = collector
+        except BaseException:
+            for lock in locks.values():
+                lock.release()
+            raise
         try:
             yield
         finally:  # a final commit answers every waiting request before the server exits
@@ -88,7 +99,8 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
             404: {"description": "No such HTTP source", "content": {PROBLEM: {}}},
             413: {"description": "Over a size or count limit (named in `limit`)", "content": {PROBLEM: {}}},
             503: {
-                "description": "Too many records wait for a commit; retry after Retry-After",
+                "description": "Too many records wait for a commit, the log disk is full or failing, or a "
+                "`committed` batch's commit is pending; nothing is acknowledged: retry after Retry-After",
                 "content": {PROBLEM: {}},
             },
         },
@@ -124,6 +136,10 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
             result = await asyncio.wrap_future(future)
         except LimitExceeded as exc:
             return _limit(exc)
+        except LogWriteError as exc:  # a full or failing log disk: nothing of the batch was acknowledged
+            return problem(503, "Log unavailable", f"the batch was not accepted ({exc}); retry it", retry_after=5)
+        except CommitPending as exc:
+            return problem(503, "Commit pending", str(exc), retry_after=5)
         except Exception as exc:
             return problem(503, "Commit failed", f"the batch was not committed ({exc}); retry it", retry_after=1)
         import msgspec
@@ -136,6 +152,7 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
         if collector is None:
             return problem(404, "Unknown source", f"no HTTP source '{source}'")
         s = collector.stats
+        health = collector.health
         return JSONResponse(
             {
                 "source": source,
@@ -146,10 +163,32 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
                 "pending": collector.pending,
                 "last_commit": s.last_commit.isoformat() if s.last_commit else None,
                 "last_commit_seconds": round(s.last_commit_seconds, 4),
+                "wal_position": collector.log_position,
+                "wal_committed_at_start": health.committed,
+                "wal_lost_suspected": health.problem is not None,
+                "wal_lost_entries": health.lost,
+                "wal_problem": health.problem,
+                "wal_incidents": health.incidents,
             }
         )
 
     return app
+
+
+def _log_folder(lake: Any, name: str, config: Any) -> Any:
+    return lake.project.root / config.http.wal_dir / name
+
+
+def _lock_logs(lake: Any, sources: dict[str, Any]) -> dict[str, SourceLock]:
+    locks: dict[str, SourceLock] = {}
+    try:
+        for name, config in sources.items():
+            locks[name] = SourceLock(_log_folder(lake, name, config), name)
+    except BaseException:
+        for lock in locks.values():
+            lock.release()
+        raise
+    return locks
 
 
 def _too_big(size: int, limit: int) -> str:
