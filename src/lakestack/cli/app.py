@@ -171,17 +171,17 @@ def stream(
     import signal
     import threading
 
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()  # the loop makes a final commit and returns (at once, exit 0, if it had not started)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # first: a stop during start-up is a clean stop too
+        signal.signal(sig, _stop)
     from lakestack.cli.render import StreamStatus, print_json, stream_summary
 
     console = _console()
     lake = _state(ctx).lake()
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: Any) -> None:
-        stop.set()  # the loop makes a final commit and returns
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _stop)
     if json_out:
         stats = lake.stream(source, stop, idle_stop=until_idle)
         print_json(console, stream_summary(source, stats))

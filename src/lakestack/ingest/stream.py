@@ -15,6 +15,11 @@ from Bronze's newest checkpoint, so a crash before step 2 re-reads those records
 already holds (at or below its checkpoint) are not quarantined twice. Only then is the broker
 told (Kafka offsets, NATS acks), so the broker's view is a hint and Iceberg is the truth.
 
+Both commits are compare-and-swap (no pyiceberg retry): each attempt re-reads what rivals
+committed (the fence) and lands only if nothing was committed since. A source that needs one
+owner (NATS: one durable consumer) claims a lease first; its fencing epoch is written in every
+checkpoint, and a commit is refused once a newer epoch has committed (ADR 8).
+
 The loop in :func:`run_stream` reads, validates and commits in one thread, so when commits fall
 behind it simply stops pulling: memory is bounded by the batch size.
 """
@@ -36,6 +41,8 @@ import pyarrow as pa
 
 from lakestack.contracts.arrow import records_to_arrow
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
+from lakestack.errors import RunError
+from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
 from lakestack.ingest.rows import reason, repeat, stamp
 from lakestack.storage.schema import error_struct_type
@@ -108,6 +115,11 @@ class StreamStats:
         return (self.landed + self.quarantined) / max(time.monotonic() - self.started, 1e-9)
 
 
+class OwnershipLost(RunError):
+    """Another process owns the source now (this one's lease expired, or a newer epoch committed):
+    stop without committing what is buffered; the owner reads it again."""
+
+
 class Positions:
     """What a source may ask of its writer: the committed positions, and a commit before it gives up
     partitions (a Kafka rebalance)."""
@@ -123,6 +135,12 @@ class Positions:
     def flush(self) -> None:
         self._writer.flush()
 
+    def epoch(self) -> int | None:
+        """The newest owner epoch Bronze or quarantine committed (None: never one)."""
+        writer = self._writer
+        epochs = [e for e in (newest_epoch(writer.bronze.refresh()), newest_epoch(writer.quarantine.refresh())) if e]
+        return max(epochs) if epochs else None
+
 
 class StreamSource(Source):
     """A source that reads from a broker. Subclasses implement open/poll/acknowledge/close."""
@@ -134,6 +152,19 @@ class StreamSource(Source):
         self.contract = contract
         self.config = config
         self.project = project
+
+    epoch: int | None = None  # the fencing epoch of this process's lease; None: the source takes none
+
+    def claim(self, positions: Positions, stop: threading.Event) -> bool:
+        """Become the one process that reads this source, waiting while another one owns it; False
+        if `stop` was set first. Sources whose broker gives each partition one owner (Kafka's group)
+        or that every process may read in full (Kinesis: the commit-time fence drops what a rival
+        committed) take no lease."""
+        return True
+
+    def check_owner(self, *, force: bool = False) -> None:
+        """Raise OwnershipLost if this process no longer owns the source (renews the lease when it is
+        due, or always with `force`: before every commit)."""
 
     @abstractmethod
     def open(self, positions: Positions) -> None:
@@ -262,6 +293,8 @@ class StreamWriter:
         self.stats = StreamStats()
         self.committed: dict[str, int] = {}
         self.quarantined_upto: dict[str, int] = {}
+        self.epoch: int | None = None  # the owner lease's fencing epoch, written in every checkpoint
+        self.owner_check: Callable[[], None] | None = None  # raises OwnershipLost; called before commits
         self._lock = threading.RLock()
         self.reload()
         self._reset()
@@ -362,36 +395,25 @@ class StreamWriter:
             started = time.perf_counter()
             if self._read and self._key is None:
                 self._fence(self.bronze.refresh())
+            if self.owner_check is not None and self._count:
+                self.owner_check()  # a paused owner whose lease expired must not commit
             if self._key is None:  # kept until the commit succeeds, so a retried flush is recognised
                 self._key = _batch_key(self.name, self._pending, self._extra)
             batch_key = self._key
             now = datetime.now(UTC)
             landed = 0
-            quarantined = self._quarantined_rows
             snapshot_id = None
+            if self._count and self._bad:
+                failpoint("stream.before_quarantine_commit")
+                self._commit_quarantine(now, batch_key)
+                failpoint("stream.after_quarantine_commit")
+            quarantined = self._quarantined_rows
             if self._count:
-                if self._bad:
-                    bad = stamp(pa.concat_tables(self._bad), self.run_id, now)
-                    self.quarantine = append(
-                        self.quarantine,
-                        bad,
-                        run_id=self.run_id,
-                        batch_id=f"{batch_key}:q",
-                        checkpoint=self._checkpoint(),
-                    )
-                    self._bad = []  # committed: a retry after a failed Bronze commit must not repeat it
-                    self._quarantined_rows = quarantined = bad.num_rows
-
-                tries = itertools.count()
-
-                def attempt(table: Any) -> tuple[pa.Table, dict[str, Any]]:
-                    if next(tries) and self._read:  # a retry after a rival's commit: fence again
-                        self._fence(table)
-                    return self._landing_rows(now), self._checkpoint()
-
-                self.bronze = append(self.bronze, None, run_id=self.run_id, batch_id=f"{batch_key}:b", attempt=attempt)
+                self._commit_bronze(now, batch_key)
+                failpoint("stream.after_bronze_commit")
                 landed = sum(t.num_rows for t in self._good)
-                snapshot_id = self.bronze.current_snapshot().snapshot_id
+                current = self.bronze.current_snapshot()
+                snapshot_id = current.snapshot_id if current is not None else None
             positions = {**self.committed, **self._pending}
             self.committed = positions
             for partition, position in self._pending.items():  # never lower it: after a crash between
@@ -410,11 +432,59 @@ class StreamWriter:
             self.stats.buffered = 0
             return result
 
+    def _commit_quarantine(self, now: datetime, batch_key: str) -> None:
+        """Commit the rejected records, fenced and compare-and-swapped like Bronze: every attempt
+        leaves out the rejects a rival quarantined (or whose Bronze positions it committed) since,
+        and lands only if quarantine did not change after that read (its pyiceberg retries are off)."""
+        tries = itertools.count()
+
+        def attempt(table: Any) -> tuple[pa.Table, dict[str, Any]] | None:
+            if next(tries) and self._read:  # a rival committed: its Bronze positions may have moved too
+                self._fence(self.bronze.refresh())
+            if self._read:
+                self._fence_quarantine(table)
+            self._check_epoch(self.bronze, table)
+            if not self._bad:
+                return None  # a rival quarantined every one of them
+            return stamp(pa.concat_tables(self._bad), self.run_id, now), self._checkpoint()
+
+        self.quarantine = append(self.quarantine, None, run_id=self.run_id, batch_id=f"{batch_key}:q", attempt=attempt)
+        # committed: a retried flush (after a failed Bronze commit) must not repeat it
+        self._quarantined_rows = sum(t.num_rows for t in self._bad)
+        self._bad = []
+
+    def _commit_bronze(self, now: datetime, batch_key: str) -> None:
+        tries = itertools.count()
+
+        def attempt(table: Any) -> tuple[pa.Table, dict[str, Any]] | None:
+            if next(tries) and self._read:  # a retry after a rival's commit: fence again
+                self._fence(table)
+            self._check_epoch(table)
+            if self._read and not self._pending and not self._extra and not any(t.num_rows for t in self._good):
+                return None  # every record was fenced away: nothing to land, no position to advance
+            return self._landing_rows(now), self._checkpoint()
+
+        self.bronze = append(self.bronze, None, run_id=self.run_id, batch_id=f"{batch_key}:b", attempt=attempt)
+
+    def _check_epoch(self, *tables: Any) -> None:
+        """Refuse to commit once a newer owner epoch committed to Bronze or quarantine."""
+        if self.epoch is None:
+            return
+        for table in tables:
+            newest = newest_epoch(table)
+            if newest is not None and newest > self.epoch:
+                raise OwnershipLost(
+                    f"source '{self.name}': a newer owner (epoch {newest}) committed since this process "
+                    f"(epoch {self.epoch}) took the source; stopping without committing {self._count} records"
+                )
+
     def _checkpoint(self) -> dict[str, Any]:
         """The positions this batch advanced (only those: this writer's view of the others may be
         stale, as another member of a Kafka group owns them now) and the batches it holds."""
         advanced = {p: str(v) for p, v in sorted(self._pending.items())}
         checkpoint: dict[str, Any] = {"stream": {"kind": self.kind, "positions": advanced}}
+        if self.epoch is not None:
+            checkpoint["stream"]["epoch"] = self.epoch
         for extra in self._extra:
             for key, value in extra.items():
                 checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
@@ -432,6 +502,7 @@ class StreamWriter:
         without a revocation (it missed its session) must not commit what the new owner already
         has. Records beyond are kept. Bronze's own commit retries are off, so its commit lands
         only if nothing was committed after this read; otherwise `append` calls this again."""
+        failpoint("stream.fence")
         self.bronze = bronze
         fresh = stream_positions(bronze, self._read)
         ahead = {p: fresh[p] for p in sorted(self._read) if fresh.get(p, -1) > self.committed.get(p, -1)}
@@ -452,6 +523,34 @@ class StreamWriter:
             )
             self._count -= dropped
             self.stats.duplicates += dropped
+
+    def _fence_quarantine(self, quarantine: Any) -> None:
+        """Drop buffered rejects at or below a position a rival quarantined since this writer last
+        looked (`quarantine` as it is now): the rival's batch held every reject up to there, even
+        when its Bronze commit has not landed yet (a zombie woken between the owner's two commits)."""
+        fresh = stream_positions(quarantine, self._read)
+        dropped = 0
+        for partition in sorted(self._read):
+            upto = fresh.get(partition, -1)
+            if upto > self.quarantined_upto.get(partition, -1):
+                self._bad, bad = _drop_upto(self._bad, partition, upto)
+                dropped += bad
+                self.quarantined_upto[partition] = upto
+        if dropped:
+            log.warning("source %s: another writer quarantined %d buffered rejects meanwhile", self.name, dropped)
+            self._count -= dropped
+            self.stats.duplicates += dropped
+
+
+def newest_epoch(table: Any) -> int | None:
+    """The owner epoch of the newest stream commit of a table (None: it carries none). Only an owner
+    holding the newest epoch can commit, so the newest commit's epoch is the highest."""
+    for commit in history(table, newest_first=True):
+        stream = (commit.checkpoint or {}).get("stream")
+        if stream:
+            epoch = stream.get("epoch")
+            return int(epoch) if epoch is not None else None
+    return None
 
 
 def stream_positions(table: Any, partitions: Collection[str] | None = None) -> dict[str, int]:
@@ -499,12 +598,20 @@ def run_stream(
     """Read, validate and commit until `stop` is set (or, with `idle_stop`, until nothing new has
     arrived for that many seconds); always ends with a final commit."""
     settings = source.config.stream
+    if stop.is_set():  # stopped (SIGTERM) before anything started: nothing to read or commit
+        return StreamStats()
     writer = StreamWriter(warehouse, source.name, source.contract, source.kind, settings, run_id)
-    source.open(Positions(writer))
+    positions = Positions(writer)
+    if not source.claim(positions, stop):
+        return writer.stats
+    writer.epoch = source.epoch
+    writer.owner_check = lambda: source.check_owner(force=True)
+    source.open(positions)
     idle_since = opened = time.monotonic()
     last_status = 0.0
     try:
         while not stop.is_set():
+            source.check_owner()
             room = max(1, settings.max_records - writer.buffered)
             records = source.poll(min(room, 10_000), timeout=min(0.2, settings.max_seconds))
             if records:
@@ -533,6 +640,7 @@ def run_stream(
 def _commit(source: StreamSource, writer: StreamWriter) -> None:
     result = writer.flush()
     if result is not None:
+        failpoint("stream.before_ack")
         source.acknowledge(result)
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from lakestack.contracts.model import Contract
 from lakestack.errors import CommitConflictError, StorageError
+from lakestack.failpoints import failpoint
 from lakestack.storage.schema import bronze_schema, day_partition, quarantine_schema
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,12 @@ RUN_ID = "lakestack.run-id"
 BATCH_ID = "lakestack.batch-id"
 CHECKPOINT = "lakestack.checkpoint"
 CONTRACT = "lakestack.contract"
-# Bronze commits are retried by `append` (batch-id check, stream fence), never blindly by pyiceberg.
+# Every lakestack table is committed with its own retries (`append`'s batch-id check and fences,
+# Silver's recomputed MERGE), never blindly by pyiceberg: a blind retry re-applies a commit whose
+# premise (the fence, the ledger, the files it read) a rival's commit just changed.
 NO_AUTO_RETRY = "commit.retry.num-retries"
-BRONZE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd", NO_AUTO_RETRY: "0"}
+BASE_PROPERTIES = {"format-version": "2", NO_AUTO_RETRY: "0"}
+BRONZE_PROPERTIES = {**BASE_PROPERTIES, "write.parquet.compression-codec": "zstd"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +63,22 @@ class Warehouse:
         existing = {ns[0] for ns in self.catalog.list_namespaces()}
         for ns in NAMESPACES:
             if ns not in existing:
-                self.catalog.create_namespace_if_not_exists(ns)
+                self._create_namespace(ns)
         self._ensured = True
+
+    def _create_namespace(self, namespace: str) -> None:
+        """Create a namespace; a rival process creating it at the same moment is not an error."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            self.catalog.create_namespace(namespace)
+        except (NamespaceAlreadyExistsError, IntegrityError):
+            # SqlCatalog checks, then inserts: two first starts both pass the check and one insert
+            # fails on the unique key. Either way the namespace must exist now.
+            if not self.catalog.namespace_exists(namespace):
+                raise
+            log.debug("namespace %s was created by another process", namespace)
 
     def exists(self, identifier: str) -> bool:
         return bool(self.catalog.table_exists(identifier))
@@ -85,17 +103,7 @@ class Warehouse:
         self.ensure_namespaces()
         identifier = f"bronze.{contract.source}"
         if self.exists(identifier):
-            table = self.load(identifier)
-            if table.metadata.properties.get(NO_AUTO_RETRY) != "0":  # made before lakestack retried itself
-                from pyiceberg.exceptions import CommitFailedException
-
-                try:
-                    with table.transaction() as tx:
-                        tx.set_properties({NO_AUTO_RETRY: "0"})
-                except CommitFailedException:  # another writer committed first; the next open sets it
-                    log.info("%s: could not set %s yet", identifier, NO_AUTO_RETRY)
-                table = self.load(identifier)
-            return table
+            return self._open(identifier)
         schema = bronze_schema(contract)
         props = {CONTRACT: contract.ref, **BRONZE_PROPERTIES}
         props.update({f"lakestack.pii.{k}": v for k, v in contract.pii_columns().items()})
@@ -108,12 +116,11 @@ class Warehouse:
         self.ensure_namespaces()
         identifier = f"silver.{model.name}"
         if self.exists(identifier):
-            return self.load(identifier)
+            return self._open(identifier)
         schema = contract_schema(model.contract, SILVER_COLUMNS)
         props = {
             CONTRACT: model.contract.ref,
-            "format-version": "2",
-            "write.parquet.compression-codec": "zstd",
+            **BRONZE_PROPERTIES,
             "lakestack.key": ",".join(model.key),
         }
         props.update({f"lakestack.pii.{k}": v for k, v in model.contract.pii_columns().items()})
@@ -133,10 +140,10 @@ class Warehouse:
         identifier = model.identifier
         if self.exists(identifier):
             if not replace:
-                return self.load(identifier)
+                return self._open(identifier)
             self.catalog.drop_table(identifier)  # the model's columns changed: a full rebuild starts over
         settings = model.settings
-        props = {"format-version": "2", "write.parquet.compression-codec": "zstd", "lakestack.model": model.name}
+        props = {**BRONZE_PROPERTIES, "lakestack.model": model.name}
         props.update(
             {f"lakestack.{k}": v for k, v in (("description", settings.description), ("owner", settings.owner)) if v}
         )
@@ -159,17 +166,31 @@ class Warehouse:
 
         self.ensure_namespaces()
         if self.exists(identifier):
-            return self.load(identifier)
-        return self._create(identifier, schema, UNPARTITIONED_PARTITION_SPEC, {"format-version": "2"})
+            return self._open(identifier)
+        return self._create(identifier, schema, UNPARTITIONED_PARTITION_SPEC, dict(BASE_PROPERTIES))
 
     def quarantine_table(self, source: str) -> Any:
         """`quarantine.<source>`: rejected records and files with every error."""
         self.ensure_namespaces()
         identifier = f"quarantine.{source}"
         if self.exists(identifier):
-            return self.load(identifier)
+            return self._open(identifier)
         schema = quarantine_schema()
-        return self._create(identifier, schema, day_partition(schema, "_ingested_at"), {"format-version": "2"})
+        return self._create(identifier, schema, day_partition(schema, "_ingested_at"), dict(BASE_PROPERTIES))
+
+    def _open(self, identifier: str) -> Any:
+        """Load a table, turning off pyiceberg's blind commit retry on one an older lakestack made."""
+        table = self.load(identifier)
+        if table.metadata.properties.get(NO_AUTO_RETRY) == "0":
+            return table
+        from pyiceberg.exceptions import CommitFailedException
+
+        try:
+            with table.transaction() as tx:
+                tx.set_properties({NO_AUTO_RETRY: "0"})
+        except CommitFailedException:  # another writer committed first; the next open sets it
+            log.info("%s: could not set %s yet", identifier, NO_AUTO_RETRY)
+        return self.load(identifier)
 
     def _create(self, identifier: str, schema: Any, spec: Any, props: dict[str, str]) -> Any:
         from pyiceberg.exceptions import TableAlreadyExistsError
@@ -177,7 +198,7 @@ class Warehouse:
         try:
             return self.catalog.create_table(identifier, schema=schema, partition_spec=spec, properties=props)
         except TableAlreadyExistsError:  # another writer created it first
-            return self.load(identifier)
+            return self._open(identifier)
 
 
 def history(table: Any, *, newest_first: bool = False) -> Iterator[Commit]:
@@ -200,7 +221,9 @@ def has_batch(table: Any, batch_id: str) -> bool:
     return any(c.batch_id == batch_id for c in history(table))
 
 
-Attempt = Callable[[Any], tuple[pa.Table, dict[str, Any] | None]]
+# Makes one try's data and checkpoint from the table as it then is; None: nothing is left to commit
+# (a rival's commit already holds all of it), so `append` commits nothing.
+Attempt = Callable[[Any], tuple[pa.Table, dict[str, Any] | None] | None]
 
 
 def append(
@@ -225,10 +248,14 @@ def append(
 
     for n in range(retries + 1):
         if attempt is not None:
-            data, checkpoint = attempt(table)
+            made = attempt(table)
+            if made is None:
+                return table
+            data, checkpoint = made
         assert data is not None, "append needs data or an attempt"
         try:
             _fast_append(table, data.cast(table.schema().as_arrow()), _props(run_id, batch_id, checkpoint))
+            failpoint("storage.append.after_commit")
             return table
         except (CommitFailedException, CommitStateUnknownException) as exc:
             table = table.refresh()
@@ -249,6 +276,7 @@ def _fast_append(table: Any, data: pa.Table, props: dict[str, str]) -> None:
     with table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as update:
         for data_file in write_data_files(tx.table_metadata, table.io, data, update.commit_uuid):
             update.append_data_file(data_file)
+        failpoint("storage.append.after_write")  # data files written; the catalog commit is next
 
 
 def _props(run_id: str, batch_id: str, checkpoint: dict[str, Any] | None) -> dict[str, str]:
@@ -284,6 +312,7 @@ def replace_files(
                     overwrite.delete_data_file(data_file)
                 for data_file in write_data_files(tx.table_metadata, table.io, data, overwrite.commit_uuid):
                     overwrite.append_data_file(data_file)
+                failpoint("storage.replace.after_write")  # data files written; the catalog commit is next
     except (CommitFailedException, CommitStateUnknownException, ValidationException) as exc:
         # pyiceberg retries a conflicting commit itself and refuses (ValidationException) when the
         # files this merge read were changed by the other writer: the merge must be recomputed.
@@ -291,6 +320,7 @@ def replace_files(
         if has_batch(table, batch_id):
             return table
         raise CommitConflictError(f"{table.name()} changed while merging; re-read and retry ({exc})") from exc
+    failpoint("storage.replace.after_commit")
     return table
 
 
