@@ -146,7 +146,7 @@ def test_query_is_read_only(staged: Path, tmp_path: Path) -> None:
         ("SELECT 1; SELECT 2", "only one read-only SELECT"),
         ("COPY bronze.orders TO '/tmp/x.csv'", "only one read-only SELECT"),
         ("SELECT * FROM read_csv('/etc/passwd')", r"reads outside the lake: read_csv\('/etc/passwd'\) is refused"),
-        ("UPDATE EXTENSIONS", r"only one read-only SELECT is allowed \(got: UPDATE EXTENSIONS\)"),
+        ("UPDATE EXTENSIONS", r"only one read-only SELECT is allowed in the query \(got: UPDATE EXTENSIONS\)"),
         ("SELECT * FROM nope.nothing", "the query failed"),
         ("SELEC 1", "does not parse"),
     ]:

@@ -85,8 +85,12 @@ class SqlTimeout(SqlError):
     """The statement (or the writing of its result) ran past `timeout_s`."""
 
 
+class SqlOutOfMemory(SqlError):
+    """The statement needed more than `memory_limit`."""
+
+
 class SqlFailed(SqlError):
-    """The engine raised: a missing table or column, a type error, out of memory."""
+    """The engine raised: a missing table or column, a type error, a result over its limits."""
 
 
 @dataclass(slots=True)
@@ -123,7 +127,12 @@ class ResultStream(ABC):
 
 
 class Sandbox(ABC):
-    """A locked-down connection over a fixed set of tables. Every method runs exactly one SELECT."""
+    """A locked-down connection over a fixed set of tables. Every method runs exactly one SELECT.
+
+    `label` names the SQL in messages (`the query`, `model fact_sales`); a caller may change it
+    between statements (one sandbox evaluates the checks of a dataset)."""
+
+    label: str
 
     @abstractmethod
     def check(self, sql: str) -> None:

@@ -22,6 +22,7 @@ from lakestack.engine.base import (
     SqlFailed,
     SqlInput,
     SqlLimits,
+    SqlOutOfMemory,
     SqlRefused,
     SqlTimeout,
     Truncation,
@@ -156,7 +157,9 @@ class DuckDBSandbox(Sandbox):
         kinds = [_kind(s) for s in statements]
         if kinds != ["SELECT"]:
             got = ", ".join(kinds) or "nothing"
-            raise SqlRefused(f"only one read-only SELECT is allowed (got: {got})", label=self.label, detail=got)
+            raise SqlRefused(
+                f"only one read-only SELECT is allowed in {self.label} (got: {got})", label=self.label, detail=got
+            )
 
     def table(self, sql: str) -> Any:
         import pyarrow as pa
@@ -213,7 +216,7 @@ class DuckDBSandbox(Sandbox):
                 line=line,
             )
         if "OUT OF MEMORY" in first.upper():
-            return SqlFailed(
+            return SqlOutOfMemory(
                 f"{label} needs more than its memory limit ({self.limits.memory_limit}): {first}",
                 label=label,
                 detail=first,

@@ -25,6 +25,7 @@ from lakestack.quality.model import (
     AcceptedValues,
     CheckFile,
     CheckResult,
+    CustomSql,
     NotNull,
     ReferentialIntegrity,
     SchemaMatches,
@@ -56,6 +57,8 @@ def load_check_files(root: Path) -> list[DatasetChecks]:
         except ValidationError as exc:
             message, location = pydantic_problem(exc, smap, CheckFile)
             raise ProjectError(message, location) from None
+        for i, check in enumerate(spec.checks):  # so a refused check can name its file and line
+            check._location = smap.locate(("checks", i, "sql") if isinstance(check, CustomSql) else ("checks", i))
         out.append(DatasetChecks(spec.dataset, tuple(spec.checks), display))
     return out
 
@@ -91,41 +94,44 @@ class Evaluation:
         staged: Any = None,
         pii: dict[str, str] | None = None,
     ) -> list[CheckResult]:
-        from lakestack.engine.duckdb import DuckDBEngine
+        from lakestack.engine import open_sandbox
+        from lakestack.engine.base import CHECK_LIMITS
 
         checks = list(checks)
-        engine = DuckDBEngine()
-        try:
-            engine.con.execute("SET TimeZone = 'UTC'")
-            snapshot, pii = self._register(engine, dataset, checks, staged, pii)
+        inputs, snapshot, pii = self._inputs(dataset, checks, staged, pii)
+        with open_sandbox(inputs, CHECK_LIMITS, label=f"checks of {dataset}") as sandbox:
             results, samples = [], []
             for check in checks:
-                result, rows = self._one(engine, dataset, check, snapshot, contract)
+                result, rows = self._one(sandbox, dataset, check, snapshot, contract)
                 results.append(result)
                 samples += [(result.check, row) for row in rows]
-        finally:
-            engine.close()
         self._record(results, samples, pii or {})
         return results
 
-    def _register(
-        self, engine: Any, dataset: str, checks: list[Any], staged: Any, pii: dict[str, str] | None
-    ) -> tuple[int | None, dict[str, str]]:
+    def _inputs(
+        self, dataset: str, checks: list[Any], staged: Any, pii: dict[str, str] | None
+    ) -> tuple[list[Any], int | None, dict[str, str]]:
+        """The tables the checks may read: the dataset (or its staged state), the tables referential
+        checks point at, and the tables `custom_sql` names; with the dataset's snapshot and PII columns."""
+        from lakestack.engine import tables_named
+        from lakestack.engine.base import SqlInput
+
         tables = {dataset} | {
             ".".join(c.references.split(".")[:2]) for c in checks if isinstance(c, ReferentialIntegrity)
         }
+        for check in checks:
+            if isinstance(check, CustomSql):
+                tables |= set(tables_named(check.sql))
+        inputs: list[Any] = []
         snapshot = None
         for identifier in sorted(tables):
-            layer = identifier.partition(".")[0]
-            engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
             if identifier == dataset and staged is not None:
-                engine.con.register("_staged", staged)
-                engine.con.execute(f"CREATE OR REPLACE VIEW {_quoted(identifier)} AS SELECT * FROM _staged")
+                inputs.append(SqlInput(identifier, staged))
                 continue
-            if not self.warehouse.exists(identifier):
+            if "." not in identifier or not self.warehouse.exists(identifier):
                 continue
             table = self.warehouse.load(identifier)
-            engine.register(identifier, table)
+            inputs.append(SqlInput(identifier, table))
             if identifier == dataset:
                 snap = table.current_snapshot()
                 snapshot = snap.snapshot_id if snap else None
@@ -135,11 +141,12 @@ class Evaluation:
                         for k, v in table.properties.items()
                         if k.startswith("lakestack.pii.")
                     }
-        return snapshot, pii or {}
+        return inputs, snapshot, pii or {}
 
     def _one(
-        self, engine: Any, dataset: str, check: Any, snapshot: int | None, contract: Any
+        self, sandbox: Any, dataset: str, check: Any, snapshot: int | None, contract: Any
     ) -> tuple[CheckResult, list[dict[str, Any]]]:
+        from lakestack.engine.base import SqlRefused
         from lakestack.quality.compile import compile_check
 
         started = time.perf_counter()
@@ -155,19 +162,24 @@ class Evaluation:
                 observed, threshold, ok, message = self._volume(dataset, check, snapshot)
                 failing, rows = 0, []
             else:
+                sandbox.label = f"check {name} on {dataset}"
+                if isinstance(check, CustomSql):
+                    sandbox.check(check.sql)  # the check's own text, before we wrap it in a count
                 compiled = compile_check(check, dataset, now=self.now)
-                value = engine.con.execute(compiled.observed.sql("duckdb")).fetchall()[0][0]
+                value = sandbox.table(compiled.observed.sql("duckdb")).column(0)[0].as_py()
                 observed = float(value) if value is not None else None
                 ok, threshold, message = compiled.passes(observed), compiled.threshold, ""
                 failing = int(observed or 0) if compiled.failing is not None else 0
                 rows = (
-                    engine.sql(compiled.failing.limit(self.sample_rows).sql("duckdb")).to_pylist()
+                    sandbox.table(compiled.failing.limit(self.sample_rows).sql("duckdb")).to_pylist()
                     if compiled.failing is not None and failing
                     else []
                 )
             status = "pass" if ok else ("fail" if check.severity == "fail" else "warn")
             if ok is None:
                 status = "skipped"
+        except SqlRefused as exc:  # project SQL reaching outside the lake stops the run: nothing is recorded
+            raise ProjectError(exc.reason, getattr(check, "_location", None)) from None
         except Exception as exc:  # a check that cannot run is reported, and blocks like a failure
             observed, threshold, failing, rows, message = None, "", 0, [], str(exc).splitlines()[0]
             status = "error"
@@ -339,6 +351,40 @@ def _schemas() -> tuple[Any, Any]:
     return results, failures
 
 
+def _failing_rows(warehouse: Any, dataset: str, drops: list[Any]) -> Any:
+    """The rows the `drop` checks fail, each with a `_check` column naming the check, as Arrow;
+    computed in the project-SQL sandbox (a `custom_sql` drop check is project SQL)."""
+    from sqlglot import exp
+
+    from lakestack.engine import open_sandbox, tables_named
+    from lakestack.engine.base import CHECK_LIMITS, SqlInput, SqlRefused
+    from lakestack.quality.compile import compile_check
+
+    tables = {dataset} | {".".join(c.references.split(".")[:2]) for c in drops if isinstance(c, ReferentialIntegrity)}
+    for check in drops:
+        if isinstance(check, CustomSql):
+            tables |= set(tables_named(check.sql))
+    inputs = [SqlInput(t, warehouse.load(t)) for t in sorted(tables) if "." in t and warehouse.exists(t)]
+    parts = []
+    for check in drops:
+        failing = compile_check(check, dataset).failing
+        assert failing is not None
+        parts.append(
+            exp.select("*", exp.alias_(exp.Literal.string(check.check_name), "_check")).from_(failing.subquery("f"))
+        )
+    union = parts[0]
+    for part in parts[1:]:
+        union = exp.Union(this=union, expression=part, distinct=False, by_name=True)  # type: ignore[assignment]
+    with open_sandbox(inputs, CHECK_LIMITS, label=f"drop checks of {dataset}") as sandbox:
+        try:
+            for check in drops:
+                if isinstance(check, CustomSql):
+                    sandbox.check(check.sql)
+            return sandbox.table(union.sql("duckdb"))
+        except SqlRefused as exc:
+            raise ProjectError(exc.reason) from None
+
+
 def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: list[CheckResult], run_id: str) -> int:
     """For `drop` checks that failed on a Silver dataset: move the failing rows to quarantine.<source>.
 
@@ -349,7 +395,6 @@ def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: li
     from sqlglot import exp
 
     from lakestack.engine.duckdb import DuckDBEngine, parquet_scan
-    from lakestack.quality.compile import compile_check
     from lakestack.storage.warehouse import append, replace_files
 
     failed = {r.check for r in results if r.severity == "drop" and r.failing_rows}
@@ -357,26 +402,12 @@ def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: li
     if not drops:
         return 0
     table = warehouse.load(model.identifier)
-    engine = DuckDBEngine()
+    dropped = _failing_rows(warehouse, model.identifier, drops)
+    keys = [exp.column(k, quoted=True) for k in model.key]
+    engine = DuckDBEngine()  # only our own SQL from here on: the project's ran in the sandbox
     try:
         engine.con.execute("SET TimeZone = 'UTC'")
-        for identifier in {model.identifier} | {
-            ".".join(c.references.split(".")[:2]) for c in drops if isinstance(c, ReferentialIntegrity)
-        }:
-            engine.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{identifier.partition(".")[0]}"')
-            engine.register(identifier, warehouse.load(identifier))
-        keys = [exp.column(k, quoted=True) for k in model.key]
-        parts = []
-        for check in drops:
-            failing = compile_check(check, model.identifier).failing
-            assert failing is not None
-            parts.append(
-                exp.select("*", exp.alias_(exp.Literal.string(check.check_name), "_check")).from_(failing.subquery("f"))
-            )
-        union = parts[0]
-        for part in parts[1:]:
-            union = exp.Union(this=union, expression=part, distinct=False, by_name=True)  # type: ignore[assignment]
-        engine.con.execute(f"CREATE TEMP TABLE dropped AS {union.sql('duckdb')}")
+        engine.con.register("dropped", dropped)
         files = [t.file for t in table.scan().plan_files()]
         holding = engine.files_holding([f.file_path for f in files], list(model.key), "dropped")
         touched = [f for f in files if f.file_path in holding]

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from lakestack.errors import Location
 
 Severity = Literal["warn", "drop", "fail"]
 Status = Literal["pass", "warn", "fail", "error", "skipped"]
@@ -27,6 +29,7 @@ class _Check(BaseModel):
     name: str | None = None
     severity: Severity = "fail"
     description: str | None = None
+    _location: Location | None = PrivateAttr(default=None)  # where it was declared (set by the loader)
 
     @property
     def check_name(self) -> str:
