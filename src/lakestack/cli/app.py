@@ -384,36 +384,47 @@ def query(
     out: Annotated[
         Path | None, typer.Option("--output", "-o", help="File for parquet (and optionally csv/json).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print as a table.")] = 100,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print as a table.")] = 100,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows", min=0, help="Stop the result after N rows (default 100,000; 10,000,000 with -o; 0: no limit)."
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option("--max-bytes", help="Stop after this much result data (default 256MB; 4GB with -o; 0: no limit)."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds for running the query and writing its result.")
+    ] = 60.0,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Read-only SQL over the project's tables (DuckDB, locked down)."""
-    from lakestack.cli.render import rows_table, to_jsonable
+    """Read-only SQL over the project's tables (DuckDB, locked down), streamed within row, byte and time limits."""
+    import time
+
+    from lakestack.cli import results
     from lakestack.errors import UsageError
 
-    if output not in ("table", "csv", "json", "parquet"):
-        raise UsageError(f"unknown format '{output}' (table, csv, json, parquet)")
-    data = _state(ctx).lake().query(sql)
-    if output == "parquet":
-        import pyarrow.parquet as pq
-
-        if out is None:
-            raise UsageError("--format parquet needs --output FILE")
-        pq.write_table(data, out)
-        return
-    if output == "csv":
-        import pyarrow.csv as pacsv
-
-        target = str(out) if out else sys.stdout.buffer
-        pacsv.write_csv(data, target)
-        return
-    if output == "json":
+    if json_out and out is None and output not in ("table", "json"):
+        raise UsageError("--json prints the rows as JSON; write csv or parquet with --output FILE")
+    results.check_output(out, "json" if json_out and out is None else output)
+    limits = results.query_limits(out is not None, max_rows, max_bytes, timeout)
+    started = time.perf_counter()
+    with _state(ctx).lake().query_stream(sql, limits) as stream:
+        if json_out and out is None:
+            results.json_document(stream, sys.stdout.buffer)
+            written = results.Written(stream.rows, 0, None, stream.truncated)
+        else:
+            written = results.write_result(stream, output, out, show=limit, console=_console())
+    notice = results.truncation_notice(written)
+    if notice:
+        sys.stderr.write(notice + "\n")
+    if json_out and out is not None:
         import json
 
-        text = "\n".join(json.dumps(to_jsonable(r), default=str) for r in data.to_pylist())
-        (out.write_text(text + "\n") if out else print(text))
-        return
-    rows = [to_jsonable(r) for r in data.slice(0, limit).to_pylist()]
-    _console().print(rows_table(f"{data.num_rows:,} rows", rows, data.column_names))
+        sys.stdout.write(json.dumps(results.summary(written, list(stream.schema.names), time.perf_counter() - started)))
+        sys.stdout.write("\n")
 
 
 @app.command()
