@@ -11,8 +11,9 @@ A project is a folder with `lakestack.yaml` at its root::
       orders: {kind: files, landing: landing/orders, contract: orders}
     datasets: {}
 
-Secrets are referenced by name (`{secret: NAME}`) and resolved only when a connection is opened,
-so they never appear in logs, errors or outputs.
+Secrets are referenced by name (`{secret: NAME}`) and resolved only when a connection is opened;
+a resolved value and its parts are redacted from every error, log record and JSON output
+(`lakestack._secrets`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from lakestack._secrets import remember
 from lakestack._yaml import MAX_PROJECT_BYTES, load_yaml, pydantic_problem
 from lakestack.errors import ConfigError, Location
 
@@ -45,6 +47,7 @@ class SecretRef(Frozen):
         value = os.environ.get(self.secret)
         if value is None:
             raise ConfigError(f"secret '{self.secret}' is not set (expected an environment variable of that name)")
+        remember(value)  # from now on redacted from every message, log record and JSON output
         return value
 
     def __str__(self) -> str:

@@ -27,6 +27,12 @@ class LakestackError(Exception):
 
     exit_code = 3
 
+    def __str__(self) -> str:
+        # A driver's message may quote a secret (a password in a URL); never show it.
+        from lakestack._secrets import redact
+
+        return redact(super().__str__())
+
 
 class Transient:
     """Marker mix-in: the operation may succeed if retried."""

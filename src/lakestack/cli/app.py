@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from lakestack.errors import LakestackError, ProjectError
 
@@ -70,9 +71,10 @@ def main_options(
 
 
 def _console() -> Console:
-    # Piped output (CI logs, files) has no terminal width; give tables room instead of rich's 80.
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-    return Console(highlight=False, soft_wrap=False, width=width)
+    """Markup off: data, file names and messages print as they are (styling: render.markup)."""
+    from lakestack.cli.render import make_console
+
+    return make_console()
 
 
 @app.command()
@@ -90,8 +92,12 @@ def init(
 
         print_json(_console(), {"project": name, "path": str(folder)})
         return
+    from lakestack.cli.render import markup
+
     _console().print(
-        f"[green]Created project[/] [bold]{name}[/] in {folder}\nNext: [bold]lakestack -p {folder} ingest[/]"
+        markup(
+            "[green]Created project[/] [bold]{}[/] in {}\nNext: [bold]lakestack -p {} ingest[/]", name, folder, folder
+        )
     )
 
 
@@ -112,18 +118,18 @@ def example_northwind(
 
     console = _console()
     copy_example("northwind", path)
-    with console.status(f"generating {orders:,} order lines ..."):
+    with console.status(Text(f"generating {orders:,} order lines ...")):
         report = generate_northwind(path, orders=orders, seed=seed, days=days, break_gold=break_gold)
     if json_out:
         from lakestack.cli.render import print_json
 
         print_json(console, {"path": str(path), "report": report})
         return
-    from lakestack.cli.render import rows_table
+    from lakestack.cli.render import markup, rows_table
 
     rows = [{"source": s, "rows": n} for s, n in sorted(report.rows.items())]
     console.print(rows_table(f"Northwind landing files in {path}/landing", rows, ["source", "rows"]))
-    console.print(f"Next: [bold]lakestack -p {path} ingest[/]")
+    console.print(markup("Next: [bold]lakestack -p {} ingest[/]", path))
 
 
 @app.command()
@@ -137,7 +143,7 @@ def ingest(
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest new landing files into Bronze; invalid records go to quarantine."""
-    from lakestack.cli.render import IngestProgress, ingest_table, print_json, problem_files
+    from lakestack.cli.render import IngestProgress, ingest_table, markup, print_json, problem_files
 
     console = _console()
     lake = _state(ctx).lake()
@@ -153,7 +159,10 @@ def ingest(
         console.print(problems)
     if report.quarantined:
         console.print(
-            f"[yellow]{report.quarantined:,} rows quarantined[/]: lakestack show quarantine.<source> to see why"
+            markup(
+                "[yellow]{} rows quarantined[/]: lakestack show quarantine.<source> to see why",
+                f"{report.quarantined:,}",
+            )
         )
 
 
@@ -209,7 +218,11 @@ def serve(
         raise MissingExtraError("lakestack serve", "serve") from exc
     lake = _state(ctx).lake()
     app_ = create_app(lake)
-    _console().print(f"lakestack serving [bold]{lake.project.name}[/] on http://{host}:{port} (docs: /docs)")
+    from lakestack.cli.render import markup
+
+    _console().print(
+        markup("lakestack serving [bold]{}[/] on http://{}:{} (docs: /docs)", lake.project.name, host, port)
+    )
     import signal
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the signal after its graceful
@@ -270,7 +283,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """A table's schema and first rows."""
-    from lakestack.cli.render import print_json, records_view, rows_table, to_jsonable
+    from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
 
     lake = _state(ctx).lake()
     info = lake.table_info(table)
@@ -281,8 +294,14 @@ def show(
         return
     console = _console()
     console.print(
-        f"[bold]{info.identifier}[/] · {info.rows:,} rows in {info.files} files · "
-        f"{info.snapshots} snapshots · {info.location}"
+        markup(
+            "[bold]{}[/] · {} rows in {} files · {} snapshots · {}",
+            info.identifier,
+            f"{info.rows:,}",
+            info.files,
+            info.snapshots,
+            info.location,
+        )
     )
     console.print(rows_table("schema", lake.schema(table), ["column", "type", "required", "pii"]))
     columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
@@ -347,6 +366,7 @@ def run(
         build_table,
         checks_table,
         ingest_table,
+        markup,
         print_json,
         promote_table,
     )
@@ -369,10 +389,12 @@ def run(
         console.print(build_table(list(report.built)))
     if report.checks:
         console.print(checks_table(list(report.checks), only_problems=True))
-    console.print(f"run {report.run_id} finished in {report.duration_s:.1f}s")
+    console.print(markup("run {} finished in {}s", report.run_id, f"{report.duration_s:.1f}"))
     if report.failed_checks:
         blocked = ", ".join(report.blocked)
-        console.print(f"[red]quality gate failed[/]: blocked {blocked}; see 'lakestack checks show {report.run_id}'")
+        console.print(
+            markup("[red]quality gate failed[/]: blocked {}; see 'lakestack checks show {}'", blocked, report.run_id)
+        )
         raise typer.Exit(GATE_FAILED)
 
 
@@ -472,6 +494,9 @@ def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> N
 
 def main() -> None:
     """Entry point: run the app; LakestackError becomes a message and an exit code, never a traceback."""
+    from lakestack._secrets import install_log_redaction
+
+    install_log_redaction()  # secrets out of every log line, lakestack serve's included
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising here
     except LakestackError as exc:
@@ -491,20 +516,45 @@ def main() -> None:
 
 
 def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
-    err = Console(stderr=True, highlight=False)
-    if "--json" in sys.argv:
-        import json
+    """Print the error (secrets redacted, never read as markup) and exit with `code`."""
+    from lakestack._secrets import redact
 
-        problem: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc), "exit_code": code}
-        if isinstance(exc, ProjectError) and exc.location is not None:
-            problem.update(file=exc.location.file, line=exc.location.line, key=exc.location.key)
-        print(json.dumps(problem))
-    elif internal:
-        err.print(
-            f"[red]error:[/] internal error: {type(exc).__name__}: {exc}\n"
-            "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.",
-            markup=True,
-        )
-    else:
-        err.print(f"[red]error:[/] {exc}", markup=True)
+    message = redact(_message(exc))
+    try:
+        if "--json" in sys.argv:
+            _fail_json(exc, message, code)
+        else:
+            from lakestack.cli.render import make_console, markup
+
+            text = (
+                markup(
+                    "[red]error:[/] internal error: {}: {}\n"
+                    "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.",
+                    type(exc).__name__,
+                    message,
+                )
+                if internal
+                else markup("[red]error:[/] {}", message)
+            )
+            make_console(stderr=True).print(text)
+    except Exception:  # the last resort: an error message must reach the user whatever happens
+        sys.stderr.write(f"error: {message}\n")
     sys.exit(code)
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not hide the error
+        return repr(exc)
+
+
+def _fail_json(exc: BaseException, message: str, code: int) -> None:
+    import json
+
+    from lakestack._secrets import redact_tree
+
+    problem: dict[str, Any] = {"error": type(exc).__name__, "message": message, "exit_code": code}
+    if isinstance(exc, ProjectError) and exc.location is not None:
+        problem.update(file=exc.location.file, line=exc.location.line, key=exc.location.key)
+    print(json.dumps(redact_tree(problem)))

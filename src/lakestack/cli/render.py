@@ -1,21 +1,92 @@
-"""Turning results into what a person reads (rich) or a machine reads (JSON)."""
+"""Turning results into what a person reads (rich) or a machine reads (JSON).
+
+Nothing that comes from data, files or errors is ever read as rich markup: a value `[/x]` would
+crash rendering, `[link=...]` would become a link, and `lakestack[postgres]` would lose its extra.
+So the consoles the CLI makes have markup off (`make_console`), every value goes into a table as a
+`Text` (`cell`), our own styling is written with `markup(template, *values)` whose holes are filled
+with literal text, and `SafeConsole` falls back to plain text if rendering still fails.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import sys
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.errors import ConsoleError, StyleError
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from lakestack.ingest.base import FileOutcome
 
 STATUS_STYLE = {"landed": "green", "rejected": "red", "skipped": "yellow", "refused": "magenta"}
+_HOLE = re.compile(r"\x00(\d+)\x00")
+
+
+def markup(template: str, *values: Any) -> Text:
+    """Our own rich markup, with `{}` holes filled by `values` as literal text (never parsed).
+
+    >>> markup("[red]error:[/] {}", "pip install 'lakestack[postgres]'").plain
+    "error: pip install 'lakestack[postgres]'"
+    """
+    from lakestack._secrets import redact
+
+    marked = Text.from_markup(template.format(*(f"\x00{i}\x00" for i in range(len(values)))))
+    out = Text(style=marked.style, end=marked.end)
+    last = 0
+    for hole in _HOLE.finditer(marked.plain):
+        out.append_text(marked[last : hole.start()])
+        at = len(out)
+        out.append(redact(_text(values[int(hole.group(1))])))
+        for span in marked.spans:  # the styles our markup put around the hole
+            if span.start <= hole.start() < span.end:
+                out.stylize(span.style, at, len(out))
+        last = hole.end()
+    out.append_text(marked[last:])
+    return out
+
+
+def plain(value: Any, style: str = "") -> Text:
+    """Any value as literal text (secrets redacted)."""
+    from lakestack._secrets import redact
+
+    return Text(redact(_text(value)), style=style)
+
+
+def _text(value: Any) -> str:
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+class SafeConsole(Console):
+    """A console that cannot turn a rendering problem into a traceback: what rich refuses to render
+    is printed again as plain text."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        try:
+            super().print(*objects, **kwargs)
+        except (ConsoleError, StyleError):
+            kwargs.pop("style", None)
+            kwargs["markup"] = False
+            try:
+                flat = [Text(_text(o)) if isinstance(o, str | Text) else Text(repr(o)) for o in objects]
+                super().print(*flat, **kwargs)
+            except (ConsoleError, StyleError):
+                self.file.write(" ".join(_text(o) for o in objects) + "\n")
+
+
+def make_console(stderr: bool = False) -> Console:
+    """The CLI's console: markup off (strings print as they are), no highlighting of data."""
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (CI logs, files) has no terminal width; give tables room instead of rich's 80.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    return SafeConsole(stderr=stderr, markup=False, highlight=False, soft_wrap=False, width=width)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -39,15 +110,15 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(console: Console, value: Any) -> None:
-    console.print_json(json.dumps(to_jsonable(value), default=str), indent=2)
+    from lakestack._secrets import redact_tree
+
+    console.print_json(json.dumps(redact_tree(to_jsonable(value)), default=str), indent=2)
 
 
 class _Bytes(DownloadColumn):
     """Bytes done/total for ingest bars; nothing for dataset steps (which have no size)."""
 
     def render(self, task: Any) -> Any:
-        from rich.text import Text
-
         return super().render(task) if task.fields.get("bytes") else Text("")
 
 
@@ -56,10 +127,10 @@ class IngestProgress:
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<34}"),
+            TextColumn("{task.description:<34}", style="bold", markup=False),
             BarColumn(),
             _Bytes(),
-            TextColumn("{task.fields[files]}"),
+            TextColumn("{task.fields[files]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -95,7 +166,7 @@ class IngestProgress:
 
 
 def ingest_table(report: Any) -> Table:
-    table = Table(title=f"ingest · run {report.run_id}", title_justify="left")
+    table = Table(title=plain(f"ingest · run {report.run_id}"), title_justify="left")
     for col in (
         "source",
         "files",
@@ -110,7 +181,7 @@ def ingest_table(report: Any) -> Table:
         table.add_column(col, justify="left" if col == "source" else "right")
     for s in report.sources:
         table.add_row(
-            s.source,
+            plain(s.source),
             str(len([f for f in s.files if f.status != "refused"])),
             str(s.count("landed")),
             _red(s.count("rejected")),
@@ -142,7 +213,7 @@ def promote_table(results: list[Any]) -> Table:
         table.add_column(col, justify="left" if col == "dataset" else "right")
     for r in results:
         table.add_row(
-            r.dataset,
+            plain(r.dataset),
             f"{r.bronze_rows:,}",
             f"{r.inserted:,}",
             f"{r.updated:,}",
@@ -159,8 +230,8 @@ def build_table(results: list[Any]) -> Table:
         table.add_column(col, justify="left" if col in ("model", "mode") else "right")
     for r in results:
         table.add_row(
-            r.dataset,
-            r.mode,
+            plain(r.dataset),
+            plain(r.mode),
             f"{r.rows_written:,}",
             str(r.partitions or ""),
             str(r.snapshot_id or "unchanged"),
@@ -179,12 +250,12 @@ def checks_table(results: list[Any], only_problems: bool = False) -> Table:
     for r in shown:
         observed = "" if r.observed is None else f"{r.observed:,.4g}"
         table.add_row(
-            r.dataset,
-            r.check,
-            r.severity,
-            f"[{style[r.status]}]{r.status}[/]",
+            plain(r.dataset),
+            plain(r.check),
+            plain(r.severity),
+            plain(r.status, style.get(r.status, "")),
             observed,
-            r.threshold,
+            plain(r.threshold),
             f"{r.failing_rows:,}",
         )
     return table
@@ -199,19 +270,20 @@ def problem_files(report: Any) -> Table | None:
         table.add_column(col)
     for source, f in rows:
         where = f" (line {f.line})" if f.line else ""
-        table.add_row(source, f.name, f"[{STATUS_STYLE[f.status]}]{f.status}[/]", f"{f.reason}{where}")
+        status = plain(f.status, STATUS_STYLE[f.status])
+        table.add_row(plain(source), plain(f.name), status, plain(f"{f.reason}{where}"))
     return table
 
 
-def _red(n: int) -> str:
-    return f"[red]{n:,}[/]" if n else "0"
+def _red(n: int) -> Text:
+    return Text(f"{n:,}", style="red") if n else Text("0")
 
 
 def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for c in columns:
         numeric = rows and all(_numeric(row.get(c)) for row in rows)
-        table.add_column(c, overflow="fold", max_width=40, justify="right" if numeric else "left")
+        table.add_column(plain(c), overflow="fold", max_width=40, justify="right" if numeric else "left")
     for row in rows:
         table.add_row(*[_cell(row.get(c)) for c in columns])
     return table
@@ -219,11 +291,11 @@ def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Ta
 
 def records_view(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
     """Rows shown one under another as column/value pairs (for tables too wide to read across)."""
-    table = Table(title=title, title_justify="left", show_header=False, show_lines=True)
+    table = Table(title=plain(title), title_justify="left", show_header=False, show_lines=True)
     table.add_column("#", justify="right", style="dim")
     table.add_column("record", overflow="fold")
     for i, row in enumerate(rows, start=1):
-        body = "\n".join(f"[bold]{c}[/]: {_cell(row.get(c))}" for c in columns)
+        body = Text("\n").join(Text.assemble(plain(c, "bold"), ": ", _cell(row.get(c))) for c in columns)
         table.add_row(str(i), body)
     return table
 
@@ -238,13 +310,16 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, str) and _NUMBER.fullmatch(value) is not None
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    """One value of a table: literal text, never markup."""
     if value is None:
-        return "[dim]null[/]"
+        return Text("null", style="dim")
+    if isinstance(value, Text):
+        return value
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
+        return plain(value.isoformat(sep=" ", timespec="seconds"))
     text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return plain(text if len(text) <= 120 else text[:117] + "...")
 
 
 class StreamStatus:
@@ -267,10 +342,13 @@ class StreamStatus:
         lag = "?" if stats.lag is None else f"{stats.lag:,}"
         last = stats.last_commit.strftime("%H:%M:%S") if stats.last_commit else "-"
         self._live.update(
-            f"[bold]{self.source}[/] {stats.rate():,.0f} rec/s · landed {stats.landed:,} · "
-            f"quarantined {_red(stats.quarantined)} · duplicates {stats.duplicates:,} · lag {lag} · "
-            f"commits {stats.commits:,} (last {last}, {stats.last_commit_seconds * 1000:.0f} ms) · "
-            "Ctrl-C stops after a final commit"
+            Text.assemble(
+                plain(self.source, "bold"),
+                f" {stats.rate():,.0f} rec/s · landed {stats.landed:,} · quarantined ",
+                _red(stats.quarantined),
+                f" · duplicates {stats.duplicates:,} · lag {lag} · commits {stats.commits:,} "
+                f"(last {last}, {stats.last_commit_seconds * 1000:.0f} ms) · Ctrl-C stops after a final commit",
+            )
         )
 
 

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lakestack.config import EnvironmentConfig, reveal
+from lakestack._secrets import remember_url_password
+from lakestack.config import EnvironmentConfig, SecretRef, reveal
 from lakestack.errors import ConfigError, MissingExtraError, StorageError
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ def warehouse_uri(env: EnvironmentConfig, root: Path) -> str:
 
 def catalog_uri(env: EnvironmentConfig, root: Path) -> str:
     uri = reveal(env.catalog.uri) or "sqlite:///.lakestack/catalog.db"
+    remember_url_password(uri)  # a password written in the file itself is kept out of messages too
+    _check_userinfo(uri, env)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         path = (root / uri.removeprefix("sqlite:///")).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +61,74 @@ def open_catalog(env: EnvironmentConfig, root: Path, name: str = "lakestack") ->
             raise StorageError(f"cannot open the catalog ({type(exc).__name__}: {_first_line(exc)})") from None
     if uri.startswith("sqlite"):
         _tune_sqlite(catalog.engine)
+    check_table_locations(catalog, name, warehouse_uri(env, root), uri.startswith("sqlite"))
     return catalog
+
+
+def _check_userinfo(uri: str, env: EnvironmentConfig) -> None:
+    """A raw '@' in a URL's user or password makes drivers split it at the wrong place (and try to
+    resolve part of the password as a host): say what to do instead."""
+    if uri.partition("://")[2].partition("?")[0].count("@") > 1:
+        named = f"secret {env.catalog.uri.secret}" if isinstance(env.catalog.uri, SecretRef) else "catalog.uri"
+        raise ConfigError(
+            f"the catalog URL ({named}) has more than one '@': percent-encode '@' in the user name or "
+            "password as %40 (and '/' as %2F, ':' as %3A, '%' as %25)"
+        )
+
+
+def check_table_locations(catalog: Any, name: str, warehouse: str, local_catalog: bool) -> None:
+    """Refuse a catalog whose tables live outside this environment's warehouse.
+
+    The catalog stores absolute locations, so a project copied or moved with its catalog
+    (`cp -a nw nw_copy`) would read and write the original's tables: ingesting into the copy added
+    files under `nw/warehouse/`. One indexed query on the catalog's own table (no table metadata is
+    read); it applies when either side is a local path, where copies happen.
+    """
+    from sqlalchemy import text
+
+    prefix = warehouse.rstrip("/") + "/"
+    try:
+        with catalog.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
+                    "WHERE catalog_name = :name"
+                ),
+                {"name": name},
+            ).fetchall()
+    except Exception as exc:  # a catalog schema pyiceberg has not created: nothing to check
+        log.debug("table locations not checked: %s", _first_line(exc))
+        return
+    for namespace, table, location in rows:
+        location = str(location or "")
+        if location.startswith(prefix) or not (location.startswith("file:") or warehouse.startswith("file:")):
+            continue
+        if location.startswith("file:") and _real_uri(location).startswith(prefix):
+            continue  # the old path is a link to this warehouse (a project moved, its old path linked)
+        raise ConfigError(_moved_message(f"{namespace}.{table}", location, warehouse, local_catalog))
+
+
+def _real_uri(location: str) -> str:
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    return Path(os.path.realpath(unquote(urlsplit(location).path))).as_uri()
+
+
+def _moved_message(table: str, location: str, warehouse: str, local_catalog: bool) -> str:
+    where = location.split("/metadata/")[0].removeprefix("file://")
+    fix = (
+        "open the original project instead, or give this copy a lake of its own: delete its .lakestack/ "
+        "and warehouse/ folders and ingest again (landing files are read again)"
+        if local_catalog
+        else "give this copy its own project name (the catalog name) or its own catalog database"
+    )
+    return (
+        f"the catalog's table {table} lives in {where}, outside this environment's warehouse "
+        f"{warehouse.removeprefix('file://')}: the project was copied or moved together with its catalog, which "
+        f"stores absolute paths, so writing here would change the other lake. To fix: {fix}. "
+        "See 'Copying or moving a project' in docs/security.md."
+    )
 
 
 def _tune_sqlite(engine: Any) -> None:
