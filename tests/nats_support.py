@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 
@@ -38,10 +39,40 @@ def publish(url: str, subject: str, payloads: list[bytes]) -> None:
 
 def delete_stream(url: str, name: str) -> None:
     import nats
+    import nats.js.errors
+
+    from lakestack.ingest.jetstream import lease_bucket
 
     async def delete() -> None:
         nc = await nats.connect(url)
-        await nc.jetstream().delete_stream(name)
+        js = nc.jetstream()
+        await js.delete_stream(name)
+        with contextlib.suppress(nats.js.errors.NotFoundError):  # the owner leases of its consumers
+            await js.delete_key_value(lease_bucket(name))
         await nc.close()
 
     asyncio.run(delete())
+
+
+def lease_holder(url: str, stream: str, durable: str) -> dict[str, object] | None:
+    """Who holds the owner lease of a durable consumer (its JSON value), or None."""
+    import json
+
+    import nats
+    import nats.js.errors
+
+    from lakestack.ingest.jetstream import lease_bucket
+
+    async def get() -> dict[str, object] | None:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value(lease_bucket(stream))
+            entry = await kv.get(durable)
+            value: dict[str, object] = json.loads(entry.value or b"{}")
+            return value
+        except (nats.js.errors.BucketNotFoundError, nats.js.errors.KeyNotFoundError):
+            return None
+        finally:
+            await nc.close()
+
+    return asyncio.run(get())

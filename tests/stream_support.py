@@ -74,3 +74,37 @@ def quarantine_rows(root: Path, source: str = "events") -> list[dict[str, Any]]:
         return []
     rows: list[dict[str, Any]] = lake.read(f"quarantine.{source}").to_pylist()
     return rows
+
+
+def events_with_invalid(n: int, seed: int, share: float = 0.03) -> tuple[list[bytes], set[str]]:
+    """`n` event payloads, about `share` of them breaking the contract's minimum; and those ids."""
+    import random
+
+    rng = random.Random(seed)
+    payloads, invalid = [], set()
+    for i in range(n):
+        bad = rng.random() < share
+        payloads.append(json.dumps(event(i, amount=-1) if bad else event(i)).encode())
+        if bad:
+            invalid.add(f"e{i}")
+    return payloads, invalid
+
+
+def event_id(raw: str) -> str:
+    return str(json.loads(raw)["event_id"])
+
+
+def assert_exactly_once(root: Path, n: int, invalid: set[str]) -> None:
+    """Every valid event of `e0..e<n-1>` once in Bronze; every invalid one once in quarantine."""
+    from collections import Counter
+
+    ids = bronze_ids(root)
+    twice = sorted(k for k, v in Counter(ids).items() if v > 1)
+    assert not twice, f"{len(twice)} events landed twice in Bronze: {twice[:10]}"
+    missing = sorted({f"e{i}" for i in range(n)} - invalid - set(ids), key=lambda s: int(s[1:]))
+    assert not missing, f"{len(missing)} valid events are not in Bronze: {missing[:10]}"
+    assert set(ids) == {f"e{i}" for i in range(n)} - invalid
+    bad = Counter(event_id(r["_raw"]) for r in quarantine_rows(root))
+    again = sorted(k for k, v in bad.items() if v > 1)
+    assert not again, f"{len(again)} rejects were quarantined twice: {again[:10]}"
+    assert set(bad) == invalid, f"quarantine lacks {sorted(invalid - set(bad))[:10]}"
