@@ -1,0 +1,564 @@
+"""`lakestack`: the command line. Thin: parse, call the `Lake` façade, render.
+
+Exit codes: 0 the run completed (quarantined rows are reported, not an error); 2 a usage or
+project-file error; 3 the run failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from lakestack.errors import LakestackError, ProjectError
+
+app = typer.Typer(
+    name="lakestack",
+    help="A contract-first lakehouse: contracts, Iceberg Bronze/Silver/Gold, quality gates, lineage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+example_app = typer.Typer(help="Bundled example projects.", no_args_is_help=True)
+app.add_typer(example_app, name="example")
+checks_app = typer.Typer(help="Data-quality results.", no_args_is_help=True)
+app.add_typer(checks_app, name="checks")
+GATE_FAILED = 4  # exit code: the run finished what it could, and a quality gate blocked the rest
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+@dataclass
+class State:
+    project: Path = Path(".")
+    env: str | None = None
+
+    def lake(self) -> Any:
+        from lakestack.pipeline.lake import Lake
+
+        return Lake.open(self.project, self.env)
+
+
+def _state(ctx: typer.Context) -> State:
+    state: State = ctx.ensure_object(State)
+    return state
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    project: Annotated[
+        Path,
+        typer.Option(
+            "--project", "-p", envvar="LAKESTACK_PROJECT", help="The project folder (holding lakestack.yaml)."
+        ),
+    ] = Path("."),
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env", "-e", envvar="LAKESTACK_ENV", help="The environment to use (default: the project's default)."
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = State(project, env)
+
+
+def _console() -> Console:
+    """Markup off: data, file names and messages print as they are (styling: render.markup)."""
+    from lakestack.cli.render import make_console
+
+    return make_console()
+
+
+@app.command()
+def init(
+    name: str,
+    path: Annotated[Path | None, typer.Option(help="Folder to create (default: ./NAME).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a new project with a sample contract and landing file."""
+    from lakestack.pipeline.scaffold import init_project
+
+    folder = init_project(name, path or Path(name))
+    if json_out:
+        from lakestack.cli.render import print_json
+
+        print_json(_console(), {"project": name, "path": str(folder)})
+        return
+    from lakestack.cli.render import markup
+
+    _console().print(
+        markup(
+            "[green]Created project[/] [bold]{}[/] in {}\nNext: [bold]lakestack -p {} ingest[/]", name, folder, folder
+        )
+    )
+
+
+@example_app.command("northwind")
+def example_northwind(
+    path: Annotated[Path, typer.Argument(help="Folder for the project and its landing files.")] = Path("northwind"),
+    orders: Annotated[int, typer.Option(min=10, help="Order lines to generate.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 42,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of daily files.")] = 14,
+    break_gold: Annotated[
+        bool, typer.Option("--break-gold", help="Make the last day's orders fail a Gold check.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the Northwind example project and realistic landing files (with deliberate defects)."""
+    from lakestack.examples.northwind import generate_northwind
+    from lakestack.pipeline.scaffold import copy_example
+
+    console = _console()
+    copy_example("northwind", path)
+    with console.status(Text(f"generating {orders:,} order lines ...")):
+        report = generate_northwind(path, orders=orders, seed=seed, days=days, break_gold=break_gold)
+    if json_out:
+        from lakestack.cli.render import print_json
+
+        print_json(console, {"path": str(path), "report": report})
+        return
+    from lakestack.cli.render import markup, rows_table
+
+    rows = [{"source": s, "rows": n} for s, n in sorted(report.rows.items())]
+    console.print(rows_table(f"Northwind landing files in {path}/landing", rows, ["source", "rows"]))
+    console.print(markup("Next: [bold]lakestack -p {} ingest[/]", path))
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    sources: Annotated[list[str] | None, typer.Argument(help="Sources to ingest (default: all).")] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="Only these files (names inside the landing folder); needs one source."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest new landing files into Bronze; invalid records go to quarantine."""
+    from lakestack.cli.render import IngestProgress, ingest_table, markup, print_json, problem_files
+
+    console = _console()
+    lake = _state(ctx).lake()
+    if json_out:
+        report = lake.ingest(sources, files=file)
+        print_json(console, report)
+        return
+    with IngestProgress(console) as progress:
+        report = lake.ingest(sources, files=file, observer=progress)
+    console.print(ingest_table(report))
+    problems = problem_files(report)
+    if problems is not None:
+        console.print(problems)
+    if report.quarantined:
+        console.print(
+            markup(
+                "[yellow]{} rows quarantined[/]: lakestack show quarantine.<source> to see why",
+                f"{report.quarantined:,}",
+            )
+        )
+
+
+@app.command()
+def stream(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="A kafka, kinesis or nats source.")],
+    until_idle: Annotated[
+        float | None,
+        typer.Option("--until-idle", help="Stop after this many seconds without new records (catch up and exit)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a stream source in the foreground: validate, commit micro-batches to Bronze, until Ctrl-C."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()  # the loop makes a final commit and returns (at once, exit 0, if it had not started)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # first: a stop during start-up is a clean stop too
+        signal.signal(sig, _stop)
+    from lakestack.cli import EARLY_SIGNALS
+
+    if EARLY_SIGNALS:  # it came while the command line was loading
+        stop.set()
+    from lakestack.cli.render import StreamStatus, print_json, stream_summary
+
+    console = _console()
+    lake = _state(ctx).lake()
+    if json_out:
+        stats = lake.stream(source, stop, idle_stop=until_idle)
+        print_json(console, stream_summary(source, stats))
+        return
+    with StreamStatus(console, source) as live:
+        stats = lake.stream(source, stop, idle_stop=until_idle, on_status=live.update)
+    console.print(stream_summary(source, stats, table=True))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the HTTP API: the stream collector (POST /v1/streams/SOURCE/records) and docs at /docs."""
+    try:
+        import uvicorn
+
+        from lakestack.serve.api import create_app
+    except ImportError as exc:
+        from lakestack.errors import MissingExtraError
+
+        raise MissingExtraError("lakestack serve", "serve") from exc
+    lake = _state(ctx).lake()
+    app_ = create_app(lake)
+    from lakestack.cli.render import markup
+
+    _console().print(
+        markup("lakestack serving [bold]{}[/] on http://{}:{} (docs: /docs)", lake.project.name, host, port)
+    )
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the signal after its graceful
+        signal.signal(sig, lambda *_: None)  # shutdown (final commits done): then exit 0, not -15
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command()
+def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Each source: contract, files waiting, files ingested, Bronze and quarantine rows."""
+    from lakestack.cli.render import print_json, rows_table, to_jsonable
+
+    lake = _state(ctx).lake()
+    states = lake.status()
+    if json_out:
+        print_json(_console(), states)
+        return
+    rows = [to_jsonable(s) for s in states]
+    _console().print(
+        rows_table(
+            f"project {lake.project.name} · environment {lake.environment}",
+            rows,
+            [
+                "source",
+                "kind",
+                "contract",
+                "landing",
+                "pending_files",
+                "ingested_files",
+                "bronze_rows",
+                "quarantined_rows",
+                "last_commit",
+            ],
+        )
+    )
+
+
+@app.command()
+def tables(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Every table in the warehouse with rows, files and last commit."""
+    from lakestack.cli.render import print_json, rows_table, to_jsonable
+
+    infos = _state(ctx).lake().tables()
+    if json_out:
+        print_json(_console(), infos)
+        return
+    rows = [{**to_jsonable(t), "rows": f"{t.rows:,}", "last_commit": t.last_commit} for t in infos]
+    _console().print(
+        rows_table("tables", rows, ["identifier", "rows", "files", "snapshots", "last_commit", "last_run"])
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(help="A table such as bronze.orders or quarantine.orders.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Rows to show.")] = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """A table's schema and first rows."""
+    from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
+
+    lake = _state(ctx).lake()
+    info = lake.table_info(table)
+    data = lake.read(table, limit=limit)
+    rows = data.to_pylist()
+    if json_out:
+        print_json(_console(), {"table": info, "schema": lake.schema(table), "rows": rows})
+        return
+    console = _console()
+    console.print(
+        markup(
+            "[bold]{}[/] · {} rows in {} files · {} snapshots · {}",
+            info.identifier,
+            f"{info.rows:,}",
+            info.files,
+            info.snapshots,
+            info.location,
+        )
+    )
+    console.print(rows_table("schema", lake.schema(table), ["column", "type", "required", "pii"]))
+    columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
+    shown = [to_jsonable(r) for r in rows]
+    if len(columns) <= 8:
+        console.print(rows_table(f"first {len(rows)} rows", shown, columns))
+    else:  # too wide for a table: one block per row
+        console.print(records_view(f"first {len(rows)} rows", shown, columns))
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    datasets: Annotated[list[str] | None, typer.Argument(help="Silver datasets (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Merge what Bronze committed since the last promotion into Silver (dedup, latest wins)."""
+    from lakestack.cli.render import print_json, promote_table
+
+    console = _console()
+    with console.status("promoting to silver ..."):
+        results = _state(ctx).lake().promote(datasets)
+    if json_out:
+        print_json(console, results)
+        return
+    console.print(promote_table(results))
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    models: Annotated[list[str] | None, typer.Argument(help="Gold models (default: all, in dependency order).")] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild from Silver, not incrementally.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build Gold models from their SQL, in dependency order."""
+    from lakestack.cli.render import build_table, print_json
+
+    console = _console()
+    with console.status("building gold ..."):
+        results = _state(ctx).lake().build(models, full_refresh=full_refresh)
+    if json_out:
+        print_json(console, results)
+        return
+    console.print(build_table(results))
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    select: Annotated[
+        list[str] | None, typer.Option("--select", "-s", help="Only these sources / datasets / models.")
+    ] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild Gold from Silver.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """ingest → promote → build for the whole project under one run id."""
+    from lakestack.cli.render import (
+        IngestProgress,
+        build_table,
+        checks_table,
+        ingest_table,
+        markup,
+        print_json,
+        promote_table,
+    )
+
+    console = _console()
+    lake = _state(ctx).lake()
+    if json_out:
+        result = lake.run(select, full_refresh=full_refresh)
+        print_json(console, result)
+        if result.failed_checks:
+            raise typer.Exit(GATE_FAILED)
+        return
+    with IngestProgress(console) as progress:
+        report = lake.run(select, full_refresh=full_refresh, observer=progress)
+    if report.ingest is not None:
+        console.print(ingest_table(report.ingest))
+    if report.promoted:
+        console.print(promote_table(list(report.promoted)))
+    if report.built:
+        console.print(build_table(list(report.built)))
+    if report.checks:
+        console.print(checks_table(list(report.checks), only_problems=True))
+    console.print(markup("run {} finished in {}s", report.run_id, f"{report.duration_s:.1f}"))
+    if report.failed_checks:
+        blocked = ", ".join(report.blocked)
+        console.print(
+            markup("[red]quality gate failed[/]: blocked {}; see 'lakestack checks show {}'", blocked, report.run_id)
+        )
+        raise typer.Exit(GATE_FAILED)
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(help="One SELECT over bronze.*, silver.*, gold.*, quarantine.* tables.")],
+    output: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File for parquet (and optionally csv/json).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print as a table.")] = 100,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows", min=0, help="Stop the result after N rows (default 100,000; 10,000,000 with -o; 0: no limit)."
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option("--max-bytes", help="Stop after this much result data (default 256MB; 4GB with -o; 0: no limit)."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds for running the query and writing its result.")
+    ] = 60.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Read-only SQL over the project's tables (DuckDB, locked down), streamed within row, byte and time limits."""
+    import time
+
+    from lakestack.cli import results
+    from lakestack.errors import UsageError
+
+    if json_out and out is None and output not in ("table", "json"):
+        raise UsageError("--json prints the rows as JSON; write csv or parquet with --output FILE")
+    results.check_output(out, "json" if json_out and out is None else output)
+    limits = results.query_limits(out is not None, max_rows, max_bytes, timeout)
+    started = time.perf_counter()
+    with _state(ctx).lake().query_stream(sql, limits) as stream:
+        if json_out and out is None:
+            results.json_document(stream, sys.stdout.buffer)
+            written = results.Written(stream.rows, 0, None, stream.truncated)
+        else:
+            written = results.write_result(stream, output, out, show=limit, console=_console())
+    notice = results.truncation_notice(written)
+    if notice:
+        sys.stderr.write(notice + "\n")
+    if json_out and out is not None:
+        import json
+
+        sys.stdout.write(json.dumps(results.summary(written, list(stream.schema.names), time.perf_counter() - started)))
+        sys.stdout.write("\n")
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    datasets: Annotated[list[str] | None, typer.Argument(help="Datasets such as silver.orders (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate data-quality checks now; exit 4 when a `fail` check fails."""
+    from lakestack.cli.render import checks_table, print_json
+
+    console = _console()
+    with console.status("checking ..."):
+        results = _state(ctx).lake().check(datasets)
+    if json_out:
+        print_json(console, results)
+    else:
+        console.print(checks_table(results))
+    if any(r.blocks for r in results):
+        raise typer.Exit(GATE_FAILED)
+
+
+@checks_app.command("show")
+def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
+    """The checks a run evaluated and its failing-row samples (PII masked)."""
+    from lakestack.cli.render import print_json, rows_table
+
+    lake = _state(ctx).lake()
+    results = lake.check_results(run_id)
+    failures = lake.check_failures(run_id)
+    if json_out:
+        print_json(_console(), {"results": results, "failing_rows": failures})
+        return
+    console = _console()
+    console.print(
+        rows_table(
+            f"checks of run {run_id}",
+            results,
+            ["dataset", "check", "severity", "status", "observed", "threshold", "failing_rows"],
+        )
+    )
+    if failures:
+        console.print(rows_table("failing rows (sample, PII masked)", failures, ["dataset", "check", "row"]))
+
+
+def main() -> None:
+    """Entry point: run the app; LakestackError becomes a message and an exit code, never a traceback."""
+    from lakestack._secrets import install_log_redaction
+
+    install_log_redaction()  # secrets out of every log line, lakestack serve's included
+    try:
+        code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising here
+    except LakestackError as exc:
+        _fail(exc, exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if isinstance(code, int):  # click's (or Typer's) own usage errors and exits carry their code
+            if hasattr(exc, "show"):
+                exc.show()
+            sys.exit(code)
+        if os.environ.get("LAKESTACK_DEBUG"):
+            raise
+        _fail(exc, 3, internal=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
+    """Print the error (secrets redacted, never read as markup) and exit with `code`."""
+    from lakestack._secrets import redact
+
+    message = redact(_message(exc))
+    try:
+        if "--json" in sys.argv:
+            _fail_json(exc, message, code)
+        else:
+            from lakestack.cli.render import make_console, markup
+
+            text = (
+                markup(
+                    "[red]error:[/] internal error: {}: {}\n"
+                    "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.",
+                    type(exc).__name__,
+                    message,
+                )
+                if internal
+                else markup("[red]error:[/] {}", message)
+            )
+            make_console(stderr=True).print(text)
+    except Exception:  # the last resort: an error message must reach the user whatever happens
+        sys.stderr.write(f"error: {message}\n")
+    sys.exit(code)
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not hide the error
+        return repr(exc)
+
+
+def _fail_json(exc: BaseException, message: str, code: int) -> None:
+    import json
+
+    from lakestack._secrets import redact_tree
+
+    problem: dict[str, Any] = {"error": type(exc).__name__, "message": message, "exit_code": code}
+    if isinstance(exc, ProjectError) and exc.location is not None:
+        problem.update(file=exc.location.file, line=exc.location.line, key=exc.location.key)
+    print(json.dumps(redact_tree(problem)))
