@@ -485,7 +485,7 @@ class Collector:
                 if give_up(attempt):
                     log.error("source %s: giving up committing %d logged requests for now", self.name, len(taken))
                     return False
-                time.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)))
+                time.sleep(min(5.0, 0.1 * 2**attempt))
 
 
 WAL_PARTITION = "wal"
