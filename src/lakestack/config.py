@@ -118,6 +118,15 @@ class NatsConfig(Frozen):
     lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 10.0  # owner lease: a successor starts within it
 
 
+class FileLimits(Frozen):
+    """Caps on each file of a files source; unset: LAKESTACK_<NAME> from the environment, else the
+    defaults of `lakestack.ingest.readers.Limits`. A file over one is quarantined whole."""
+
+    max_decompressed_bytes: Annotated[int, Field(ge=1)] | None = None
+    max_ratio: Annotated[float, Field(gt=1)] | None = None
+    max_line_bytes: Annotated[int, Field(ge=1)] | None = None
+
+
 STREAM_KINDS = ("http", "kafka", "kinesis", "nats")
 
 
@@ -127,6 +136,7 @@ class SourceConfig(Frozen):
     landing: str | None = None
     pattern: str | None = None
     format: Literal["csv", "ndjson", "parquet"] | None = None
+    limits: FileLimits = FileLimits()  # files sources: caps per landing file
     stream: StreamConfig = StreamConfig()
     http: HttpConfig = HttpConfig()
     kafka: KafkaConfig | None = None

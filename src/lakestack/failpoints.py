@@ -61,6 +61,7 @@ NAMES: frozenset[str] = frozenset(
         "stream.before_ack",
         # file ingest (ingest/files.py)
         "files.ledger.read",
+        "files.before_read",  # a file is about to be opened for its records (tests widen the swap race here)
         "files.after_quarantine_commit",
         "files.before_bronze_commit",
         "files.after_bronze_commit",

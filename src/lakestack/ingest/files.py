@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,7 @@ from lakestack.contracts.validate import Issue, Outcome, RecordValidator
 from lakestack.errors import UnsafePathError
 from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
-from lakestack.ingest.readers import READERS, Chunk, FileRejected
+from lakestack.ingest.readers import READERS, Chunk, FileRejected, Limits, open_landing
 from lakestack.ingest.rows import reason, repeat, stamp
 from lakestack.storage.schema import error_struct_type
 from lakestack.storage.warehouse import Attempt, Warehouse, append, history
@@ -64,21 +65,37 @@ class FileSource(Source):
     kind = "files"
 
     def __init__(
-        self, name: str, contract: Contract, landing: Path, pattern: str | None = None, format: str | None = None
+        self,
+        name: str,
+        contract: Contract,
+        landing: Path,
+        pattern: str | None = None,
+        format: str | None = None,
+        *,
+        limits: Any = None,
+        project: Path | None = None,
     ) -> None:
         base = contract.file or FileSpec(pattern or "*", "ndjson" if contract.kind == "event" else "csv")
         self.spec = FileSpec(pattern or base.pattern, format or base.format, base.csv)  # type: ignore[arg-type]
         self.name = name
         self.contract = contract
         self.landing = landing
+        self.project = project  # the landing folder's real path must lie inside it
+        self.limits = Limits.resolve(limits)
         self.pattern = FilePattern(self.spec.pattern)
         self.validator = RecordValidator(contract)
 
     # -- finding files -------------------------------------------------------------------------
     def discover(self, only: list[str] | None = None) -> tuple[list[Candidate], list[FileOutcome]]:
-        """Files to consider, and files refused because they escape the landing folder."""
-        root = self.landing.resolve()
-        if not root.is_dir():
+        """Files to consider, and files refused because they escape the landing folder.
+
+        Confinement is by real path: the landing folder's own real path must lie in the project,
+        and each file's in the landing folder. A candidate carries its real path, which is opened
+        with O_NOFOLLOW and checked again once open (readers.open_landing), so a file or folder
+        swapped for a link after this point is refused at read time.
+        """
+        root = self._landing_root()
+        if root is None:
             return [], []
         paths = [self._explicit(root, n) for n in only] if only else list(self._walk(root))
         found: list[Candidate] = []
@@ -98,9 +115,27 @@ class FileSource(Source):
                         )
                     )
                 continue
-            found.append(Candidate(path, name, match, real.stat().st_size))
+            problem, size = _regular_file(real)
+            if problem is not None:
+                refused.append(FileOutcome(name, "refused", reason=problem))
+                continue
+            found.append(Candidate(real, name, match, size))
         found.sort(key=lambda c: (c.match.file_date or datetime.min.date(), c.name))
         return found, refused
+
+    def _landing_root(self) -> Path | None:
+        """The landing folder's real path (None if it does not exist); refused when it is a link
+        out of the project: landing files are data the project owns, not a view on the host."""
+        root = self.landing.resolve()
+        if self.project is not None:
+            home = self.project.resolve()
+            if not root.is_relative_to(home):
+                raise UnsafePathError(
+                    f"the landing folder of source '{self.name}' ({self.landing}) leads to {root}, outside the "
+                    f"project ({home}); a landing folder must lie inside the project (mount a folder "
+                    "there instead of linking one)"
+                )
+        return root if root.is_dir() else None
 
     @staticmethod
     def _walk(root: Path) -> Iterator[Path]:
@@ -234,9 +269,13 @@ class FileSource(Source):
         return outcome
 
     def _read(self, cand: Candidate, sha: str) -> tuple[pa.Table, pa.Table, int]:
+        """The file's Bronze and quarantine rows. Memory: the file's rows (held until their batch
+        commits, so a file is never split across commits), bounded by Limits.max_decompressed_bytes,
+        plus one chunk being validated (CHUNK_ROWS rows or CHUNK_BYTES)."""
         reader = READERS[self.spec.format]
         goods, bads, rows_in = [], [], 0
-        for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec):
+        failpoint("files.before_read")
+        for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
             outcome = self._validate(chunk)
             rows_in += len(chunk.positions) + len(chunk.broken)
             goods.append(self._bronze_rows(chunk, outcome, cand))
@@ -424,11 +463,29 @@ def _workers() -> int:
     return min(2, os.cpu_count() or 1)
 
 
+def _regular_file(real: Path) -> tuple[str | None, int]:
+    """(why it is refused, None if it is not; its size) for a file found in the landing folder."""
+    try:
+        info = real.stat()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror}: a dangling link, or removed meanwhile)", 0
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a FIFO, device or folder is never read)", 0
+    return None, info.st_size
+
+
 def _sha256(path: Path) -> str:
+    """The content hash of a landing file, read through the same confined open as its records.
+    A file refused at open (swapped for a link meanwhile, or gone) gets a hash of its path and
+    the refusal instead: unique, never equal to a content hash, and reading it later is refused
+    too, so it is reported rejected with the reason and nothing of it is read."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open_landing(path) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except FileRejected as exc:
+        return hashlib.sha256(f"refused\0{path}\0{exc.reason}".encode()).hexdigest()
     return digest.hexdigest()
 
 

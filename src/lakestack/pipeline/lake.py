@@ -142,7 +142,8 @@ class Lake:
         cls = source_class(cfg.kind)
         if cfg.is_stream:
             return cls(name, self.project.contract(name), cfg, self.project.name)  # type: ignore[call-arg]
-        return cls(name, self.project.contract(name), self.project.landing(name), cfg.pattern, cfg.format)  # type: ignore[call-arg]
+        landing, root = self.project.landing(name), self.project.root
+        return cls(name, self.project.contract(name), landing, cfg.pattern, cfg.format, limits=cfg.limits, project=root)  # type: ignore[call-arg]
 
     # -- ingest --------------------------------------------------------------------------------
     @_exclusive("ingest")
