@@ -9,16 +9,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from lakestack.engine.base import Sandbox, SqlInput, SqlLimits
 
 
-def open_sandbox(inputs: Sequence[SqlInput], limits: SqlLimits | None = None, *, label: str = "the query") -> Sandbox:
-    """A locked-down connection over `inputs` (registered before the lock), for untrusted SQL."""
+def open_sandbox(
+    inputs: Sequence[SqlInput] | Callable[[list[str]], Sequence[SqlInput]],
+    limits: SqlLimits | None = None,
+    *,
+    label: str = "the query",
+    naming: Sequence[str] = (),
+) -> Sandbox:
+    """A locked-down connection over `inputs` (registered before the lock), for untrusted SQL.
+
+    `inputs` may be a function from the table names the SQL in `naming` contains to the tables
+    to register (e.g. those of them the warehouse holds)."""
     from lakestack.engine.duckdb import open_sandbox as duckdb_sandbox
 
-    return duckdb_sandbox(inputs, limits, label=label)
+    return duckdb_sandbox(inputs, limits, label=label, naming=naming)
 
 
 def tables_named(sql: str) -> list[str]:

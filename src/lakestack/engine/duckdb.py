@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lakestack.engine.base import (
@@ -125,7 +125,7 @@ class DuckDBEngine(Engine):
 class DuckDBSandbox(Sandbox):
     """The locked-down connection for project SQL; see the module docstring."""
 
-    def __init__(self, inputs: Sequence[SqlInput], limits: SqlLimits, label: str = "the query") -> None:
+    def __init__(self, inputs: Inputs, limits: SqlLimits, label: str = "the query", naming: Sequence[str] = ()) -> None:
         import pyarrow as pa
 
         self.limits = limits
@@ -134,6 +134,8 @@ class DuckDBSandbox(Sandbox):
         try:
             con = self._engine.con
             con.execute("SET TimeZone = 'UTC'")
+            if callable(inputs):  # parse with this connection: a second DuckDB instance costs ~600 MB of address space
+                inputs = inputs(sorted({n for sql in naming for n in tables_named(sql, con)}))
             for item in inputs:
                 schema = item.name.rpartition(".")[0]
                 if schema:
@@ -301,12 +303,20 @@ class _DuckDBStream(ResultStream):
                 self._sandbox.close()
 
 
-def open_sandbox(inputs: Sequence[SqlInput], limits: SqlLimits | None = None, *, label: str = "the query") -> Sandbox:
-    """The one way project SQL reaches DuckDB: a locked-down connection over `inputs` only."""
-    return DuckDBSandbox(inputs, limits or SqlLimits(), label)
+Inputs = Sequence[SqlInput] | Callable[[list[str]], Sequence[SqlInput]]
 
 
-def tables_named(sql: str) -> list[str]:
+def open_sandbox(
+    inputs: Inputs, limits: SqlLimits | None = None, *, label: str = "the query", naming: Sequence[str] = ()
+) -> Sandbox:
+    """The one way project SQL reaches DuckDB: a locked-down connection over `inputs` only.
+
+    `inputs` may be a function of the table names that the SQL texts in `naming` contain (parsed
+    by the sandbox's own connection before the lock), returning the tables to register."""
+    return DuckDBSandbox(inputs, limits or SqlLimits(), label, naming)
+
+
+def tables_named(sql: str, con: Any = None) -> list[str]:
     """The tables a SELECT names (`silver.orders`, `query_table('gold.x')` included), lower-cased as
     the catalog stores them; [] when the SQL does not parse (running it then reports why)."""
     import duckdb
@@ -314,7 +324,11 @@ def tables_named(sql: str) -> list[str]:
     from sqlglot import exp
 
     try:
-        names = duckdb.get_table_names(sql, qualified=True)
+        if con is None:
+            with duckdb.connect(":memory:") as parser:  # never duckdb's default connection: it stays open
+                names = parser.get_table_names(sql, qualified=True)
+        else:
+            names = con.get_table_names(sql, qualified=True)
     except Exception:  # DuckDB's parser refused it; sqlglot may still find the names
         try:
             names = {f"{t.db}.{t.name}" if t.db else t.name for t in sqlglot.parse_one(sql).find_all(exp.Table)}

@@ -416,11 +416,13 @@ class Lake:
     def query_stream(self, sql: str, limits: Any = None) -> Any:
         """The same as a stream of record batches (an `engine.ResultStream`, a context manager): the
         sandbox sees only the tables the SQL names, and the result stops at the limits."""
-        from lakestack.engine import open_sandbox, tables_named
+        from lakestack.engine import open_sandbox
         from lakestack.engine.base import SqlInput
 
-        inputs = [SqlInput(t, self.warehouse.load(t)) for t in tables_named(sql) if self.warehouse.exists(t)]
-        return open_sandbox(inputs, limits).stream(sql)
+        def inputs(named: list[str]) -> list[SqlInput]:
+            return [SqlInput(t, self.warehouse.load(t)) for t in named if "." in t and self.warehouse.exists(t)]
+
+        return open_sandbox(inputs, limits, naming=[sql]).stream(sql)
 
     # -- looking ---------------------------------------------------------------------------------
     def tables(self) -> list[TableInfo]:

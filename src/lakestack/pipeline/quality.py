@@ -98,8 +98,15 @@ class Evaluation:
         from lakestack.engine.base import CHECK_LIMITS
 
         checks = list(checks)
-        inputs, snapshot, pii = self._inputs(dataset, checks, staged, pii)
-        with open_sandbox(inputs, CHECK_LIMITS, label=f"checks of {dataset}") as sandbox:
+        found: dict[str, Any] = {}
+
+        def inputs(named: list[str]) -> list[Any]:
+            tables, found["snapshot"], found["pii"] = self._inputs(dataset, checks, named, staged, pii)
+            return tables
+
+        custom = [c.sql for c in checks if isinstance(c, CustomSql)]
+        with open_sandbox(inputs, CHECK_LIMITS, label=f"checks of {dataset}", naming=custom) as sandbox:
+            snapshot, pii = found["snapshot"], found["pii"]
             results, samples = [], []
             for check in checks:
                 result, rows = self._one(sandbox, dataset, check, snapshot, contract)
@@ -109,19 +116,15 @@ class Evaluation:
         return results
 
     def _inputs(
-        self, dataset: str, checks: list[Any], staged: Any, pii: dict[str, str] | None
+        self, dataset: str, checks: list[Any], named: list[str], staged: Any, pii: dict[str, str] | None
     ) -> tuple[list[Any], int | None, dict[str, str]]:
         """The tables the checks may read: the dataset (or its staged state), the tables referential
-        checks point at, and the tables `custom_sql` names; with the dataset's snapshot and PII columns."""
-        from lakestack.engine import tables_named
+        checks point at, and those `named` by `custom_sql`; with the dataset's snapshot and PII columns."""
         from lakestack.engine.base import SqlInput
 
-        tables = {dataset} | {
+        tables = {dataset, *named} | {
             ".".join(c.references.split(".")[:2]) for c in checks if isinstance(c, ReferentialIntegrity)
         }
-        for check in checks:
-            if isinstance(check, CustomSql):
-                tables |= set(tables_named(check.sql))
         inputs: list[Any] = []
         snapshot = None
         for identifier in sorted(tables):
@@ -356,15 +359,17 @@ def _failing_rows(warehouse: Any, dataset: str, drops: list[Any]) -> Any:
     computed in the project-SQL sandbox (a `custom_sql` drop check is project SQL)."""
     from sqlglot import exp
 
-    from lakestack.engine import open_sandbox, tables_named
+    from lakestack.engine import open_sandbox
     from lakestack.engine.base import CHECK_LIMITS, SqlInput, SqlRefused
     from lakestack.quality.compile import compile_check
 
-    tables = {dataset} | {".".join(c.references.split(".")[:2]) for c in drops if isinstance(c, ReferentialIntegrity)}
-    for check in drops:
-        if isinstance(check, CustomSql):
-            tables |= set(tables_named(check.sql))
-    inputs = [SqlInput(t, warehouse.load(t)) for t in sorted(tables) if "." in t and warehouse.exists(t)]
+    fixed = {dataset} | {".".join(c.references.split(".")[:2]) for c in drops if isinstance(c, ReferentialIntegrity)}
+
+    def inputs(named: list[str]) -> list[Any]:
+        tables = sorted(fixed | set(named))
+        return [SqlInput(t, warehouse.load(t)) for t in tables if "." in t and warehouse.exists(t)]
+
+    custom = [c.sql for c in drops if isinstance(c, CustomSql)]
     parts = []
     for check in drops:
         failing = compile_check(check, dataset).failing
@@ -375,7 +380,7 @@ def _failing_rows(warehouse: Any, dataset: str, drops: list[Any]) -> Any:
     union = parts[0]
     for part in parts[1:]:
         union = exp.Union(this=union, expression=part, distinct=False, by_name=True)  # type: ignore[assignment]
-    with open_sandbox(inputs, CHECK_LIMITS, label=f"drop checks of {dataset}") as sandbox:
+    with open_sandbox(inputs, CHECK_LIMITS, label=f"drop checks of {dataset}", naming=custom) as sandbox:
         try:
             for check in drops:
                 if isinstance(check, CustomSql):
