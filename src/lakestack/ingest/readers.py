@@ -168,7 +168,7 @@ def open_binary(path: Path, compression: str | None, limits: Limits | None = Non
 
 def _prescan(raw: BinaryIO, limits: Limits, size: int) -> None:
     """Inflate a gzip file to its end, keeping nothing: FileRejected at the first cap it breaks."""
-    meter = _Metered(gzip.GzipFile(fileobj=raw, mode="rb"), raw, limits, size)  # type: ignore[arg-type]
+    meter = _Metered(gzip.GzipFile(fileobj=raw, mode="rb"), None, limits, size)  # type: ignore[arg-type]
     block = bytearray(_READ_SIZE)
     try:
         while meter.readinto(block):
@@ -186,9 +186,9 @@ class _Metered(io.RawIOBase):
     length of the current line. Counting newlines per block runs in C; a block is never longer
     than a line may be, so only the line a block starts in and the one it ends in can be over."""
 
-    def __init__(self, inner: BinaryIO, raw: BinaryIO, limits: Limits, compressed: int | None) -> None:
+    def __init__(self, inner: BinaryIO, raw: BinaryIO | None, limits: Limits, compressed: int | None) -> None:
         super().__init__()
-        self._inner, self._raw, self._limits = inner, raw, limits
+        self._inner, self._raw, self._limits = inner, raw, limits  # raw: closed with this stream
         self._compressed = compressed
         self._ratio_cap = None if compressed is None else max(RATIO_FLOOR, limits.max_ratio * max(compressed, 1))
         self.total = 0
@@ -245,7 +245,8 @@ class _Metered(io.RawIOBase):
             if self._inner is not self._raw:
                 self._inner.close()
         finally:
-            self._raw.close()
+            if self._raw is not None:
+                self._raw.close()
             super().close()
 
 
