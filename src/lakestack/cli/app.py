@@ -39,11 +39,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 class State:
     project: Path = Path(".")
     env: str | None = None
+    wait: float = 0.0
 
     def lake(self) -> Any:
         from lakestack.pipeline.lake import Lake
 
-        return Lake.open(self.project, self.env)
+        return Lake.open(self.project, self.env, lock_wait=self.wait)
 
 
 def _state(ctx: typer.Context) -> State:
@@ -66,8 +67,17 @@ def main_options(
             "--env", "-e", envvar="LAKESTACK_ENV", help="The environment to use (default: the project's default)."
         ),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            envvar="LAKESTACK_WAIT",
+            min=0,
+            help="Seconds ingest, promote, build and run wait for another run's project lock (default: exit 3).",
+        ),
+    ] = 0.0,
 ) -> None:
-    ctx.obj = State(project, env)
+    ctx.obj = State(project, env, wait)
 
 
 def _console() -> Console:
