@@ -304,3 +304,61 @@ def test_utf8_bom_and_quoted_newlines_keep_lines_right(project: Path, land: Land
     assert good["email"] == "two\nlines" and good["_source_line"] == 2
     assert good["_raw"] == 'ORD-0001,2,9.99,USD,2026-01-01 10:00:00,"two\nlines"'
     assert lake.read("quarantine.orders").to_pylist()[0]["_source_line"] == 4
+
+
+# -- exact lines of encoding errors in big files (CSV decodes a block ahead of the parser) --------
+def _orders_lines(total: int, bad_at: int) -> bytes:
+    """A CSV of `total` lines (header included) whose line `bad_at` holds a byte UTF-8 cannot decode;
+    rows vary, so a gzip of it stays within the default max_ratio."""
+    rows = [HEADER.encode()]
+    rows += [
+        f"ORD-{i % 10_000:04d},{i % 97 + 1},{i % 1000}.25,USD,2026-01-01 10:00:00,u{i}@x.io\n".encode()
+        for i in range(2, total + 1)
+    ]
+    rows[bad_at - 1] = rows[bad_at - 1].replace(b"@x.io", b"@\xff\xfe.io")
+    return b"".join(rows)
+
+
+@pytest.mark.parametrize(("total", "compression"), [(1_000_002, None), (200_002, ".gz")])
+def test_csv_encoding_error_reports_its_exact_line(tmp_path: Path, total: int, compression: str | None) -> None:
+    from conftest import ORDERS_CONTRACT
+    from lakestack.contracts.batch import load_batch_contract
+    from lakestack.ingest.readers import FileRejected, read_csv
+
+    (tmp_path / "orders.v1.yaml").write_text(ORDERS_CONTRACT)
+    contract = load_batch_contract(tmp_path / "orders.v1.yaml", "orders", 1, "orders.v1.yaml")
+    assert contract.file is not None
+    data = _orders_lines(total, total)
+    path = tmp_path / f"orders.csv{compression or ''}"
+    path.write_bytes(gzip.compress(data, 1) if compression else data)
+    with pytest.raises(FileRejected) as caught:
+        for _ in read_csv(path, compression, contract, contract.file):
+            pass
+    assert caught.value.line == total and "not valid text" in caught.value.reason
+
+
+def test_csv_encoding_error_line_reaches_quarantine(project: Path, land: Land) -> None:
+    land("orders", "orders_20260101.csv.gz", gzip.compress(_orders_lines(200_002, 150_001), 1))
+    lake = Lake.open(project)
+    outcome = lake.ingest(["orders"]).sources[0].files[0]
+    assert (outcome.status, outcome.line) == ("rejected", 150_001)
+    assert lake.read("quarantine.orders").to_pylist()[0]["_source_line"] == 150_001
+
+
+@pytest.mark.parametrize(("total", "compression"), [(200_002, ".gz"), (100_002, None)])
+def test_ndjson_encoding_error_is_quarantined_at_its_exact_line(
+    project: Path, land: Land, total: int, compression: str | None
+) -> None:
+    lines = [
+        json.dumps({"event_id": f"e{i:07d}", "ts": "2026-01-01T00:00:00Z", "kind": "view"}).encode() + b"\n"
+        for i in range(1, total + 1)
+    ]
+    lines[total - 1] = lines[total - 1].replace(b'"view"', b'"vi\xffw"')
+    data = b"".join(lines)
+    name = f"clicks_20260101.ndjson{compression or ''}"
+    land("clicks", name, gzip.compress(data, 1) if compression else data)
+    lake = Lake.open(project)
+    source = lake.ingest(["clicks"]).sources[0]
+    assert (source.landed, source.quarantined) == (total - 1, 1)
+    bad = lake.read("quarantine.clicks").to_pylist()
+    assert [(r["_source_line"], r["_errors"][0]["rule"]) for r in bad] == [(total, "encoding")]
