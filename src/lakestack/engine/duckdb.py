@@ -32,6 +32,7 @@ STREAM_BATCH_ROWS = 8192  # rows per record batch when streaming: memory follows
 TABLE_BATCH_ROWS = 131_072
 _DENIED_PATH = re.compile(r'Cannot access (?:file|directory) "(?P<path>[^"]*)"')
 _LINE = re.compile(r"LINE (\d+):")
+_MISSING_TABLE = re.compile(r"Table with name (?P<name>.+?) does not exist")
 
 
 class DuckDBEngine(Engine):
@@ -217,6 +218,15 @@ class DuckDBSandbox(Sandbox):
                 detail=first,
                 line=line,
             )
+        missing = _MISSING_TABLE.search(first)
+        if missing and re.search(r"[/\\]|://", missing.group("name")):  # a file or URL as a table: no replacement scans
+            return SqlRefused(
+                f"{label} reads outside the lake: '{missing.group('name')}' is refused; project SQL may read only "
+                f"the lake tables it names ({first})",
+                label=label,
+                detail=first,
+                line=line,
+            )
         if "OUT OF MEMORY" in first.upper():
             return SqlOutOfMemory(
                 f"{label} needs more than its memory limit ({self.limits.memory_limit}): {first}",
@@ -318,30 +328,56 @@ def open_sandbox(
 
 def tables_named(sql: str, con: Any = None) -> list[str]:
     """The tables a SELECT names (`silver.orders`, `query_table('gold.x')` included), lower-cased as
-    the catalog stores them; [] when the SQL does not parse (running it then reports why)."""
+    the catalog stores them; [] when the SQL is not one SELECT (the sandbox then refuses it).
+
+    Parse only, never bind: this runs before the lock, and binding `EXPORT DATABASE 'dir'` creates
+    the folder, binding `read_csv(...)` opens the file (so no `get_table_names`)."""
+    import json
+
     import duckdb
-    import sqlglot
-    from sqlglot import exp
 
     try:
         if con is None:
             with duckdb.connect(":memory:") as parser:  # never duckdb's default connection: it stays open
-                names = parser.get_table_names(sql, qualified=True)
+                row = parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
         else:
-            names = con.get_table_names(sql, qualified=True)
-    except Exception:  # DuckDB's parser refused it; sqlglot may still find the names
-        try:
-            names = {f"{t.db}.{t.name}" if t.db else t.name for t in sqlglot.parse_one(sql).find_all(exp.Table)}
-        except Exception:
-            return []
-    out = set()
-    for name in names:
-        try:
-            table = exp.to_table(name, dialect="duckdb")
-        except Exception:
-            continue
-        out.add(".".join(p for p in (table.db, table.name) if p).lower())
-    return sorted(out)
+            row = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+        tree = json.loads(row[0] if row else "{}")
+    except Exception:  # no JSON serialiser: nothing is registered, and the query says what is missing
+        return []
+    if tree.get("error"):
+        return []
+    names: set[str] = set()
+    _collect_tables(tree, names)
+    return sorted(names)
+
+
+def _collect_tables(node: Any, names: set[str]) -> None:
+    """Walk DuckDB's parse tree (json_serialize_sql) for base tables and `query_table('x.y')`."""
+    if isinstance(node, list):
+        for item in node:
+            _collect_tables(item, names)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "BASE_TABLE" and node.get("table_name"):
+        names.add(".".join(p for p in (node.get("schema_name"), node["table_name"]) if p).lower())
+    function = node.get("function") if node.get("type") == "TABLE_FUNCTION" else None
+    if isinstance(function, dict) and str(function.get("function_name", "")).lower() == "query_table":
+        for argument in function.get("arguments") or function.get("children") or []:
+            text = _string_constant(argument.get("expression", argument) if isinstance(argument, dict) else None)
+            if text:
+                names.add(text.replace('"', "").lower())
+    for value in node.values():
+        _collect_tables(value, names)
+
+
+def _string_constant(expression: Any) -> str | None:
+    if not isinstance(expression, dict) or expression.get("class") != "CONSTANT":
+        return None
+    literal = expression.get("literal") or expression.get("value") or {}
+    text = literal.get("text", literal.get("value")) if isinstance(literal, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def _kind(statement: Any) -> str:
