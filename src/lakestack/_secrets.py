@@ -123,7 +123,9 @@ def _scrub(record: logging.LogRecord) -> None:
         message = record.getMessage()
     except Exception:  # a malformed call; logging reports that itself
         return
-    record.msg, record.args = redact(message), None
+    redacted = redact(message)
+    if redacted != message:  # leave other records alone: some formatters read their args (uvicorn's access log)
+        record.msg, record.args = redacted, None
     if record.exc_info and not record.exc_text:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     if record.stack_info:

@@ -72,15 +72,26 @@ class _Builder:
         self.built: set[int] = set()
         self.repeats = 0
         self.active: set[int] = set()  # nodes being built: an alias to one of them is a cycle
+        self.expanding = 0  # > 0 while building a node again through an alias
         self.scalars = yaml.SafeLoader("")
 
     def fail(self, message: str, node: yaml.Node, path: KeyPath) -> ProjectError:
         parts = [str(p) for p in path if p != "<key>"]
         key = ".".join(parts if len(parts) <= 8 else [*parts[:8], "..."]) or None
-        return self.error(message, Location(self.smap.file, node.start_mark.line + 1, key=key))
+        # Inside an alias's expansion a node's own line is its anchor's; the alias is under the
+        # nearest key or item built from the file itself.
+        line = self.smap.line_of(path) if self.expanding else node.start_mark.line + 1
+        return self.error(message, Location(self.smap.file, line, key=key))
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
-        self._count(node, path)
+        repeat = self._count(node, path)
+        self.expanding += repeat
+        try:
+            return self._build(node, path)
+        finally:
+            self.expanding -= repeat
+
+    def _build(self, node: yaml.Node, path: KeyPath) -> Any:
         if node.tag == "tag:yaml.org,2002:value":
             raise self.fail("a bare '=' must be quoted", node, path)
         if node.tag not in _PLAIN_TAGS:
@@ -90,7 +101,7 @@ class _Builder:
                 node,
                 path,
             )
-        self.smap.record(path, node.start_mark.line + 1)
+        self._record(path, node)
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             if len(path) >= MAX_DEPTH:
                 raise self.fail(f"nested more than {MAX_DEPTH} levels deep", node, path)
@@ -105,12 +116,17 @@ class _Builder:
             reason = str(exc).splitlines()[0].split(";")[0][:200]  # not Python's "use sys.set_int_max_..." hint
             raise self.fail(f"invalid value: {reason}", node, path) from None
 
-    def _count(self, node: yaml.Node, path: KeyPath) -> None:
+    def _record(self, path: KeyPath, node: yaml.Node) -> None:
+        if not self.expanding:  # expanded copies have no line of their own
+            self.smap.record(path, node.start_mark.line + 1)
+
+    def _count(self, node: yaml.Node, path: KeyPath) -> int:
+        """1 if `node` is being built again (through an alias), else 0."""
         if id(node) in self.active:
             raise self.fail("an alias refers to a value that contains it (a recursive alias)", node, path)
         if id(node) not in self.built:
             self.built.add(id(node))
-            return
+            return 0
         self.repeats += 1
         if self.repeats > MAX_ALIAS_VALUES:
             raise self.fail(
@@ -119,6 +135,7 @@ class _Builder:
                 node,
                 path,
             )
+        return 1
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -135,7 +152,7 @@ class _Builder:
                     f"'{key}' is defined twice (first on line {first}); names must be unique",
                     Location(self.smap.file, key_node.start_mark.line + 1, key=".".join(map(str, (*path, key)))),
                 )
-            self.smap.record((*path, key), key_node.start_mark.line + 1)
+            self._record((*path, key), key_node)
             out[key] = self.build(value_node, (*path, key))
         return out
 

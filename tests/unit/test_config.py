@@ -104,3 +104,48 @@ def test_secrets_are_references_and_never_printed(project: Path, monkeypatch: py
     monkeypatch.setenv("SHOP_CATALOG", "postgresql://user:hunter2@db/cat")
     assert uri.resolve() == "postgresql://user:hunter2@db/cat"  # type: ignore[union-attr]
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: shop\ndescription: !!python/name:os.system\n", r"lakestack.yaml:2 \(description\): YAML tag"),
+        ("name: shop\nd: !!binary aGk=\n", r"lakestack.yaml:2 \(d\): YAML tag '!!binary' is not allowed"),
+        ("name: shop\nd: &a [1, *a]\n", r"lakestack.yaml:2 \(d.1\): .*recursive alias"),
+        ("name: shop\nd: {<<: {a: 1}}\n", r"lakestack.yaml:2 \(d\): merge keys"),
+        ("name: shop\nd: " + "[" * 65 + "]" * 65 + "\n", r"nested more than 64 levels"),
+        ("name: shop\nd: " + "9" * 5000 + "\n", r"lakestack.yaml:2 \(d\): invalid value: Exceeds the limit"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+            r"lakestack.yaml:4 \(d.*\): aliases \(\*name\) expand to more than 10,000 values",
+        ),
+    ],
+)
+def test_project_file_yaml_is_data_only_and_bounded(project: Path, text: str, message: str) -> None:
+    _write(project, text)
+    with pytest.raises(ConfigError, match=message):
+        Project.load(project)
+
+
+def test_aliases_within_the_limit_expand(tmp_path: Path) -> None:
+    from lakestack._yaml import MAX_ALIAS_VALUES, load_yaml_text
+
+    items = ", ".join(["*a"] * (MAX_ALIAS_VALUES // 2))  # each alias builds the list and its one item
+    data, _ = load_yaml_text(f"a: &a [v]\nb: [{items}]\n", "f.yaml")
+    assert len(data["b"]) == MAX_ALIAS_VALUES // 2 and data["b"][0] == ["v"]
+    with pytest.raises(ProjectError, match="expand to more than"):
+        load_yaml_text(f"a: &a [v]\nb: [{items}, *a]\n", "f.yaml")
+
+
+def test_a_model_header_reports_lines_of_the_sql_file(project: Path) -> None:
+    from lakestack.pipeline.gold import load_gold_model
+
+    folder = project / "models" / "gold"
+    folder.mkdir(parents=True)
+    path = folder / "daily.sql"
+    path.write_text("\n\n/* ---\nmaterialized: full\nownr: me\n--- */\nSELECT 1 AS one\n")
+    with pytest.raises(ProjectError, match=r"models/gold/daily.sql:5 \(ownr\): unknown key 'ownr'"):
+        load_gold_model(path, project)
+    path.write_text("/* ---\r\nmaterialized: full\r\n--- */\r\nSELECT 1 AS one\r\n")  # CRLF files too
+    assert load_gold_model(path, project).settings.materialized == "full"
