@@ -153,3 +153,13 @@ def test_plain_aliases_within_the_limit_still_work(project: Path) -> None:
     out = run_capped("-e", "stage", "status", "--json", cwd=project, memory_mb=MEMORY_MB)
     assert out.code == 0, out.output
     assert (project / "warehouse_stage").is_dir()
+
+
+def test_json_contract_too_deep_or_too_big(project: Path) -> None:
+    """Event contracts are JSON: the same size cap, and nesting that exhausts the parser is exit 2."""
+    path = project / "contracts" / "clicks.v1.json"
+    text = path.read_text()
+    path.write_text(text[: text.rindex("}")] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    _refused(project, "status", expect="nested too deeply", file="contracts/clicks.v1.json")
+    path.write_text(text + " " * MAX_YAML_BYTES)
+    _refused(project, "status", expect="larger than 10 MiB", file="contracts/clicks.v1.json")

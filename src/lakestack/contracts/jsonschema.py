@@ -197,12 +197,15 @@ def _check_regex(pattern: str, fail: Any) -> None:
 
 def load_event_contract(path: Path, source: str, version: int, display: str) -> Contract:
     """Read a `contracts/<source>.v<N>.json` file."""
+    from lakestack._yaml import MAX_YAML_BYTES, read_capped
+
+    text = read_capped(path, MAX_YAML_BYTES, ContractError, display)  # the same size cap as YAML contracts
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(f"invalid JSON: {exc.msg}", Location(display, exc.lineno, exc.colno)) from None
-    except UnicodeDecodeError as exc:
-        raise ContractError(f"not valid UTF-8 ({exc.reason})", Location(display)) from None
+    except RecursionError:
+        raise ContractError("invalid JSON: nested too deeply", Location(display)) from None
     loader = _Loader(display)
     if not isinstance(doc, dict) or doc.get("type") != "object":
         raise loader.fail("an event contract is a JSON Schema whose top-level 'type' is \"object\"", "/")
