@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,10 +39,11 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+Run = Callable[..., tuple[int, str, str]]
+
+
 @pytest.fixture
-def cli(
-    lake: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Path, object]]:
+def cli(lake: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Run]:
     """`run(*args) -> (exit code, stdout, stderr as one line)`: lakestack's real entry point, in-process."""
     from lakestack.cli.app import main
 
@@ -61,7 +62,7 @@ def cli(
         code = exit_.value.code
         return (code if isinstance(code, int) else 0), out, " ".join(err.split())
 
-    yield lake, run
+    return lake, run
 
 
 def lake_state(project: Path) -> str:
@@ -135,13 +136,13 @@ def hostile_queries(project: Path, tmp: Path) -> list[tuple[str, str]]:
     ]
 
 
-def test_hostile_queries_are_refused_and_change_nothing(cli: tuple[Path, object], tmp_path: Path) -> None:
+def test_hostile_queries_are_refused_and_change_nothing(cli: tuple[Path, Run], tmp_path: Path) -> None:
     project, run = cli
     cases = hostile_queries(project, tmp_path)
     assert len(cases) >= 30
     before = lake_state(project)
     for sql, message in cases:
-        code, out, err = run("query", sql)  # type: ignore[operator]
+        code, out, err = run("query", sql)
         assert code == 2, (sql, code, out, err)
         assert err.startswith("error: ") and _search(message, err), (sql, err)
         assert "root:" not in out + err and "internal error" not in err, sql
@@ -162,8 +163,8 @@ def test_hostile_queries_in_a_capped_child_process(lake: Path, tmp_path: Path) -
     assert lake_state(lake) == before and not list(tmp_path.iterdir())
 
 
-def test_lake_tables_are_still_readable_every_way(cli: tuple[Path, object]) -> None:
-    project, run = cli
+def test_lake_tables_are_still_readable_every_way(cli: tuple[Path, Run]) -> None:
+    _, run = cli
     for sql in [
         "SELECT count(*) AS n FROM silver.orders",
         "SELECT count(*) AS n FROM query_table('silver.orders')",
@@ -172,15 +173,15 @@ def test_lake_tables_are_still_readable_every_way(cli: tuple[Path, object]) -> N
         "SELECT count(*) AS n FROM _lakestack.check_results",
         "SELECT count(*) AS n FROM quarantine.orders",
     ]:
-        code, out, err = run("query", sql, "-f", "json")  # type: ignore[operator]
+        code, out, err = run("query", sql, "-f", "json")
         assert code == 0 and '"n": ' in out and int(out.split(":")[1].strip(" }\n")) > 0, (sql, out, err)
 
 
-def test_settings_are_visible_but_hold_no_environment(cli: tuple[Path, object]) -> None:
+def test_settings_are_visible_but_hold_no_environment(cli: tuple[Path, Run]) -> None:
     """`duckdb_settings()` is a plain SELECT; it shows DuckDB's own settings (locked), never the
     environment (the fixture sets LAKE_TEST_SECRET and `run` asserts it never appears)."""
     _, run = cli
-    code, out, err = run("query", "SELECT name, value FROM duckdb_settings()", "-f", "json")  # type: ignore[operator]
+    code, out, err = run("query", "SELECT name, value FROM duckdb_settings()", "-f", "json")
     assert code == 0, err
     assert '"name": "enable_external_access", "value": "false"' in out
     assert '"name": "lock_configuration", "value": "true"' in out
@@ -193,7 +194,11 @@ HOSTILE_MODELS = [
     ("SELECT * FROM glob('/proc/self/*')", REFUSED),
     ("SELECT * FROM '/etc/passwd'", REFUSED),
     ("SELECT * FROM read_parquet('https://example.com/x.parquet')", REFUSED),
-    ("WITH e AS (SELECT * FROM read_text('/proc/self/environ')) SELECT o.order_id, e.content FROM silver.orders o, e", REFUSED),
+    (
+        "WITH e AS (SELECT * FROM read_text('/proc/self/environ')) "
+        "SELECT o.order_id, e.content FROM silver.orders o, e",
+        REFUSED,
+    ),
     ("SELECT o.*, (SELECT content FROM read_text('/etc/hostname')) AS h FROM silver.orders o", REFUSED),
     ("SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')", REFUSED),
     ("SELECT getenv('HOME') AS home", r"model evil failed: .*getenv"),
@@ -207,14 +212,14 @@ HOSTILE_MODELS = [
 ]
 
 
-def test_hostile_models_are_refused_naming_the_file(cli: tuple[Path, object]) -> None:
+def test_hostile_models_are_refused_naming_the_file(cli: tuple[Path, Run]) -> None:
     project, run = cli
     model = project / "models" / "gold" / "evil.sql"
     before = lake_state(project)
     try:
         for sql, message in HOSTILE_MODELS:
             model.write_text(f"-- a model a colleague sent\n{sql}\n")
-            code, out, err = run("build", "evil")  # type: ignore[operator]
+            code, out, err = run("build", "evil")
             assert code == 2, (sql, code, out, err)
             assert "models/gold/evil.sql:" in err and _search(message, err), (sql, err)
             assert "root:" not in out + err
@@ -249,7 +254,7 @@ HOSTILE_CHECKS = [
 ]
 
 
-def test_hostile_custom_sql_checks_are_refused_naming_the_file(cli: tuple[Path, object]) -> None:
+def test_hostile_custom_sql_checks_are_refused_naming_the_file(cli: tuple[Path, Run]) -> None:
     project, run = cli
     checks = project / "checks" / "evil.yaml"
     before = lake_state(project)
@@ -257,7 +262,7 @@ def test_hostile_custom_sql_checks_are_refused_naming_the_file(cli: tuple[Path, 
         for sql, message in HOSTILE_CHECKS:
             quoted = sql.replace("'", "''")
             checks.write_text(f"dataset: gold.fact_sales\nchecks:\n  - type: custom_sql\n    sql: '{quoted}'\n")
-            code, out, err = run("check", "gold.fact_sales")  # type: ignore[operator]
+            code, out, err = run("check", "gold.fact_sales")
             assert code == 2, (sql, code, out, err)
             assert "checks/evil.yaml:4" in err and "check custom_sql on gold.fact_sales" in err, err
             assert _search(message, err), (sql, err)
@@ -268,7 +273,7 @@ def test_hostile_custom_sql_checks_are_refused_naming_the_file(cli: tuple[Path, 
     assert not Path("/tmp/lakestack-evil-check.csv").exists()
 
 
-def test_a_benign_custom_sql_check_still_reads_other_lake_tables(cli: tuple[Path, object]) -> None:
+def test_a_benign_custom_sql_check_still_reads_other_lake_tables(cli: tuple[Path, Run]) -> None:
     project, run = cli
     checks = project / "checks" / "cross.yaml"
     checks.write_text(
@@ -276,7 +281,7 @@ def test_a_benign_custom_sql_check_still_reads_other_lake_tables(cli: tuple[Path
         "    sql: SELECT * FROM gold.fact_sales WHERE order_id NOT IN (SELECT order_id FROM silver.orders)\n"
     )
     try:
-        code, out, err = run("check", "gold.fact_sales", "--json")  # type: ignore[operator]
+        code, out, err = run("check", "gold.fact_sales", "--json")
     finally:
         checks.unlink()
     assert code == 0, err
