@@ -11,7 +11,10 @@ Drivers show pieces of a connection URL rather than the URL: a password with a r
 at the last, and the error names the "host" `r2Secret@host`. So for a URL the user-info, the
 password, both in raw, percent-decoded and percent-encoded form, and every run of the password
 between URL delimiters (`@ : / % ? # & = ; ,`) that is at least `MIN_PART` characters long are
-redacted. Shorter runs are left: redacting every "ab" would garble messages and hide little.
+redacted. Shorter runs are left: redacting every "ab" would garble messages and hide little. A value
+that is not a URL (a token, a host list, `host=... password=...`) is redacted whole, each
+comma-separated item, and the runs of any `password=`/`secret=`/`token=` value in it; its other
+pieces (a host, a port) are not secrets on their own and stay readable.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 MIN_PART = 4  # shortest piece of a secret redacted on its own
-MIN_VALUE = 3  # shortest whole secret value redacted
+MIN_VALUE = 4  # shortest whole secret value redacted
 MASK = "***"
 _DELIMITERS = re.compile(r"[@:/%?#&=;,\s]")
 _SECRET_KEYS = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
+_KEYWORD = re.compile(r"(\w*(?:pass|secret|token|credential)\w*)\s*=\s*('[^']*'|\"[^\"]*\"|\S+)", re.IGNORECASE)
 
 _lock = threading.Lock()
 _parts: set[str] = set()
@@ -43,6 +47,14 @@ def remember(value: str) -> None:
         _parts.update(found)
         ordered = sorted(_parts, key=len, reverse=True)  # longest first: the URL before its password
         _pattern = re.compile("|".join(map(re.escape, ordered)))
+
+
+def forget() -> None:
+    """Stop redacting everything remembered (tests; a process that resolves secrets keeps them)."""
+    global _pattern
+    with _lock:
+        _parts.clear()
+        _pattern = None
 
 
 def remember_url_password(url: str) -> None:
@@ -78,15 +90,16 @@ def secret_parts(value: str) -> set[str]:
     parts = {v for v in (value, unquote(value)) if len(v) >= MIN_VALUE}
     if "://" in value:
         userinfo = _userinfo(value)
-        if userinfo:
+        if ":" in userinfo:  # a user name alone is no secret; with a password it is
             parts |= {u for u in (userinfo, unquote(userinfo)) if len(u) >= MIN_PART}
-            if ":" in userinfo:
-                parts |= _password_parts(userinfo.partition(":")[2])
+            parts |= _password_parts(userinfo.partition(":")[2])
         for key, item in parse_qsl(value.partition("?")[2], keep_blank_values=False):
             if _SECRET_KEYS.search(key):
                 parts |= _password_parts(item)
-    else:
-        parts |= _runs(value)
+    else:  # a token, a password, a host list, or a libpq-style "host=... password=..." string
+        parts |= {v.strip() for v in value.split(",") if len(v.strip()) >= MIN_VALUE}
+        for match in _KEYWORD.finditer(value):
+            parts |= _password_parts(match.group(2).strip("'\""))
     return parts
 
 

@@ -142,19 +142,24 @@ def test_log_records_are_redacted(tmp_path: Path) -> None:
         ("postgresql://u:p%40ssW0rd@h/db", "password p@ssW0rd or p%40ssW0rd", "password *** or ***"),
         ("postgresql://h/db?user=u&password=T0kenValue", "got T0kenValue", "got ***"),
         ("plainTokenValue", "token plainTokenValue!", "token ***!"),
+        ("h=db password='S3cr:etVal'", "auth S3cr:etVal or etVal failed", "auth *** or *** failed"),
+        ("127.0.0.1:9092,b2:9093", "brokers 127.0.0.1:9092 on 127.0.0.1", "brokers *** on 127.0.0.1"),
+        ("postgresql://postgres@127.0.0.1/test", "role postgres", "role postgres"),  # no password: kept
         ("postgresql://lake:ab@h/db", "lakestack uses lake at h", "lakestack uses lake at h"),  # short: kept
     ],
 )
 def test_redaction_of_secret_values_and_their_parts(
     secret: str, message: str, shown: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from lakestack._secrets import forget, redact_tree
     from lakestack.config import SecretRef
     from lakestack.errors import StorageError
 
     monkeypatch.setenv("H5_TEST_SECRET", secret)
+    assert str(StorageError(message)) == message  # nothing remembered yet
     SecretRef(secret="H5_TEST_SECRET").resolve()
-    assert str(StorageError(message)) == shown
-
-    from lakestack._secrets import redact_tree
-
-    assert redact_tree({"m": [message], message: 1}) == {"m": [shown], shown: 1}
+    try:
+        assert str(StorageError(message)) == shown
+        assert redact_tree({"m": [message], message: 1}) == {"m": [shown], shown: 1}
+    finally:
+        forget()  # the registry is per process: leave other tests' messages alone
