@@ -8,7 +8,8 @@ its checkpoint, so a retried request, even after a crash or a restart, lands onc
 remembered for `http.dedup_hours`.
 
 When more records wait for a commit than `stream.max_pending`, new requests are refused
-(HTTP 503 with Retry-After) instead of queueing without bound.
+(HTTP 503 with Retry-After) instead of queueing without bound. So are requests whose log write
+fails (a full disk): nothing of them is acknowledged, and a retry lands once.
 """
 
 from __future__ import annotations
@@ -353,6 +354,7 @@ class Collector:
                 self._fail([r for r in taken if not r.future.done()], exc)
                 continue
             now_ms = time.time() * 1000
+            durable = self.limits.ack == "durable"
             with self._cond:
                 for offset, entry in enumerate(entries):
                     self._pending += entry.prepared.count
@@ -361,8 +363,9 @@ class Collector:
                     if entry.client:
                         self._landed[entry.batch_id] = now_ms
                         self._remember(entry.batch_id, entry.answer)
-                        self._inflight.pop(entry.batch_id, None)
-            if self.limits.ack == "durable":
+                        if durable:  # with `committed`, a retry waits for the commit like the first
+                            self._inflight.pop(entry.batch_id, None)
+            if durable:
                 failpoint("http.before_answer")
                 for entry in entries:
                     if entry.request is not None:
@@ -460,6 +463,9 @@ class Collector:
             entry.request.future.set_result(replace(entry.answer, snapshot_id=snapshot))
         with self._cond:
             self._pending -= sum(e.prepared.count for e in taken)
+            for entry in taken:
+                if entry.client:
+                    self._inflight.pop(entry.batch_id, None)
         self.wal.trim(taken[-1].position)
         return True
 

@@ -135,6 +135,11 @@ class Wal:
         top = max([-1, *self._last.values()])
         self._next = max(top, committed, at_least) + 1  # `at_least`: quarantine's checkpoint, which may be ahead
         self.health = self._check(committed, top, positions)
+        if self.health.problem is not None:  # anchor the new position now, so the next start finds it
+            try:
+                self._roll()
+            except OSError as exc:
+                log.error("cannot start a log segment in %s: %s", folder, exc)
 
     # -- start: line the log up with the checkpoint ------------------------------------------------
     def _check(self, committed: int, top: int, positions: list[int]) -> LogHealth:

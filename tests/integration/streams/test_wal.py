@@ -50,6 +50,12 @@ def test_positions_continue_after_the_checkpoint_when_the_log_is_gone(tmp_path: 
         assert _entries(again) == [20, 21]
     finally:
         again.close()
+    Wal(tmp_path / "gone", committed=19).close()  # reported, and stopped before any write
+    again = Wal(tmp_path / "gone", committed=19)  # the position was anchored: reported once, not at every start
+    try:
+        assert (again.health.problem, again.health.incidents, again.next_position) == (None, 1, 20)
+    finally:
+        again.close()
 
 
 def test_an_empty_newest_segment_keeps_the_position_without_a_checkpoint(tmp_path: Path) -> None:
