@@ -49,6 +49,9 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
 
     Each source's log is locked here, before the server starts: a second `lakestack serve` on the
     same project fails at once with SourceBusy (exit 3) naming the process that collects it."""
+    from lakestack._secrets import install_log_redaction
+
+    install_log_redaction()  # secrets out of uvicorn's and our log lines, however the app is run
     run_id = run_id or new_run_id()
     sources = {n: c for n, c in lake.project.config.sources.items() if c.kind == "http"}
     collectors: dict[str, Collector] = {}
