@@ -79,3 +79,34 @@ def test_the_original_still_works(ingested: Path, land: Land) -> None:
     land("orders", "orders_20260102.csv", ORDERS_HEADER + ROW.format(3))
     out = run_capped("ingest", "--json", cwd=ingested)
     assert out.code == 0 and json.loads(out.stdout)["landed"] == 1, out.output
+
+
+@pytest.mark.integration
+def test_a_copy_sharing_a_postgresql_catalog_is_refused(project: Path, land: Land, tmp_path: Path) -> None:
+    """With a shared catalog the copy opens the same catalog name: the tables are the original's."""
+    import uuid
+
+    from lakestack import Lake
+    from tests_support import service_url
+
+    url = service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"shop_{uuid.uuid4().hex[:8]}"
+    (project / "lakestack.yaml").write_text(
+        f"name: {name}\nenvironments:\n  dev: {{warehouse: ./warehouse, catalog: {{type: sql, uri: '{url}'}}}}\n"
+        "sources:\n  orders: {kind: files, landing: landing/orders, contract: orders}\n"
+    )
+    land("orders", "orders_20260101.csv", ORDERS_HEADER + ROW.format(1))
+    try:
+        assert run_capped("ingest", cwd=project).code == 0
+        copy = tmp_path / "shop_copy"
+        shutil.copytree(project, copy, symlinks=True)
+        original = lake_fingerprint(project)
+        out = run_capped("ingest", cwd=copy)
+        assert out.code == 2, out.output
+        assert "copied or moved" in out.stderr and "its own project name" in out.stderr
+        assert lake_fingerprint(project) == original
+    finally:
+        catalog = Lake.open(project).warehouse.catalog
+        for table in ("bronze.orders", "quarantine.orders"):
+            if catalog.table_exists(table):
+                catalog.drop_table(table)
