@@ -306,6 +306,7 @@ class StreamWriter:
         self.quarantine = self.quarantine.refresh()
         self.committed = stream_positions(self.bronze)
         self.quarantined_upto = stream_positions(self.quarantine)
+        self._quarantine_seen = _snapshot_id(self.quarantine)  # quarantined_upto holds all up to here
 
     def _reset(self) -> None:
         self._good: list[pa.Table] = []
@@ -449,6 +450,7 @@ class StreamWriter:
             return stamp(pa.concat_tables(self._bad), self.run_id, now), self._checkpoint()
 
         self.quarantine = append(self.quarantine, None, run_id=self.run_id, batch_id=f"{batch_key}:q", attempt=attempt)
+        self._quarantine_seen = _snapshot_id(self.quarantine)
         # committed: a retried flush (after a failed Bronze commit) must not repeat it
         self._quarantined_rows = sum(t.num_rows for t in self._bad)
         self._bad = []
@@ -528,7 +530,8 @@ class StreamWriter:
         """Drop buffered rejects at or below a position a rival quarantined since this writer last
         looked (`quarantine` as it is now): the rival's batch held every reject up to there, even
         when its Bronze commit has not landed yet (a zombie woken between the owner's two commits)."""
-        fresh = stream_positions(quarantine, self._read)
+        fresh = stream_positions(quarantine, self._read, after=self._quarantine_seen)
+        self._quarantine_seen = _snapshot_id(quarantine)
         dropped = 0
         for partition in sorted(self._read):
             upto = fresh.get(partition, -1)
@@ -553,11 +556,16 @@ def newest_epoch(table: Any) -> int | None:
     return None
 
 
-def stream_positions(table: Any, partitions: Collection[str] | None = None) -> dict[str, int]:
+def stream_positions(
+    table: Any, partitions: Collection[str] | None = None, *, after: int | None = None
+) -> dict[str, int]:
     """partition → last committed position, from the newest commit that mentions each partition
-    (only `partitions`, when given: the walk back stops once each is found)."""
+    (only `partitions`, when given: the walk back stops once each is found; only commits after
+    snapshot `after`, when given)."""
     out: dict[str, int] = {}
     for commit in history(table, newest_first=True):
+        if after is not None and commit.snapshot_id == after:
+            break
         stream = (commit.checkpoint or {}).get("stream")
         if not stream:
             continue
@@ -567,6 +575,11 @@ def stream_positions(table: Any, partitions: Collection[str] | None = None) -> d
         if partitions is not None and len(out) == len(partitions):
             break
     return out
+
+
+def _snapshot_id(table: Any) -> int | None:
+    current = table.current_snapshot()
+    return int(current.snapshot_id) if current is not None else None
 
 
 def _drop_upto(tables: list[pa.Table], partition: str, upto: int) -> tuple[list[pa.Table], int]:

@@ -34,6 +34,8 @@ __all__ = ["kafka_broker", "moto_server"]
 
 LAKESTACK = str(Path(sys.executable).parent / "lakestack")
 LEASE = 2.0  # seconds: the NATS owner lease in these tests
+# about 40 s each: two processes run with `make test` (slow), three with the crash matrix
+PROCESSES = [pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.crash)]
 
 
 class Stream:
@@ -269,7 +271,7 @@ def _run_chaos(
     return done
 
 
-@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("processes", PROCESSES)
 def test_nats_processes_killed_stopped_and_paused_lose_and_double_nothing(
     tmp_path: Path, nats_stream: tuple[str, str, str], stopping: list[Stream], processes: int
 ) -> None:
@@ -291,7 +293,7 @@ def test_nats_processes_killed_stopped_and_paused_lose_and_double_nothing(
 # -- Kafka -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("processes", PROCESSES)
 def test_kafka_members_killed_stopped_and_paused_past_their_session_lose_and_double_nothing(
     tmp_path: Path, kafka_broker: str, stopping: list[Stream], processes: int
 ) -> None:
@@ -331,7 +333,7 @@ def _kinesis(endpoint: str, name: str | None = None) -> Any:
     return boto3.client("kinesis", region_name="us-east-1", endpoint_url=endpoint)
 
 
-@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("processes", PROCESSES)
 def test_kinesis_readers_killed_stopped_and_paused_lose_and_double_nothing(
     tmp_path: Path, moto_server: str, stopping: list[Stream], processes: int
 ) -> None:
