@@ -150,3 +150,14 @@ def test_rendering_helpers_never_read_values_as_markup() -> None:
     console.print(rows_table("[/x]", [{"[/y]": v} for v in HOSTILE], ["[/y]"]))
     shown = console.export_text()
     assert all(v in shown for v in ["[/x]", "[/y]", *HOSTILE])
+
+
+def test_the_console_reprints_what_rich_refuses_as_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """The last resort: even markup forced on by a caller cannot become a traceback."""
+    from lakestack.cli.render import make_console
+
+    console = make_console()
+    console.print("closing [/x] and [bold]open", markup=True)  # rich raises MarkupError on this
+    console.print("[link=http://evil.example]x[/link]")
+    out = capsys.readouterr().out
+    assert "closing [/x] and [bold]open" in out and "[link=http://evil.example]x[/link]" in out
