@@ -159,10 +159,11 @@ def _table(result: Any, show: int, console: Any) -> Written:
         if len(kept) < show:
             kept += [to_jsonable(r) for r in batch.slice(0, show - len(kept)).to_pylist()]
         rows += batch.num_rows
-    title = f"{rows:,} rows" if rows <= len(kept) else f"first {len(kept):,} of {rows:,} rows"
+    title = f"{rows:,} row{'' if rows == 1 else 's'}" if rows <= len(kept) else f"first {len(kept):,} of {rows:,} rows"
     if result.truncated is not None:
         title += " (truncated)"
-    console.print(rows_table(title, kept, list(result.schema.names)))
+    console.print(title, markup=False, highlight=False)  # above the table: a title would wrap to its width
+    console.print(rows_table("", kept, list(result.schema.names)))
     return Written(rows, len(kept), None, result.truncated)
 
 
