@@ -90,10 +90,10 @@ def _records(b: int) -> list[dict[str, Any]]:
     return [event(b * 100 + i, amount=-1 if i == 2 else i) for i in range(RECORDS)]
 
 
-def _project(tmp_path: Path, catalog_uri: str | None = None) -> Path:
+def _project(tmp_path: Path, catalog_uri: str | None = None, ack: str = "durable") -> Path:
     root = stream_project(tmp_path / "p", "http", None, max_seconds=0.15)
     config = root / "lakestack.yaml"
-    text = config.read_text().replace("kind: http", "kind: http\n    http: {workers: 0}")
+    text = config.read_text().replace("kind: http", f"kind: http\n    http: {{workers: 0, ack: {ack}}}")
     if catalog_uri is not None:
         text = text.replace("sqlite:///.lakestack/catalog.db", catalog_uri)
     config.write_text(text)
@@ -147,7 +147,20 @@ def _setup(root: Path, producer: Producer, point: str, log: Path, check: bool = 
 @pytest.mark.parametrize("point", _points())
 def test_the_collector_crashed_at_a_failpoint_loses_and_doubles_nothing(tmp_path: Path, point: str) -> None:
     """SQLite catalog: each point on a project of its own, crashed twice, then a clean run."""
-    root, log = _project(tmp_path), tmp_path / "hits.log"
+    _crash_twice_then_finish(tmp_path, point, "durable")
+
+
+COMMITTED_POINTS = ["http.commit.after", "http.before_answer"]  # committed, not yet answered
+
+
+@pytest.mark.parametrize("point", COMMITTED_POINTS)
+def test_with_ack_committed_a_crash_at_a_failpoint_loses_and_doubles_nothing(tmp_path: Path, point: str) -> None:
+    """`ack: committed` answers after the Iceberg commit: the points around it, crashed twice."""
+    _crash_twice_then_finish(tmp_path, point, "committed")
+
+
+def _crash_twice_then_finish(tmp_path: Path, point: str, ack: str) -> None:
+    root, log = _project(tmp_path, ack=ack), tmp_path / "hits.log"
     producer = Producer(free_port())
     _setup(root, producer, point, log)
     before = len(hits(str(log)))
