@@ -34,6 +34,7 @@ CHUNK_BYTES = 64 << 20  # a chunk also ends at this many bytes of raw text (Arro
 RATIO_FLOOR = 16 << 20  # the ratio cap applies once a file has decompressed this many bytes
 _DELIMITERS = (",", ";", "\t", "|")
 _READ_SIZE = 1 << 20
+_HINT = " (a source's `limits:` in lakestack.yaml can raise it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,9 @@ class Limits:
     LAKESTACK_MAX_LINE_BYTES, else these defaults.
     """
 
-    max_decompressed_bytes: int = 2 << 30  # bytes a file holds once decompressed (plain files: their size)
+    # bytes a file holds once decompressed (plain files: their size). Its rows are held until their
+    # batch commits (a file is never split across commits), about 3.6 times these bytes (measured).
+    max_decompressed_bytes: int = 1 << 30
     max_ratio: float = 100.0  # decompressed / compressed bytes of a .gz file, past the first RATIO_FLOOR
     max_line_bytes: int = 64 << 20  # bytes of one line (a record between 8 MiB and this is quarantined alone)
 
@@ -153,7 +156,7 @@ def open_binary(path: Path, compression: str | None, limits: Limits | None = Non
         size = os.fstat(raw.fileno()).st_size
         if compression is None and size > limits.max_decompressed_bytes:
             raise FileRejected(
-                f"the file is {size:,} bytes, over max_decompressed_bytes ({limits.max_decompressed_bytes:,})"
+                f"the file is {size:,} bytes, over max_decompressed_bytes ({limits.max_decompressed_bytes:,}){_HINT}"
             )
         if compression == ".gz" and prescan:
             _prescan(raw, limits, size)
@@ -223,20 +226,21 @@ class _Metered(io.RawIOBase):
         if self.total > limits.max_decompressed_bytes:
             raise FileRejected(
                 f"the file holds more than max_decompressed_bytes ({limits.max_decompressed_bytes:,}) "
-                f"once decompressed; reading stopped at byte {self.total:,}, line {self.newlines + 1:,}",
+                f"once decompressed; reading stopped at byte {self.total:,}, line {self.newlines + 1:,}{_HINT}",
                 self.newlines + 1,
             )
         if self._ratio_cap is not None and self.total > self._ratio_cap:
             raise FileRejected(
                 f"the file decompresses to more than max_ratio ({limits.max_ratio:g}) times its "
-                f"{self._compressed:,} bytes; reading stopped at byte {self.total:,}, line {self.newlines + 1:,}",
+                f"{self._compressed:,} bytes; reading stopped at byte {self.total:,}, "
+                f"line {self.newlines + 1:,}{_HINT}",
                 self.newlines + 1,
             )
 
     def _line_over(self, line: int, offset: int) -> None:
         raise FileRejected(
             f"line {line:,} is longer than max_line_bytes ({self._limits.max_line_bytes:,}); "
-            f"reading stopped at byte {offset:,}",
+            f"reading stopped at byte {offset:,}{_HINT}",
             line,
         )
 
@@ -481,12 +485,12 @@ def _check_parquet_size(parquet: Any, size: int, limits: Limits) -> None:
     if total > limits.max_decompressed_bytes:
         raise FileRejected(
             f"its row groups hold {total:,} bytes uncompressed, over max_decompressed_bytes "
-            f"({limits.max_decompressed_bytes:,})"
+            f"({limits.max_decompressed_bytes:,}){_HINT}"
         )
     if total > max(RATIO_FLOOR, limits.max_ratio * size):
         raise FileRejected(
             f"its row groups hold {total:,} bytes uncompressed, more than max_ratio ({limits.max_ratio:g}) "
-            f"times its {size:,} bytes"
+            f"times its {size:,} bytes{_HINT}"
         )
 
 
