@@ -10,6 +10,7 @@ Kinesis: every process reads every shard; the commit-time fence drops what a riv
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -162,10 +163,25 @@ def test_nats_owner_paused_past_its_lease_stops_without_committing_when_it_wakes
     assert_exactly_once(root, len(payloads), invalid)
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler yet (Linux: the SigCgt mask in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def test_nats_sigterm_right_after_start_is_a_clean_stop(tmp_path: Path, nats_stream: tuple[str, str, str]) -> None:
     url, name, _ = nats_stream
     root = _nats_project(tmp_path, url, name)
-    for delay in (0.05, 0.3, 1.0):  # (before 50 ms, the interpreter itself is still starting)
+    # the moment the handler exists (lakestack.cli is imported, before Typer, rich or the project load)
+    proc = Stream(root, "early")
+    wait_for(lambda: _catches_sigterm(proc.pid) or proc.proc.poll() is not None, 30, "a SIGTERM handler")
+    assert proc.stop() == 0, proc.stderr()
+    assert json.loads(proc.stderr())["received"] == 0
+    for delay in (0.3, 1.0):  # while the project opens, while the source is claimed
         proc = Stream(root, "early")
         time.sleep(delay)
         assert proc.stop() == 0, f"SIGTERM {delay} s after start: {proc.stderr()}"
