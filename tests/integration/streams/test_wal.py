@@ -277,3 +277,29 @@ def test_one_process_collects_a_source_and_the_next_takes_over(tmp_path: Path, s
     ids = bronze_ids(root)
     assert len(ids) == len(set(ids)) == 90
     assert quarantine_rows(root) == []
+
+
+def test_a_stopped_holder_keeps_its_source_until_it_dies(tmp_path: Path) -> None:
+    """SIGSTOP has no session to time out: the lock stays with the frozen process (no second writer
+    of its log), which resumes on SIGCONT with nothing lost; once it is killed, the next takes over."""
+    root = _project(tmp_path)
+    holder_port, port = free_port(), free_port()
+    holder = start_serve(root, holder_port)
+    assert wal_up(holder_port, holder)
+    _post(holder_port, range(0, 3))
+    holder.send_signal(signal.SIGSTOP)
+    try:
+        rival = start_serve(root, port)
+        _, err = rival.communicate(timeout=60)
+        assert rival.returncode == 3
+        assert f"collected by pid {holder.pid}" in " ".join(err.decode().split())
+    finally:
+        holder.send_signal(signal.SIGCONT)
+    _post(holder_port, range(3, 6))
+    kill_serve(holder)
+    taker = start_serve(root, port)
+    assert wal_up(port, taker)
+    _post(port, range(0, 6))
+    stop_serve(taker)
+    ids = bronze_ids(root)
+    assert len(ids) == len(set(ids)) == 60
