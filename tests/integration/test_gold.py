@@ -161,3 +161,41 @@ def test_pii_classes_flow_from_contracts_into_gold(staged: Path, tmp_path: Path)
     assert columns["email"] == "email" and columns["phone"] == "phone" and columns["first_name"] == "name"
     assert columns["country"] is None and columns["orders"] is None
     assert all(c["pii"] is None for c in lake.schema("gold.daily_order_metrics"))
+
+
+def test_a_model_reaching_outside_the_lake_is_refused_and_builds_nothing(staged: Path, tmp_path: Path) -> None:
+    root = _project(staged, tmp_path, until="20260101")
+    lake = Lake.open(root)
+    lake.ingest(["orders"])
+    lake.promote(["orders"])
+    gold = root / "models" / "gold"
+    for sql, message in [
+        ("SELECT * FROM read_text('/proc/self/environ')", r"reads outside the lake: read_text\('/proc/self/environ'\)"),
+        (
+            "SELECT o.order_id, p.* FROM silver.orders o, read_csv('/etc/passwd') p",
+            r"reads outside the lake: read_csv\('/etc/passwd'\)",
+        ),
+    ]:
+        (gold / "evil.sql").write_text(f"{sql}\n")
+        with pytest.raises(ProjectError, match=r"models/gold/evil.sql:1: model evil " + message):
+            lake.build(["evil"])
+        assert not lake.warehouse.exists("gold.evil")
+
+
+def test_a_model_over_its_time_limit_is_a_run_error(
+    staged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lakestack.engine.base as base
+    from lakestack.errors import RunError
+
+    root = _project(staged, tmp_path, until="20260101")
+    lake = Lake.open(root)
+    lake.ingest(["orders"])
+    lake.promote(["orders"])
+    (root / "models" / "gold" / "slow.sql").write_text(
+        "SELECT count(*) AS n FROM silver.orders, range(1000000000000) r WHERE r.range < 0\n"
+    )
+    monkeypatch.setattr(base, "MODEL_LIMITS", base.SqlLimits(timeout_s=1.0))
+    with pytest.raises(RunError, match=r"models/gold/slow.sql: model slow ran longer than 1 s and was stopped") as err:
+        lake.build(["slow"])
+    assert err.value.exit_code == 3 and not lake.warehouse.exists("gold.slow")

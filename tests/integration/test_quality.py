@@ -262,3 +262,44 @@ def test_drop_moves_failing_rows_to_quarantine_and_goes_on(lake: Lake) -> None:
         ("O3", ["check:accepted_values(status)", "check:range(qty)"])
     ]  # fails both checks; moved once
     assert moved[0]["_source_file"] == "orders_1.csv" and moved[0]["_source_line"] == 4
+
+
+def test_a_custom_sql_drop_check_reads_the_tables_it_names(lake: Lake) -> None:
+    """A drop check's failing rows are computed in the sandbox, which registers what its SQL names."""
+    root = lake.project.root
+    (root / "checks").mkdir()
+    (root / "checks" / "orders.yaml").write_text(
+        "dataset: silver.orders\nchecks:\n  - name: known customer\n    type: custom_sql\n    severity: drop\n"
+        "    sql: SELECT * FROM silver.orders WHERE customer_id NOT IN (SELECT customer_id FROM silver.customers)\n"
+    )
+    report = Lake.open(root).run()
+    assert {c.check: (c.status, c.failing_rows) for c in report.checks if c.severity == "drop"} == {
+        "known customer": ("warn", 1)
+    }
+    silver = {r["order_id"]: r["customer_id"] for r in lake.read("silver.orders").to_pylist()}
+    assert len(silver) == 3 and all(c in ("C1", "C2", None) for c in silver.values())  # NULL is not NOT IN
+    moved = [r for r in lake.read("quarantine.orders").to_pylist() if r["_reason"].startswith("dropped by check")]
+    assert len(moved) == 1 and json.loads(moved[0]["_raw"])["customer_id"] not in ("C1", "C2")
+
+
+def test_a_refused_custom_sql_check_records_nothing(lake: Lake) -> None:
+    from lakestack.pipeline.quality import RESULTS
+
+    before = lake.warehouse.exists(RESULTS) and lake.table_info(RESULTS).rows
+    with pytest.raises(ProjectError, match=r"check custom_sql on silver.orders reads outside the lake: read_csv"):
+        evaluate(
+            lake,
+            {"type": "not_null", "columns": ["order_id"]},
+            {"type": "custom_sql", "sql": "SELECT * FROM read_csv('/etc/passwd')"},
+        )
+    assert (lake.warehouse.exists(RESULTS) and lake.table_info(RESULTS).rows) == before
+
+
+def test_a_check_over_its_time_limit_is_an_error_that_blocks(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lakestack.engine.base as base
+
+    monkeypatch.setattr(base, "CHECK_LIMITS", base.SqlLimits(timeout_s=1.0))
+    slow = "SELECT o.* FROM silver.orders o, range(1000000000000) r WHERE r.range < 0"
+    result = evaluate(lake, {"type": "custom_sql", "sql": slow})["custom_sql"]
+    assert result.status == "error" and result.blocks
+    assert result.message == "check custom_sql on silver.orders ran longer than 1 s and was stopped"
