@@ -280,15 +280,15 @@ class Wal:
     def trim(self, committed: int) -> int:
         """Delete segments whose entries are all at or below `committed`, never the newest (its name
         keeps the position even when Bronze's checkpoint is not at hand). Returns how many."""
-        newest = max(self._last, key=lambda p: int(p.stem), default=None)
-        removed = 0
-        for path, last in sorted(self._last.items(), key=lambda item: int(item[0].stem)):
-            if path == newest or last > committed:
+        segments = sorted(list(self._last.items()), key=lambda item: int(item[0].stem))  # the log thread
+        removed = 0  # may roll meanwhile: work on a copy (a segment rolled since is newer than all of these)
+        for path, last in segments[:-1]:
+            if last > committed:
                 continue
             failpoint("wal.trim.before_unlink")
             path.unlink(missing_ok=True)
             failpoint("wal.trim.after_unlink")
-            del self._last[path]
+            self._last.pop(path, None)
             removed += 1
         return removed
 
