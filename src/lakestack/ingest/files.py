@@ -100,13 +100,13 @@ class FileSource(Source):
         paths = [self._explicit(root, n) for n in only] if only else list(self._walk(root))
         found: list[Candidate] = []
         refused: list[FileOutcome] = []
-        for path in paths:
+        matches = self.pattern.match_all([p.name for p in paths])
+        for path, match in zip(paths, matches, strict=True):
             name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
             real = path.resolve()
             if not real.is_relative_to(root):
                 refused.append(FileOutcome(name, "refused", reason=f"it links outside the landing folder ({root})"))
                 continue
-            match = self.pattern.match(path.name)
             if match is None:
                 if only:
                     refused.append(

@@ -98,3 +98,31 @@ def test_pathological_pattern_on_long_values_is_linear() -> None:
     valid, invalid, seconds = proc.stdout.split()
     assert (int(valid), int(invalid)) == (0, 3)
     assert float(seconds) < 10
+
+
+def test_file_name_patterns_are_linear_on_hostile_names() -> None:
+    # Landing file names come from whoever drops files: `*_*_*_*_*.csv` against 200 underscores ran
+    # past 60 s on Python's re. In a child with a timeout, so a regression fails instead of hanging.
+    code = textwrap.dedent(
+        """
+        import time
+        from lakestack.contracts.patterns import FilePattern
+        pattern = FilePattern("*_*_*_*_*_*_*_*.csv")
+        names = ["_" * 240 + "x", "_" * 240 + ".csv", "a_b_c_d_e_f_g_h.csv.gz"]
+        t = time.perf_counter()
+        found = pattern.match_all(names)
+        print([m.compression if m else "-" for m in found], time.perf_counter() - t)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    found, seconds = proc.stdout.rsplit(" ", 1)
+    assert found == "['-', None, '.gz']"
+    assert float(seconds) < 5
+
+
+def test_file_names_not_valid_utf8_match_no_pattern() -> None:
+    from lakestack.contracts.patterns import FilePattern
+
+    pattern = FilePattern("orders_*.csv")
+    assert [m is not None for m in pattern.match_all(["orders_\udcff.csv", "orders_1.csv"])] == [False, True]
+    assert pattern.match("orders_\udcff.csv") is None
