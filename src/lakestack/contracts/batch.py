@@ -9,7 +9,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from lakestack._yaml import load_yaml, pydantic_problem
-from lakestack.contracts.model import PII_CLASSES, Constraints, Contract, CsvOptions, Field, FileSpec, parse_type
+from lakestack.contracts.model import (
+    MAX_ENUM,
+    PII_CLASSES,
+    Constraints,
+    Contract,
+    CsvOptions,
+    Field,
+    FileSpec,
+    parse_type,
+)
 from lakestack.errors import ContractError, Location
 
 
@@ -65,6 +74,16 @@ class ColumnSpec(_Frozen):
     @classmethod
     def _type(cls, value: str) -> str:
         parse_type(value)
+        return value
+
+    @field_validator("enum")
+    @classmethod
+    def _enum(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and len(value) > MAX_ENUM:
+            raise ValueError(
+                f"an enum of {len(value):,} values; at most {MAX_ENUM:,} (check a longer list against a "
+                "table with a referential_integrity check)"
+            )
         return value
 
     @field_validator("pii")

@@ -14,6 +14,8 @@ from typing import Any
 from lakestack.contracts.model import (
     COMPATIBILITY,
     FORMATS,
+    MAX_ENUM,
+    MAX_NESTING,
     PII_CLASSES,
     Constraints,
     Contract,
@@ -56,6 +58,8 @@ class _Loader:
     def field(self, name: str, schema: Any, pointer: str, required: bool) -> Field:
         if not isinstance(schema, dict):
             raise self.fail("a property schema must be an object", pointer)
+        if pointer.count("/properties/") + pointer.count("/items") > MAX_NESTING:
+            raise self.fail(f"objects and arrays nest deeper than {MAX_NESTING} levels", pointer)
         type_name, nullable = self._type(schema, pointer)
         allowed = _COMMON | _BY_TYPE[type_name]
         for key in schema:
@@ -131,6 +135,8 @@ class _Loader:
             enum = [schema["const"]]
         if enum is not None and (not isinstance(enum, list) or not enum):
             raise self.fail("'enum' must be a non-empty list", f"{pointer}/enum")
+        if enum is not None and len(enum) > MAX_ENUM:
+            raise self.fail(_enum_too_long(len(enum)), f"{pointer}/enum")
         num = {k: _number(schema.get(k)) for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")}
         for k in ("minLength", "maxLength"):
             if k in schema and (not isinstance(schema[k], int) or schema[k] < 0):
@@ -177,6 +183,13 @@ class _Loader:
             if r not in props:
                 raise self.fail(f"'{r}' is required but not among the properties", f"{pointer}/required")
         return tuple(self.field(n, s, f"{pointer}/properties/{n}", n in required) for n, s in props.items())
+
+
+def _enum_too_long(count: int) -> str:
+    return (
+        f"an enum of {count:,} values; at most {MAX_ENUM:,} (check a longer list against a table "
+        "with a referential_integrity check)"
+    )
 
 
 def _number(value: Any) -> Decimal | None:

@@ -12,6 +12,9 @@ PII_CLASSES = ("email", "phone", "name", "address", "ip", "id", "dob", "financia
 COMPATIBILITY = ("backward", "forward", "full", "none")
 FORMATS = ("csv", "ndjson", "parquet")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A contract is reviewed text, but it is parsed before anyone reads it: bound what it may declare.
+MAX_ENUM = 10_000  # values of one enum (a longer list belongs in a table: a referential_integrity check)
+MAX_NESTING = 32  # levels of objects and arrays in an event contract (records past 64 are refused anyway)
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 
