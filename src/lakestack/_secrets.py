@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, quote, unquote
 
 MIN_PART = 4  # shortest piece of a secret redacted on its own
@@ -149,7 +149,8 @@ _installed = False
 
 
 def install_log_redaction() -> None:
-    """Redact every log record from now on, whichever logger or handler (uvicorn's too) emits it.
+    """Redact every log record (and Python warning) from now on, whichever logger or handler
+    (uvicorn's too) emits it.
 
     A filter on one handler would miss handlers added later (uvicorn configures its own), so the
     redaction sits in the record factory, which every record passes once.
@@ -168,3 +169,24 @@ def install_log_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
+    _redact_warnings()
+
+
+def _redact_warnings() -> None:
+    """Python warnings do not pass through logging unless captured (and captured, they vanish
+    without a handler): redact them where they are shown."""
+    import warnings
+
+    show = warnings.showwarning
+
+    def redacted(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        show(redact(str(message)) if _pattern is not None else message, category, filename, lineno, file, line)
+
+    warnings.showwarning = redacted

@@ -105,7 +105,7 @@ def test_a_working_secret_url_is_not_shown(project: Path, server: tuple[str, int
 
 def test_log_records_are_redacted(tmp_path: Path) -> None:
     """What the CLI installs: every record from any logger (uvicorn's too), its arguments and
-    its traceback, with the resolved secret and its pieces replaced."""
+    its traceback, and Python warnings, with the resolved secret and its pieces replaced."""
     script = textwrap.dedent(
         """
         import logging, os, sys
@@ -121,6 +121,8 @@ def test_log_records_are_redacted(tmp_path: Path) -> None:
             raise RuntimeError("failed for " + url)
         except RuntimeError:
             logging.getLogger("sqlalchemy").exception("driver said")
+        import warnings
+        warnings.warn("a driver warns about " + url)
         """
     )
     env = {"LAKE_CAT_URL": "postgresql://lake:Hunt%40r2Secret@db.internal:5432/lake", "PATH": "/usr/bin:/bin"}
@@ -128,6 +130,7 @@ def test_log_records_are_redacted(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "connecting to ***" in proc.stdout and "host ***@127.0.0.1" in proc.stdout
     assert "RuntimeError: failed for ***" in proc.stdout
+    assert "UserWarning: a driver warns about ***" in proc.stderr
     _assert_hidden(proc.stdout + proc.stderr, "Hunt%40r2Secret")
 
 

@@ -510,7 +510,7 @@ def main() -> None:
     """Entry point: run the app; LakestackError becomes a message and an exit code, never a traceback."""
     from lakestack._secrets import install_log_redaction
 
-    install_log_redaction()  # secrets out of every log line, lakestack serve's included
+    install_log_redaction()  # secrets out of every log line and warning, lakestack serve's included
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising here
     except LakestackError as exc:
