@@ -172,3 +172,23 @@ def test_a_lake_table_streams_to_csv(project: Path, land: object, tmp_path: Path
     assert code == 0 and "result truncated at 600 rows" in err, err
     lines = target.read_text().splitlines()
     assert lines[0] == '"order_id","qty"' and len(lines) == 601 and lines[1] == '"ORD-0001",2'
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(project: Path) -> None:
+    """`lakestack query ... | head -1`: exit 0 and nothing on stderr, not a BrokenPipeError."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["-p", str(project), "query", "SELECT * FROM range(5000000)", "-f", "csv", "--max-rows", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakestack", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **ENV},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b'"range"\n'
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err

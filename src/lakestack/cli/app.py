@@ -449,7 +449,7 @@ def query(
     started = time.perf_counter()
     with _state(ctx).lake().query_stream(sql, limits) as stream:
         if json_out and out is None:
-            results.json_document(stream, sys.stdout.buffer)
+            results.to_stdout(lambda sink: results.json_document(stream, sink))
             written = results.Written(stream.rows, 0, None, stream.truncated)
         else:
             written = results.write_result(stream, output, out, show=limit, console=_console())

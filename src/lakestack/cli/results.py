@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -78,7 +79,7 @@ def write_result(result: Any, fmt: str, out: Path | None, *, show: int, console:
     if fmt == "table":
         return _table(result, show, console)
     if out is None:
-        rows = _write(result, fmt, sys.stdout.buffer)
+        rows = to_stdout(lambda sink: _write(result, fmt, sink))
         return Written(rows, 0, None, result.truncated)
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
@@ -94,6 +95,18 @@ def write_result(result: Any, fmt: str, out: Path | None, *, show: int, console:
     finally:
         partial.unlink(missing_ok=True)
     return Written(rows, 0, str(out), result.truncated)
+
+
+def to_stdout(write: Callable[[IO[bytes]], int]) -> int:
+    """Run `write` on stdout; a reader that went away (`| head`) ends the output quietly, as Unix
+    tools do, instead of an error at every later write and at exit."""
+    try:
+        rows = write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return rows
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _write(result: Any, fmt: str, sink: IO[bytes]) -> int:
@@ -197,7 +210,7 @@ def summary(written: Written, columns: list[str], duration_s: float) -> dict[str
     }
 
 
-def json_document(result: Any, sink: IO[bytes]) -> dict[str, Any]:
+def json_document(result: Any, sink: IO[bytes]) -> int:
     """`--json` without a file: `{"columns": [...], "rows": [...], "rows_returned": n, "truncated": ...}`,
     streamed (the rows are written as they come; the counts follow them)."""
     from lakestack.cli.render import to_jsonable
@@ -218,4 +231,4 @@ def json_document(result: Any, sink: IO[bytes]) -> dict[str, Any]:
         "limit_value": t.value if t else None,
     }
     sink.write(b"\n], " + json.dumps(tail)[1:].encode() + b"\n")
-    return tail
+    return rows

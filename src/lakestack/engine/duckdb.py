@@ -8,6 +8,7 @@ switched off and locked, and each statement must be exactly one SELECT, stopped 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -28,6 +29,7 @@ from lakestack.engine.base import (
     Truncation,
 )
 
+log = logging.getLogger(__name__)
 STREAM_BATCH_ROWS = 8192  # rows per record batch when streaming: memory follows this, not the result
 TABLE_BATCH_ROWS = 131_072
 _DENIED_PATH = re.compile(r'Cannot access (?:file|directory) "(?P<path>[^"]*)"')
@@ -184,7 +186,7 @@ class DuckDBSandbox(Sandbox):
 
     def _start(self, sql: str, batch_rows: int, *, close_sandbox: bool) -> _DuckDBStream:
         self.check(sql)
-        timer = threading.Timer(self.limits.timeout_s, self._engine.con.interrupt)
+        timer = threading.Timer(self.limits.timeout_s, self._interrupt)
         timer.daemon = True
         deadline = time.monotonic() + self.limits.timeout_s
         timer.start()
@@ -196,6 +198,12 @@ class DuckDBSandbox(Sandbox):
                 self.close()
             raise self.translate(exc, sql) from None
         return _DuckDBStream(self, sql, reader, timer, deadline, close_sandbox)
+
+    def _interrupt(self) -> None:
+        try:
+            self._engine.con.interrupt()
+        except Exception:  # the statement finished and the connection closed as the timer fired
+            log.debug("interrupt after close", exc_info=True)
 
     def translate(self, exc: BaseException, sql: str) -> SqlError:
         """A DuckDB (or Arrow stream) error as one of the SqlError kinds, worded for a person."""
