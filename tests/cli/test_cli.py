@@ -138,3 +138,15 @@ def test_northwind_from_landing_files_to_gold(tmp_path: Path) -> None:
     assert "4 rows" in table.stdout
     refused = run("-p", str(folder), "query", "DROP TABLE gold.dim_date")
     assert refused.returncode == 2 and "only one read-only SELECT" in refused.stderr
+
+
+def test_a_project_folder_named_like_a_url(tmp_path: Path) -> None:
+    """The SQLite catalog is opened by URL: '%20', '?', '#' and brackets in the folder name are
+    path characters (a folder 'pc%20' used to fail with 'unable to open database file')."""
+    folder = tmp_path / "pc%20 [x]?#y"
+    assert run("init", "demo", "--path", str(folder)).returncode == 0
+    first = run("-p", str(folder), "ingest", "--json")
+    assert first.returncode == 0, first.stderr
+    assert (folder / ".lakestack" / "catalog.db").is_file()
+    again = json.loads(run("-p", str(folder), "ingest", "--json").stdout)  # the copy check passes too
+    assert again["sources"][0]["files"][0]["status"] == "skipped"

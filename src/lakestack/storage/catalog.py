@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lakestack._secrets import remember_url_password
 from lakestack.config import EnvironmentConfig, SecretRef, reveal
@@ -30,7 +31,7 @@ def catalog_uri(env: EnvironmentConfig, root: Path) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         path = (root / uri.removeprefix("sqlite:///")).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
+        return "sqlite:///" + quote(str(path), safe="/")  # the URL is decoded: a folder named 'a%20b' stays so
     if uri.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + uri.split("://", 1)[1]
     return uri
