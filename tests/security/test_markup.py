@@ -106,7 +106,8 @@ def _blocked(tmp_path: Path, *modules: str) -> dict[str, str]:
     folder = tmp_path / "blocked"
     for name in modules:
         (folder / name).mkdir(parents=True)
-        (folder / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked for this test')\n")
+        message = repr(f"No module named '{name}'")
+        (folder / name / "__init__.py").write_text(f"raise ModuleNotFoundError({message}, name={name!r})\n")
     return {"PYTHONPATH": str(folder)}
 
 
@@ -161,3 +162,21 @@ def test_the_console_reprints_what_rich_refuses_as_plain_text(capsys: pytest.Cap
     console.print("[link=http://evil.example]x[/link]")
     out = capsys.readouterr().out
     assert "closing [/x] and [bold]open" in out and "[link=http://evil.example]x[/link]" in out
+
+
+@pytest.mark.parametrize(
+    ("kind", "block", "extra"),
+    [
+        ("kafka", "confluent_kafka", "kafka"),
+        ("nats", "nats", "nats"),
+    ],
+)
+def test_missing_extra_of_a_broker_source(project: Path, tmp_path: Path, kind: str, block: str, extra: str) -> None:
+    """Every missing optional module is named with its extra at the CLI's boundary (exit 2), not
+    an internal error."""
+    settings = {"kafka": "{bootstrap_servers: '127.0.0.1:1', topics: [t]}", "nats": "{stream: S}"}[kind]
+    text = (project / "lakestack.yaml").read_text()
+    (project / "lakestack.yaml").write_text(text + f"  taps: {{kind: {kind}, contract: clicks, {kind}: {settings}}}\n")
+    out = run_capped("stream", "taps", "--until-idle", "1", cwd=project, env=_blocked(tmp_path, block))
+    assert out.code == 2, out.output
+    assert f"pip install 'lakestack[{extra}]'" in out.stderr and "internal error" not in out.stderr

@@ -525,8 +525,40 @@ def main() -> None:
             sys.exit(code)
         if os.environ.get("LAKESTACK_DEBUG"):
             raise
+        missing = _missing_extra(exc)
+        if missing is not None:
+            _fail(missing, missing.exit_code)
         _fail(exc, 3, internal=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# Optional dependencies by top-level module: what needs them and the extra that installs them.
+_EXTRAS = {
+    "confluent_kafka": ("a Kafka source", "kafka"),
+    "nats": ("a NATS source", "nats"),
+    "boto3": ("AWS (Kinesis, S3)", "aws"),
+    "botocore": ("AWS (Kinesis, S3)", "aws"),
+    "psycopg": ("a PostgreSQL catalog", "postgres"),
+    "fastapi": ("lakestack serve", "serve"),
+    "uvicorn": ("lakestack serve", "serve"),
+}
+
+
+def _missing_extra(exc: BaseException) -> LakestackError | None:
+    """A missing optional module anywhere in the exception's chain, as the error naming its extra
+    (one place for every source and backend, instead of an internal error)."""
+    from lakestack.errors import MissingExtraError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError) and current.name:
+            found = _EXTRAS.get(current.name.partition(".")[0])
+            if found is not None:
+                return MissingExtraError(*found)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
