@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lakestack.config import reveal
-from lakestack.errors import LakestackError
+from lakestack.errors import LakestackError, RunError
 from lakestack.ingest.stream import FlushResult, OwnershipLost, Positions, StreamRecord, StreamSource
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,14 @@ class NatsSource(StreamSource):
             raise LakestackError(f"source '{self.name}': cannot reach NATS at {settings.url}: {exc}") from exc
         self._js = self._nc.jetstream()
 
-    def claim(self, positions: Positions, stop: threading.Event) -> bool:
+    def claim(self, positions: Positions, stop: threading.Event, *, patient: bool = True) -> bool:
         settings = self.config.nats
         assert settings is not None
         self._connect()
         try:
             self._lease = Lease(self._js, self._run, self.name, settings.stream, self._durable, settings.lease_seconds)
-            if not self._lease.acquire(stop, floor=positions.epoch()):
+            patience = None if patient else 2 * settings.lease_seconds + 1
+            if not self._lease.acquire(stop, floor=positions.epoch(), patience=patience):
                 self._lease = None
                 self.close()
                 return False
@@ -201,12 +202,14 @@ class Lease:
         self._value = b""
         self._kv: Any = None
 
-    def acquire(self, stop: threading.Event, floor: int | None) -> bool:
-        """Take the lease, waiting while another process holds it; False if `stop` is set first."""
+    def acquire(self, stop: threading.Event, floor: int | None, patience: float | None = None) -> bool:
+        """Take the lease, waiting while another process holds it; False if `stop` is set first.
+        With `patience`, give up after that many seconds (RunError naming the owner)."""
         import nats.js.errors
 
         self._kv = self._run(self._bucket())
-        shown = None
+        shown: dict[str, Any] | None = None
+        started = time.monotonic()
         while not stop.is_set():
             since = datetime.now(UTC).isoformat(timespec="seconds")
             try:
@@ -224,6 +227,13 @@ class Lease:
                         self.seconds,
                     )
                     shown = holder
+                if patience is not None and time.monotonic() - started > patience:
+                    owner = shown or {}
+                    raise RunError(
+                        f"source '{self.source}' is owned by {owner.get('owner', 'another process')} since "
+                        f"{owner.get('since', '?')}: another process reads it; stop that one, or run "
+                        f"'lakestack stream {self.source}' without --until-idle to wait for it"
+                    ) from None
                 stop.wait(min(1.0, self.seconds / 4))
                 continue
             self.epoch = max(int(created), (floor or 0) + 1)

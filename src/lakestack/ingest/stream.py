@@ -155,11 +155,12 @@ class StreamSource(Source):
 
     epoch: int | None = None  # the fencing epoch of this process's lease; None: the source takes none
 
-    def claim(self, positions: Positions, stop: threading.Event) -> bool:
+    def claim(self, positions: Positions, stop: threading.Event, *, patient: bool = True) -> bool:
         """Become the one process that reads this source, waiting while another one owns it; False
-        if `stop` was set first. Sources whose broker gives each partition one owner (Kafka's group)
-        or that every process may read in full (Kinesis: the commit-time fence drops what a rival
-        committed) take no lease."""
+        if `stop` was set first. Not `patient` (a catch-up run): wait only as long as a dead
+        owner's lease can last, then raise RunError naming the owner. Sources whose broker gives
+        each partition one owner (Kafka's group) or that every process may read in full (Kinesis:
+        the commit-time fence drops what a rival committed) take no lease."""
         return True
 
     def check_owner(self, *, force: bool = False) -> None:
@@ -615,7 +616,7 @@ def run_stream(
         return StreamStats()
     writer = StreamWriter(warehouse, source.name, source.contract, source.kind, settings, run_id)
     positions = Positions(writer)
-    if not source.claim(positions, stop):
+    if not source.claim(positions, stop, patient=idle_stop is None):
         return writer.stats
     writer.epoch = source.epoch
     writer.owner_check = lambda: source.check_owner(force=True)

@@ -134,6 +134,13 @@ def test_nats_second_process_waits_and_takes_over_within_the_lease_when_the_owne
     stopping.append(third := Stream(root, "third"))  # a waiting process stops cleanly on SIGTERM
     wait_for(lambda: "is owned by" in third.stderr(), 60, "the third process to wait")
     assert third.stop() == 0, third.stderr()
+    catch_up = subprocess.run(  # a catch-up run does not wait for a live owner: it names it and exits 3
+        [LAKESTACK, "-p", str(root), "stream", "events", "--until-idle", "1"], capture_output=True, timeout=120
+    )
+    message = catch_up.stderr.decode(errors="replace")
+    assert catch_up.returncode == 3, message
+    assert f"/{second.pid} since" in message and "without --until-idle" in message, message
+    assert "Traceback" not in message
     wait_for(lambda: len(bronze_ids(root)) >= 3_000 - len(invalid), 60, "the successor to land everything")
     assert second.stop() == 0, second.stderr()
     assert_exactly_once(root, len(payloads), invalid)
