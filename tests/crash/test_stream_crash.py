@@ -37,7 +37,14 @@ POINTS = {
     "storage.append.after_write": ["kill", "raise"],
     "storage.append.after_commit": ["kill"],
 }
-CASES = [(point, action) for point, actions in POINTS.items() for action in actions]
+# every point killed on both catalogs; the injected I/O errors (catalog-independent) on SQLite only
+CASES = [
+    (catalog, point, action)
+    for point, actions in POINTS.items()
+    for action in actions
+    for catalog in ("sqlite", "postgres")
+    if action == "kill" or catalog == "sqlite"
+]
 
 
 def _payloads(start: int, stop: int) -> tuple[list[bytes], set[str]]:
@@ -52,7 +59,7 @@ def _payloads(start: int, stop: int) -> tuple[list[bytes], set[str]]:
     return out, invalid
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def catalog_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """Environment for the child processes: none for SQLite; a fresh PostgreSQL database per test."""
     if request.param == "sqlite":
@@ -127,7 +134,9 @@ def _with_env(env: dict[str, str], fn: object, *args: object) -> object:
                 os.environ[key] = value
 
 
-@pytest.mark.parametrize(("point", "action"), CASES, ids=[f"{p}={a}" for p, a in CASES])
+@pytest.mark.parametrize(
+    ("catalog_env", "point", "action"), CASES, ids=[f"{c}-{p}={a}" for c, p, a in CASES], indirect=["catalog_env"]
+)
 def test_stream_crashed_at_a_failpoint_lands_every_event_once(
     tmp_path: Path, nats_stream: tuple[str, str, str], catalog_env: dict[str, str], point: str, action: str
 ) -> None:
