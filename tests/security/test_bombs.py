@@ -69,21 +69,30 @@ def test_one_2_gib_line_in_a_2_mb_gzip_is_quarantined_not_a_failed_run(project: 
     assert row["_source_line"] == 1 and "max_line_bytes" in str(row["_reason"])
 
 
-def test_2_gib_of_valid_rows_in_a_small_gzip_is_refused_by_ratio_before_parsing(project: Path, land: Land) -> None:
+@pytest.mark.parametrize(
+    ("env", "cap", "stops_at"),
+    [
+        ({}, "more than max_decompressed_bytes (536,870,912)", lambda bomb: 512 << 20),
+        ({"LAKESTACK_MAX_DECOMPRESSED_BYTES": str(8 << 30)}, "more than max_ratio (100) times", lambda b: 100 * b),
+    ],
+)
+def test_2_gib_of_valid_rows_in_a_small_gzip_is_refused_before_parsing(
+    project: Path, land: Land, env: dict[str, str], cap: str, stops_at: Callable[[int], int]
+) -> None:
     rows = (json.dumps(GOOD_CLICK) + "\n").encode()
     bomb = _bomb(b"", rows, 32)
     land("clicks", "clicks_20260101.ndjson.gz", bomb)
     _good_click(land)
-    files = _ingest(project)
+    files = _ingest(project, env)
     bad = files["clicks_20260101.ndjson.gz"]
     assert bad["status"] == "rejected"
     reason = str(bad["reason"])
-    assert f"more than max_ratio (100) times its {len(bomb):,} bytes" in reason, reason
-    # reading stopped just past 100 x the compressed size, on the line that byte is in
+    assert cap in reason, reason
+    # reading stopped just past the cap, on the line that byte is in
     stopped = re.search(r"reading stopped at byte ([\d,]+), line ([\d,]+)", reason)
     assert stopped is not None, reason
     at, line = (int(g.replace(",", "")) for g in stopped.groups())
-    assert 100 * len(bomb) < at <= 100 * len(bomb) + (1 << 20)
+    assert stops_at(len(bomb)) < at <= stops_at(len(bomb)) + (1 << 20)
     assert line == bad["line"] == at // len(rows) + 1
     assert files["clicks_20260201.ndjson"]["landed"] == 1
 
