@@ -108,6 +108,9 @@ class DuckDBEngine(Engine):
 
         paths = exp.Array(expressions=[exp.Literal.string(f) for f in self._files]).sql("duckdb")
         self.con.execute(f"SET allowed_paths = {paths}")
+        # No spilling: DuckDB would write up to 90% of the free disk under ./.tmp of whatever folder
+        # lakestack runs in; memory_limit is the bound, and going over it is a clear error.
+        self.con.execute("SET temp_directory = ''")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET allow_community_extensions = false")
         self.con.execute("SET memory_limit = ?", [memory_limit])
