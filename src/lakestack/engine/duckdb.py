@@ -188,7 +188,12 @@ class DuckDBSandbox(Sandbox):
         return self._start(sql, STREAM_BATCH_ROWS, close_sandbox=True)
 
     def _start(self, sql: str, batch_rows: int, *, close_sandbox: bool) -> _DuckDBStream:
-        self.check(sql)
+        try:
+            self.check(sql)
+        except SqlError:
+            if close_sandbox:  # the caller never gets the stream that would close it
+                self.close()
+            raise
         timer = threading.Timer(self.limits.timeout_s, self._interrupt)
         timer.daemon = True
         deadline = time.monotonic() + self.limits.timeout_s
