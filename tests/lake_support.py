@@ -107,8 +107,6 @@ def lake_contents(project: Path) -> dict[str, tuple[int, str]]:
     con.execute("SET TimeZone = 'UTC'")
     try:
         for identifier in warehouse.tables():
-            if identifier.startswith(LOG_TABLES):
-                continue
             table = warehouse.load(identifier)
             rows = table.scan().to_arrow().to_pylist()
             digest = _digest(rows)
@@ -120,7 +118,8 @@ def lake_contents(project: Path) -> dict[str, tuple[int, str]]:
                 fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB 2.x / 1.x
                 read = fetch().to_pylist()
                 assert _digest(read) == digest, f"{identifier}: DuckDB reads other rows than pyiceberg"
-            out[identifier] = (len(rows), digest)
+            if not identifier.startswith(LOG_TABLES):  # read (above), but not compared
+                out[identifier] = (len(rows), digest)
     finally:
         con.close()
     return out
