@@ -54,6 +54,9 @@ MAX_PROJECT_BYTES = 1024 * 1024  # lakestack.yaml
 MAX_ALIAS_VALUES = 10_000  # values constructed again through aliases (*name), per file
 MAX_DEPTH = 64  # nested mappings/sequences
 
+_STR = "tag:yaml.org,2002:str"
+# libyaml's parser when PyYAML has it (twice as fast); the nodes and errors are the same
+_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")
 )
@@ -66,21 +69,25 @@ class _Builder:
     node built a second time counts against `MAX_ALIAS_VALUES`.
     """
 
-    def __init__(self, smap: SourceMap, error: type[ProjectError]) -> None:
+    def __init__(self, smap: SourceMap, error: type[ProjectError], first_line: int = 1) -> None:
         self.smap = smap
         self.error = error
+        self.offset = first_line  # marks count from 0 at the top of the block
         self.built: set[int] = set()
         self.repeats = 0
         self.active: set[int] = set()  # nodes being built: an alias to one of them is a cycle
         self.expanding = 0  # > 0 while building a node again through an alias
         self.scalars = yaml.SafeLoader("")
 
+    def line(self, node: yaml.Node) -> int:
+        return int(node.start_mark.line) + self.offset
+
     def fail(self, message: str, node: yaml.Node, path: KeyPath) -> ProjectError:
         parts = [str(p) for p in path if p != "<key>"]
         key = ".".join(parts if len(parts) <= 8 else [*parts[:8], "..."]) or None
         # Inside an alias's expansion a node's own line is its anchor's; the alias is under the
         # nearest key or item built from the file itself.
-        line = self.smap.line_of(path) if self.expanding else node.start_mark.line + 1
+        line = self.smap.line_of(path) if self.expanding else self.line(node)
         return self.error(message, Location(self.smap.file, line, key=key))
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
@@ -110,6 +117,8 @@ class _Builder:
                 return self._mapping(node, path) if isinstance(node, yaml.MappingNode) else self._sequence(node, path)
             finally:
                 self.active.discard(id(node))
+        if node.tag == _STR:  # most values: no constructor needed
+            return node.value
         try:
             return self.scalars.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
         except (yaml.YAMLError, ValueError, OverflowError) as exc:  # e.g. an int of 5,000 digits
@@ -118,7 +127,7 @@ class _Builder:
 
     def _record(self, path: KeyPath, node: yaml.Node) -> None:
         if not self.expanding:  # expanded copies have no line of their own
-            self.smap.record(path, node.start_mark.line + 1)
+            self.smap.record(path, self.line(node))
 
     def _count(self, node: yaml.Node, path: KeyPath) -> int:
         """1 if `node` is being built again (through an alias), else 0."""
@@ -150,7 +159,7 @@ class _Builder:
                 first = self.smap.line_of((*path, key))
                 raise self.error(
                     f"'{key}' is defined twice (first on line {first}); names must be unique",
-                    Location(self.smap.file, key_node.start_mark.line + 1, key=".".join(map(str, (*path, key)))),
+                    Location(self.smap.file, self.line(key_node), key=".".join(map(str, (*path, key)))),
                 )
             self._record((*path, key), key_node)
             out[key] = self.build(value_node, (*path, key))
@@ -204,12 +213,10 @@ def load_yaml_text(
         raise error(f"YAML block is larger than {_size(MAX_YAML_BYTES)}", Location(display, first_line))
     smap = SourceMap(display)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
         if node is None:
             return None, smap
-        if first_line != 1:
-            _shift_marks(node, first_line - 1)
-        return _Builder(smap, error).build(node, ()), smap
+        return _Builder(smap, error, first_line).build(node, ()), smap
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + first_line if mark else None
@@ -219,24 +226,6 @@ def load_yaml_text(
         raise error(f"invalid YAML: {exc}", Location(display)) from None
     except RecursionError:
         raise error(f"invalid YAML: nested too deeply (at most {MAX_DEPTH} levels)", Location(display)) from None
-
-
-def _shift_marks(root: yaml.Node, lines: int) -> None:
-    """Make line numbers count from the top of the enclosing file (nodes may share a mark: shift each once)."""
-    nodes: dict[int, yaml.Node] = {}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in nodes:
-            continue
-        nodes[id(node)] = node
-        if isinstance(node, yaml.MappingNode):
-            stack.extend(n for pair in node.value for n in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    marks = {id(n.start_mark): n.start_mark for n in nodes.values()}
-    for mark in marks.values():
-        mark.line += lines
 
 
 def pydantic_problem(exc: Any, smap: SourceMap, model: Any) -> tuple[str, Location]:
