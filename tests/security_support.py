@@ -64,7 +64,7 @@ def lake_fingerprint(project: Path) -> str:
         if not root.exists():
             continue
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            if path.name.endswith(("-wal", "-shm")):  # SQLite's own journal files change on reads
+            if path.name.endswith(("-wal", "-shm", ".lock")):  # SQLite's journals and run locks change on reads
                 continue
             digest.update(str(path.relative_to(project)).encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
