@@ -33,12 +33,39 @@ def _exclusive(command: str) -> Callable[[Callable[Concatenate[Lake, _P], _R]], 
     def wrap(method: Callable[Concatenate[Lake, _P], _R]) -> Callable[Concatenate[Lake, _P], _R]:
         def locked(self: Lake, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
             with self.locked(command):
-                return method(self, *args, **kwargs)
+                try:
+                    return method(self, *args, **kwargs)
+                except Exception as exc:
+                    lost = _catalog_connection_error(exc)
+                    if lost is None:
+                        raise
+                    raise StorageError(
+                        f"{command} lost its connection to the catalog ({lost}); what it committed before "
+                        "stays committed, and the next run goes on from there"
+                    ) from exc
 
         functools.update_wrapper(locked, method)
         return locked
 
     return wrap
+
+
+def _catalog_connection_error(exc: BaseException) -> str | None:
+    """`Name: first line` when the catalog's database connection failed (a driver error anywhere
+    in the chain: the server went away, the network was cut), else None."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        kind = type(seen)
+        if kind.__module__.split(".")[0] in ("sqlalchemy", "psycopg") and kind.__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        ):
+            text = str(seen).strip().splitlines()
+            return f"{kind.__name__}: {text[0][:200] if text else 'no message'}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextmanager
