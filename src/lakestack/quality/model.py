@@ -87,7 +87,11 @@ class Regex(_Check):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
+        from lakestack.contracts.regex import problem  # the engine checks run on: DuckDB's RE2, as contracts
+
+        why = problem(value)
+        if why is not None:
+            raise ValueError(why)
         return value
 
     def default_name(self) -> str:
