@@ -211,3 +211,47 @@ def test_a_concurrent_writer_is_detected_and_the_merge_retried(pay: Path, monkey
     rows = silver(lake)
     assert {k: r["version"] for k, r in rows.items()} == {"P1": 2, "P2": 5, "P3": 1, "P4": 1}
     assert result.updated == 1 and result.inserted == 1
+
+
+def test_promotions_racing_without_the_lock_merge_once(pay: Path) -> None:
+    """Two processes promote the same Bronze snapshots at once, bypassing the project lock (as
+    writers on a catalog the lock does not cover would): both compute the merge, the second
+    commit finds Silver changed under it (pyiceberg's blind retry is off) and its batch id
+    already there, so the rows are merged once."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from lakestack.pipeline.silver import model_from_config
+    from lakestack.storage.warehouse import history
+
+    drop(pay, "payments_20260101.csv", [f"P{i},2026-01-01 10:00:00,1,{i}.00,usd," for i in range(50)])
+    drop(pay, "payments_20260102.csv", [f"P{i},2026-01-01 10:00:00,2,{i}.50,eur," for i in range(0, 50, 2)])
+    assert Lake.open(pay).ingest().landed == 75
+    script = (
+        "import json, sys\n"
+        "from lakestack import Lake\n"
+        "from lakestack.pipeline.runs import new_run_id\n"
+        "from lakestack.pipeline.silver import SilverPromotion, model_from_config\n"
+        "lake = Lake.open(sys.argv[1])\n"
+        "r = SilverPromotion(model_from_config('payments', lake.project), lake.warehouse, new_run_id()).run()\n"
+        "print(json.dumps([r.inserted, r.snapshot_id]))\n"
+    )
+    lake = Lake.open(pay)
+    lake.warehouse.silver_table(model_from_config("payments", lake.project))  # created once, before the race
+    env = {**os.environ, "LAKESTACK_FAILPOINTS": "silver.before_commit=1*sleep(2500)"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(pay)], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+
+    lake = Lake.open(pay)
+    rows = silver(lake)
+    assert len(rows) == 50
+    assert {k: r["version"] for k, r in rows.items()} == {f"P{i}": 2 if i % 2 == 0 else 1 for i in range(50)}
+    merges = [c for c in history(lake.warehouse.load("silver.payments")) if c.run_id]
+    assert len(merges) == 1  # one MERGE snapshot; the loser found its batch id there
+    assert results[0][1] == results[1][1] == merges[0].snapshot_id
