@@ -132,7 +132,9 @@ def test_nats_stream_survives_kill_9_with_every_record_once(tmp_path: Path) -> N
     url = service_url("nats", "nats://127.0.0.1:4222")
     name, subject = make_stream(url)
     try:
-        root = stream_project(tmp_path / "p", "nats", {"url": url, "stream": name}, max_seconds=0.2)
+        # a killed owner's lease holds the source for lease_seconds: keep it short, so restarts read
+        settings = {"url": url, "stream": name, "lease_seconds": 1}
+        root = stream_project(tmp_path / "p", "nats", settings, max_seconds=0.2)
         rng = random.Random(4)
         payloads, invalid = [], set()
         for n in range(6_000):
@@ -154,7 +156,8 @@ def test_nats_stream_survives_kill_9_with_every_record_once(tmp_path: Path) -> N
         command = [*LAKESTACK, "-p", str(root), "stream", "events", "--json"]
         for _ in range(KILLS):
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(1.2, 2.5))  # start-up takes about a second: kill mid-read or mid-commit
+            # start-up takes about a second, and the last one's lease up to one more: kill mid-read or mid-commit
+            time.sleep(rng.uniform(1.5, 3.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         feeder.join()
