@@ -297,6 +297,13 @@ class Lease:
                 f"{elapsed:.1f} s ago, lease {self.seconds:g} s: this process was paused or cut off); "
                 f"{holder.get('owner', 'another process')} owns it now; stopping without committing"
             ) from None
+        except Exception as exc:  # NATS unreachable: never commit unconfirmed; reading may go on a while
+            if force or elapsed >= self.seconds:
+                raise RunError(
+                    f"source '{self.source}': cannot renew the lease on NATS consumer {self.durable}: {exc}"
+                ) from None
+            log.warning("source %s: could not renew the lease yet: %s", self.source, exc)
+            return
         self.renewed = time.monotonic()
 
     def release(self) -> None:

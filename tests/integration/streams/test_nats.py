@@ -99,3 +99,48 @@ def test_messages_held_by_a_killed_consumer_come_again_at_once(
     assert stats.landed == 100 - len(got)
     ids = bronze_ids(root)
     assert len(ids) == len(set(ids)) == 100
+
+
+def test_owner_lease_waits_fences_and_expires(nats_stream: tuple[str, str, str]) -> None:
+    """The lease on its own: one holder at a time, a waiter with patience names the holder, an
+    expired holder's renewal is refused, and the epoch rises above what Bronze already holds."""
+    import asyncio
+    import time
+
+    import nats
+
+    from lakestack.errors import RunError
+    from lakestack.ingest.jetstream import Lease
+    from lakestack.ingest.stream import OwnershipLost
+
+    url, name, _ = nats_stream
+    loop = asyncio.new_event_loop()
+    nc = loop.run_until_complete(nats.connect(url))
+    try:
+        js = nc.jetstream()
+
+        def lease() -> Lease:
+            return Lease(js, loop.run_until_complete, "events", name, "lakestack-events", 2.0)
+
+        first, second = lease(), lease()
+        assert first.acquire(threading.Event(), floor=41)
+        assert first.epoch == 42  # above the epoch Bronze holds, whatever the bucket revision
+        with pytest.raises(RunError, match=f"is owned by {first.owner} since"):
+            second.acquire(threading.Event(), floor=None, patience=0.5)
+        first.renew(force=True)
+        time.sleep(2.8)  # first is paused past its lease; second takes over
+        assert second.acquire(threading.Event(), floor=first.epoch)
+        assert second.epoch > first.epoch
+        with pytest.raises(OwnershipLost, match="lost the lease"):
+            first.renew()
+        first.release()  # not its lease any more: must not delete the new owner's entry
+        third = lease()
+        second.renew(force=True)
+        with pytest.raises(RunError, match="is owned by"):
+            third.acquire(threading.Event(), floor=None, patience=0.3)
+        second.release()  # a clean stop hands over at once
+        assert third.acquire(threading.Event(), floor=None)
+        third.release()
+    finally:
+        loop.run_until_complete(nc.close())
+        loop.close()
