@@ -95,7 +95,7 @@ class ProjectLock:
         told = False
         while not self._try(command):
             if time.monotonic() >= deadline:
-                hint = f"waited {wait:g}s" if wait > 0 else "pass --wait SECONDS to wait for it"
+                hint = f"waited {wait:g}s" if wait > 0 else "to wait for it: lakestack --wait SECONDS ..."
                 raise ProjectLockedError(f"{self.what}: {self.holder().describe()}; {hint}")
             if not told:
                 log.warning("%s: %s; waiting up to %gs", self.what, self.holder().describe(), wait)
