@@ -240,6 +240,14 @@ class Lease:
             self._value = self._encode(since, self.epoch)
             self.revision = self._run(self._kv.update(self.key, self._value, last=created))
             self.renewed = time.monotonic()
+            if shown is not None:  # it waited: say so as loudly as the wait
+                log.warning(
+                    "source %s: %s no longer holds it; this process (%s) reads it now (epoch %d)",
+                    self.source,
+                    shown.get("owner", "the previous owner"),
+                    self.owner,
+                    self.epoch,
+                )
             log.info(
                 "source %s: owner %s (epoch %d) of NATS consumer %s", self.source, self.owner, self.epoch, self.durable
             )
