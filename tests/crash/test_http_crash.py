@@ -130,7 +130,9 @@ def _run(root: Path, producer: Producer, spec: str, log: Path, new: int) -> str:
             except Exception:
                 proc.terminate()
     _, err = proc.communicate(timeout=90)
-    return err.decode(errors="replace")
+    text = err.decode(errors="replace")
+    assert proc.returncode in (0, -9), f"{spec or 'a run'} exited {proc.returncode}: {text[-3000:]}"
+    return text
 
 
 def _setup(root: Path, producer: Producer, point: str, log: Path, check: bool = True) -> None:
@@ -198,7 +200,8 @@ def _finish(root: Path, producer: Producer) -> None:
     """A run without failpoints is not blocked; it takes every batch, answers every retry as the
     first time, and leaves Bronze and quarantine exact."""
     proc = start_serve(root, producer.port)
-    assert wait_healthy(producer.port, proc)
+    if not wait_healthy(producer.port, proc):
+        raise AssertionError(f"the run after the crashes did not start: {proc.communicate()[1].decode()[-3000:]}")
     for _ in range(3):
         producer.run(producer.total, proc)
     retried = _retry_all(producer.port, producer.total)
