@@ -170,6 +170,26 @@ def test_nats_owner_paused_past_its_lease_stops_without_committing_when_it_wakes
     assert_exactly_once(root, len(payloads), invalid)
 
 
+def test_nats_two_processes_starting_together_on_a_fresh_project_both_run(
+    tmp_path: Path, nats_stream: tuple[str, str, str]
+) -> None:
+    # both create the catalog, the namespaces and the tables at once: one used to exit 3 with
+    # "IntegrityError UNIQUE constraint failed: iceberg_namespace_properties" (2 runs of 5)
+    url, name, subject = nats_stream
+    payloads, invalid = events_with_invalid(300, seed=7)
+    publish(url, subject, payloads)
+    for trial in range(3):
+        root = stream_project(
+            tmp_path / f"p{trial}", "nats", {"url": url, "stream": name, "lease_seconds": 1}, max_seconds=0.2
+        )
+        command = [LAKESTACK, "-p", str(root), "stream", "events", "--until-idle", "1", "--json"]
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+        for proc in procs:
+            output = proc.communicate(timeout=120)[0].decode(errors="replace")
+            assert proc.returncode == 0, output
+        assert_exactly_once(root, len(payloads), invalid)
+
+
 def _catches_sigterm(pid: int) -> bool:
     """Whether the process has a SIGTERM handler yet (Linux: the SigCgt mask in /proc/PID/status)."""
     try:
