@@ -65,11 +65,31 @@ class CatalogConfig(Frozen):
     properties: dict[str, str | SecretRef] = {}
 
 
+class OpenLineageConfig(Frozen):
+    """Where OpenLineage run events go (`pipeline/openlineage.py`): NDJSON under the warehouse by default."""
+
+    transport: Literal["file", "http", "console", "none"] = "file"
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None  # http: POST {url}/api/v1/lineage
+    api_key_secret: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None  # env var name
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9:;=/@+._-]{1,200}$")] | None = None  # job namespace
+    timeout: Annotated[float, Field(gt=0, le=120)] = 5.0  # seconds per HTTP attempt
+    retries: Annotated[int, Field(ge=0, le=10)] = 3  # HTTP attempts after the first, with backoff
+    spool_max_events: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000  # undelivered events kept on disk
+    queue_max_events: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000  # events waiting for the sender thread
+
+    @model_validator(mode="after")
+    def _url_for_http(self) -> OpenLineageConfig:
+        if self.transport == "http" and self.url is None:
+            raise ValueError("the http transport needs 'url' (the lineage server, e.g. http://marquez:5000)")
+        return self
+
+
 class EnvironmentConfig(Frozen):
     warehouse: str = "./warehouse"
     catalog: CatalogConfig = CatalogConfig()
     engine: Literal["duckdb", "spark"] = "duckdb"
     description: str | None = None
+    openlineage: OpenLineageConfig = OpenLineageConfig()
 
 
 class StreamConfig(Frozen):

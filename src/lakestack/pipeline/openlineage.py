@@ -1,0 +1,381 @@
+"""The OpenLineage listener: job runs become RunEvents (`lakestack.lineage`) sent through a transport.
+
+An environment chooses the transport in `lakestack.yaml`::
+
+    environments:
+      dev:  {openlineage: {transport: file}}          # default: <warehouse>/_lakestack/lineage/YYYY-MM-DD.ndjson
+      prod: {openlineage: {transport: http, url: "http://marquez:5000", api_key_secret: MARQUEZ_KEY}}
+
+- `file`: one JSON event per line, appended whole under an exclusive lock (several processes may
+  write one file); a warehouse that is not a local folder (S3) writes under `.lakestack/lineage/`.
+- `console`: each event logged on `lakestack.lineage` at INFO.
+- `http`: `POST {url}/api/v1/lineage` (Marquez) from a background thread fed by a bounded queue:
+  the data job never waits for the network. An attempt has `timeout` seconds; a failed event is
+  retried `retries` times with backoff, then spooled to `.lakestack/openlineage-spool.ndjson`
+  (at most `spool_max_events`) and resent, oldest first, when the endpoint answers again (also by
+  a later process). What cannot be queued or spooled is dropped and counted (`dropped`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from lakestack.config import OpenLineageConfig, SecretRef
+from lakestack.lineage.events import EventContext, EventType, Root, model_lineage, run_event
+from lakestack.pipeline.events import JobRun, RunListener
+
+log = logging.getLogger(__name__)
+event_log = logging.getLogger("lakestack.lineage")
+PRODUCER = "https://github.com/lakestack/lakestack/tree/v{version}"
+LINEAGE_DIR = "_lakestack/lineage"
+SPOOL_FILE = ".lakestack/openlineage-spool.ndjson"
+
+
+class Transport(Protocol):
+    dropped: int
+
+    def emit(self, event: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class OpenLineageListener(RunListener):
+    """Sends a START when a job begins, RUNNING with a stream's progress, and COMPLETE, FAIL or
+    ABORT when it ends, each with what the job reported (datasets, checks, column lineage)."""
+
+    def __init__(self, context: EventContext, transport: Transport) -> None:
+        self.context, self.transport = context, transport
+        self._open: dict[str, tuple[str | None, str]] = {}  # run id → (parent run id, job): for the root
+        self._lock = threading.Lock()
+
+    @property
+    def dropped(self) -> int:
+        return self.transport.dropped
+
+    def on_start(self, job: JobRun) -> None:
+        with self._lock:
+            self._open[job.run_id] = (job.parent_run_id, job.job)
+        self._send("START", job)
+
+    def on_progress(self, job: JobRun) -> None:
+        self._send("RUNNING", job)
+
+    def on_complete(self, job: JobRun) -> None:
+        self._send("COMPLETE", job)
+        self._forget(job)
+
+    def on_fail(self, job: JobRun) -> None:
+        self._send("ABORT" if job.status == "ABORT" else "FAIL", job)
+        self._forget(job)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _send(self, event_type: EventType, job: JobRun) -> None:
+        lineage = None
+        if event_type in ("COMPLETE", "FAIL") and job.sql and job.job_type == "build":
+            try:
+                lineage = model_lineage(job, self.context.dialect)
+            except Exception:  # a model sqlglot cannot parse still gets its event, without column lineage
+                log.info("no column lineage for %s", job.job, exc_info=True)
+        event = run_event(event_type, job, self.context, root=self._root(job), lineage=lineage)
+        self.transport.emit(event)
+
+    def _root(self, job: JobRun) -> Root | None:
+        if job.parent_run_id is None:
+            return None
+        with self._lock:
+            run_id, name = job.parent_run_id, job.parent_job or ""
+            for _ in range(100):
+                parent = self._open.get(run_id)
+                if parent is None or parent[0] is None:
+                    break
+                run_id = parent[0]
+                name = self._open.get(run_id, (None, name))[1]
+        return Root(run_id, name)
+
+    def _forget(self, job: JobRun) -> None:
+        with self._lock:
+            self._open.pop(job.run_id, None)
+
+
+def create_listener(
+    config: OpenLineageConfig, *, project: str, environment: str, warehouse: str, root: Path, engine: str = "duckdb"
+) -> OpenLineageListener | None:
+    """The listener an environment asks for (None for `transport: none`).
+
+    `Lake` adds it to its `RunEvents`; `warehouse` is the absolute warehouse URI
+    (`storage.catalog.warehouse_uri`).
+    """
+    if config.transport == "none":
+        return None
+    from lakestack import __version__
+
+    context = EventContext(
+        producer=PRODUCER.format(version=__version__),
+        job_namespace=config.namespace or f"{project}.{environment}",
+        warehouse=warehouse.rstrip("/"),
+        project_root=root,
+        engine=engine,
+        engine_version=_version(engine),
+        lakestack_version=__version__,
+    )
+    transport: Transport
+    if config.transport == "console":
+        transport = ConsoleTransport()
+    elif config.transport == "http":
+        transport = HttpTransport(config, spool=root / SPOOL_FILE)
+    else:
+        transport = FileTransport(lineage_dir(warehouse, root))
+    return OpenLineageListener(context, transport)
+
+
+def lineage_dir(warehouse: str, root: Path) -> Path:
+    """`<warehouse>/_lakestack/lineage` for a local warehouse, else `.lakestack/lineage` in the project."""
+    if warehouse.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(warehouse).path)) / LINEAGE_DIR
+    if "://" not in warehouse:
+        return (root / warehouse).resolve() / LINEAGE_DIR
+    return root / ".lakestack" / "lineage"
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyspark" if distribution == "spark" else distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str).encode() + b"\n"
+
+
+@contextmanager
+def _locked_append(path: Path) -> Iterator[int]:
+    """An O_APPEND descriptor of `path` held under an exclusive lock (other processes wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class FileTransport:
+    """NDJSON, one file per UTC day; each event one whole line, appended under a lock."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.dropped = 0
+
+    def path_for(self, when: datetime) -> Path:
+        return self.directory / f"{when.astimezone(UTC):%Y-%m-%d}.ndjson"
+
+    def emit(self, event: dict[str, Any]) -> None:
+        try:
+            with _locked_append(self.path_for(datetime.now(UTC))) as fd:
+                _write_all(fd, _line(event))
+        except OSError as exc:  # a full disk loses lineage, never the data job
+            self.dropped += 1
+            log.warning("could not write an OpenLineage event to %s: %s", self.directory, exc)
+
+    def close(self) -> None:
+        """Nothing is buffered."""
+
+
+class ConsoleTransport:
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event_log.info("%s", _line(event).decode().rstrip("\n"))
+
+    def close(self) -> None:
+        """Nothing is buffered."""
+
+
+class Spool:
+    """Undelivered events on disk, oldest first, bounded; shared by processes through a lock file."""
+
+    def __init__(self, path: Path, max_events: int) -> None:
+        self.path, self.max_events = path, max_events
+        self._lock_path = path.with_name(path.name + ".lock")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def add(self, lines: list[bytes]) -> int:
+        """Append what fits; returns how many did not."""
+        with self._locked():
+            held = self._count()
+            room = max(0, self.max_events - held)
+            with open(self.path, "ab") as out:
+                out.writelines(lines[:room])
+            return len(lines) - min(room, len(lines))
+
+    def _count(self) -> int:
+        try:
+            with open(self.path, "rb") as spooled:
+                return sum(1 for _ in spooled)
+        except FileNotFoundError:
+            return 0
+
+    def drain(self, send: Any) -> bool:
+        """Send spooled events in order until one fails; keep the rest. True when the spool is empty."""
+        with self._locked():
+            try:
+                lines = self.path.read_bytes().splitlines(keepends=True)
+            except FileNotFoundError:
+                return True
+            sent = 0
+            for line in lines:
+                if not send(line):
+                    break
+                sent += 1
+            if sent:
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_bytes(b"".join(lines[sent:]))
+                os.replace(tmp, self.path)
+            return sent == len(lines)
+
+
+class HttpTransport:
+    """Marquez-compatible HTTP: a sender thread, a bounded queue, retries with backoff, a spool."""
+
+    BACKOFF_S = 0.25  # first retry wait; doubles per attempt
+    MAX_DOWN_S = 30.0  # longest wait before trying an endpoint that was down again
+
+    def __init__(self, config: OpenLineageConfig, spool: Path) -> None:
+        assert config.url is not None  # the config model requires it for http
+        self.endpoint = config.url.rstrip("/") + "/api/v1/lineage"
+        self.timeout, self.retries = config.timeout, config.retries
+        self._key = SecretRef(secret=config.api_key_secret).resolve() if config.api_key_secret else None
+        self.spool = Spool(spool, config.spool_max_events)
+        self.dropped = 0
+        self.delivered = 0
+        self.rejected = 0  # events the endpoint refused (4xx): resending cannot help
+        self._queue: queue.Queue[bytes | None] = queue.Queue(config.queue_max_events)
+        self._down_until = 0.0
+        self._down_for = 0.0
+        self._spooled = spool.exists() and spool.stat().st_size > 0
+        self._thread = threading.Thread(target=self._run, name="openlineage-http", daemon=True)
+        self._thread.start()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(_line(event))
+        except queue.Full:
+            self.dropped += 1
+            log.warning("OpenLineage queue full (%d events): an event was dropped", self._queue.maxsize)
+
+    def close(self, wait: float | None = None) -> None:
+        """Stop the sender: what it has not delivered in `wait` seconds (default: one attempt's
+        timeout + 1 s) is spooled for a later process."""
+        with suppress(queue.Full):
+            self._queue.put(None, timeout=1.0)
+        self._thread.join(self.timeout + 1.0 if wait is None else wait)
+        left = self._take_all()
+        if left:
+            self._spool(left)
+        if self._thread.is_alive():  # still in an attempt: it stops after it (the queue has room now)
+            self._queue.put(None)
+
+    def _take_all(self) -> list[bytes]:
+        taken: list[bytes] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return taken
+            if item is not None:
+                taken.append(item)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                item = b""
+            if item is None:
+                return
+            if self._spooled and time.monotonic() >= self._down_until:
+                self._spooled = not self.spool.drain(self._post_once)
+                if self._spooled:
+                    self._mark_down()
+            if not item:
+                continue
+            if self._spooled or time.monotonic() < self._down_until:
+                self._spool([item])  # keep order: nothing overtakes the spool
+            elif not self._deliver(item):
+                self._mark_down()
+                self._spool([item])
+
+    def _spool(self, lines: list[bytes]) -> None:
+        lost = self.spool.add(lines)
+        self._spooled = True
+        if lost:
+            self.dropped += lost
+            log.warning("OpenLineage spool full (%d events): %d dropped", self.spool.max_events, lost)
+
+    def _mark_down(self) -> None:
+        self._down_for = min(self.MAX_DOWN_S, max(1.0, self._down_for * 2))
+        self._down_until = time.monotonic() + self._down_for
+
+    def _deliver(self, body: bytes) -> bool:
+        for attempt in range(self.retries + 1):
+            if self._post_once(body):
+                self._down_for = 0.0
+                return True
+            if attempt < self.retries:
+                time.sleep(min(self.BACKOFF_S * 2**attempt, 5.0))
+        return False
+
+    def _post_once(self, body: bytes) -> bool:
+        """True when the event is done with: delivered, or refused for good (counted)."""
+        request = urllib.request.Request(self.endpoint, data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if self._key:
+            request.add_header("Authorization", f"Bearer {self._key}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # the config allows http(s) URLs only
+                answer.read()
+            self.delivered += 1
+            return True
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                self.rejected += 1
+                log.warning("the lineage endpoint refused an event (HTTP %d): not resent", exc.code)
+                return True
+            return False
+        except (OSError, ValueError):  # refused, reset, timed out, unreachable
+            return False

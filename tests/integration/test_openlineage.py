@@ -1,0 +1,274 @@
+"""OpenLineage transports against real files, processes and a real loopback HTTP server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakestack.config import OpenLineageConfig
+from lakestack.pipeline.events import CheckOutcome, DatasetIO, RunEvents
+from lakestack.pipeline.openlineage import FileTransport, HttpTransport, OpenLineageListener, create_listener
+from openlineage_support import validate_event
+
+SQL = (
+    "SELECT o.order_id, o.qty * c.discount AS net "
+    "FROM silver.orders AS o JOIN silver.customers AS c USING (customer_id)"
+)
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+class Lineage:
+    """A Marquez-like endpoint: POST /api/v1/lineage, answers as told, keeps what it accepted."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.attempts = 0
+        self.status = 201
+        self.delay = 0.0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                owner.attempts += 1
+                time.sleep(owner.delay)
+                if self.path == "/api/v1/lineage" and owner.status < 300:
+                    owner.received.append(json.loads(body))
+                    owner.headers.append(dict(self.headers))
+                self.send_response(owner.status if self.path == "/api/v1/lineage" else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Lineage]:
+    server = Lineage()
+    yield server
+    server.stop()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _event(n: int) -> dict[str, Any]:
+    return {"eventType": "START", "n": n, "payload": "x" * 200}
+
+
+def _http(url: str, tmp_path: Path, **settings: Any) -> HttpTransport:
+    config = OpenLineageConfig(transport="http", url=url, **{"timeout": 0.5, "retries": 1, **settings})
+    return HttpTransport(config, spool=tmp_path / ".lakestack" / "openlineage-spool.ndjson")
+
+
+def test_an_endpoint_that_is_down_then_back_gets_every_event_in_order(tmp_path: Path) -> None:
+    port = _closed_port()
+    transport = _http(f"http://127.0.0.1:{port}", tmp_path)
+    started = time.perf_counter()
+    for n in range(300):
+        transport.emit(_event(n))
+    emitting = time.perf_counter() - started
+    assert emitting < 1.0, f"300 events took {emitting:.2f} s to hand over while the endpoint was down"
+    assert _wait(lambda: transport.spool.path.exists() and transport.spool._count() == 300, 30)
+    server = Lineage(port)  # the endpoint comes back on the same port
+    try:
+        assert _wait(lambda: len(server.received) == 300, 90), f"{len(server.received)} of 300 delivered"
+        for n in range(300, 310):  # and new events follow the spooled ones
+            transport.emit(_event(n))
+        assert _wait(lambda: len(server.received) == 310, 30)
+        transport.close()
+        assert [e["n"] for e in server.received] == list(range(310))  # none lost, none doubled, in order
+        assert transport.dropped == 0 and transport.spool._count() == 0
+    finally:
+        server.stop()
+
+
+def test_a_slow_or_failing_endpoint_never_slows_the_job(endpoint: Lineage, tmp_path: Path) -> None:
+    endpoint.delay = 2.0  # beyond the 0.5 s timeout
+    transport = _http(endpoint.url, tmp_path, retries=0)
+    started = time.perf_counter()
+    for n in range(50):
+        transport.emit(_event(n))
+    assert time.perf_counter() - started < 1.0
+    closing = time.perf_counter()
+    transport.close()  # bounded: one attempt's timeout + 1 s, then the rest is spooled
+    assert time.perf_counter() - closing < 5.0
+    assert transport.spool._count() + len(endpoint.received) >= 49  # the one in flight may land either way
+    endpoint.delay, endpoint.status = 0.0, 500
+    attempts = endpoint.attempts
+    later = _http(endpoint.url, tmp_path, retries=0)  # a later process: 500s keep the spool
+    assert _wait(lambda: endpoint.attempts > attempts)
+    assert later.spool._count() >= 49 and len(endpoint.received) <= 1
+    endpoint.status = 200
+    assert _wait(lambda: later.spool._count() == 0, 60)
+    later.close()
+    numbers = sorted(e["n"] for e in endpoint.received)
+    assert set(numbers) == set(range(50))  # every event arrived (the slow one maybe twice: at-least-once)
+
+
+def test_the_spool_is_bounded_and_drops_are_counted(tmp_path: Path) -> None:
+    transport = _http(f"http://127.0.0.1:{_closed_port()}", tmp_path, retries=0, spool_max_events=5)
+    for n in range(20):
+        transport.emit(_event(n))
+    transport.close()
+    assert transport.spool._count() == 5
+    assert transport.dropped == 15
+    kept = [json.loads(line)["n"] for line in transport.spool.path.read_text().splitlines()]
+    assert kept == [0, 1, 2, 3, 4]  # the oldest are kept: a START is not lost for its COMPLETE
+
+
+def test_the_queue_is_bounded_and_drops_are_counted(endpoint: Lineage, tmp_path: Path) -> None:
+    endpoint.delay = 0.3
+    transport = _http(endpoint.url, tmp_path, queue_max_events=3, timeout=5.0)
+    for n in range(30):
+        transport.emit(_event(n))
+    assert transport.dropped >= 20  # the sender holds one; the queue three
+    transport.close(wait=10)
+    assert len(endpoint.received) + transport.spool._count() + transport.dropped == 30
+
+
+def test_api_key_from_a_secret_and_a_refused_event_is_not_resent(
+    endpoint: Lineage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINEAGE_KEY", "s3cr3t-token-value")
+    transport = _http(endpoint.url, tmp_path, api_key_secret="LINEAGE_KEY")
+    transport.emit(_event(1))
+    assert _wait(lambda: len(endpoint.received) == 1)
+    assert endpoint.headers[0]["Authorization"] == "Bearer s3cr3t-token-value"
+    endpoint.status = 422
+    transport.emit(_event(2))
+    assert _wait(lambda: transport.rejected == 1)
+    transport.close()
+    assert transport.spool._count() == 0 and len(endpoint.received) == 1
+
+
+def test_a_missing_api_key_secret_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakestack.errors import ConfigError
+
+    monkeypatch.delenv("NO_SUCH_LINEAGE_KEY", raising=False)
+    with pytest.raises(ConfigError, match="secret 'NO_SUCH_LINEAGE_KEY' is not set"):
+        _http("http://127.0.0.1:1", tmp_path, api_key_secret="NO_SUCH_LINEAGE_KEY")
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from lakestack.pipeline.openlineage import FileTransport
+transport = FileTransport(Path(sys.argv[1]))
+for n in range(int(sys.argv[3])):
+    transport.emit({"writer": sys.argv[2], "n": n, "pad": "y" * 70_000})  # lines larger than a pipe buffer
+"""
+
+
+def test_file_transport_lines_from_concurrent_processes_never_interleave(tmp_path: Path) -> None:
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), f"w{i}", "150"]) for i in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in writers)
+    (path,) = tmp_path.glob("*.ndjson")
+    assert path.name == f"{datetime.now(UTC):%Y-%m-%d}.ndjson" or path.name < f"{datetime.now(UTC):%Y-%m-%d}.ndjson"
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    events = [json.loads(line) for line in lines[:-1]]  # every line whole JSON
+    assert len(events) == 600
+    for i in range(4):
+        assert [e["n"] for e in events if e["writer"] == f"w{i}"] == list(range(150))
+
+
+def test_a_job_tree_leaves_schema_valid_events_under_the_warehouse(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    listener = create_listener(
+        OpenLineageConfig(), project="shop", environment="dev", warehouse=warehouse.as_uri(), root=tmp_path
+    )
+    assert isinstance(listener, OpenLineageListener) and isinstance(listener.transport, FileTransport)
+    events = RunEvents([listener])
+    orders = (("order_id", "string"), ("customer_id", "string"), ("qty", "long"))
+    with events.job("run", "run", lake_run_id="20261202T000000Z-abcd") as run:
+        with events.job("ingest", "ingest.orders", parent=run.run) as job:
+            job.dataset(DatasetIO("bronze.orders", "output", snapshot_id=1, rows=9, source="landing/orders"))
+            job.dataset(DatasetIO("quarantine.orders", "output", snapshot_id=2, rows=1, quarantined=1))
+        with events.job("promote", "promote.orders", parent=run.run) as job:
+            job.dataset(DatasetIO("bronze.orders", "input", snapshot_id=1, rows=9))
+            job.dataset(DatasetIO("silver.orders", "output", snapshot_id=3, rows=9, columns=orders))
+        with events.job("check", "check.silver.orders", parent=run.run) as job:
+            job.check(CheckOutcome("silver.orders", "unique(order_id)", "unique", True, "fail", ("order_id",), 0))
+        with events.job("build", "build.net", parent=run.run, sql=SQL, source_file="models/gold/net.sql") as job:
+            job.dataset(DatasetIO("silver.orders", "input", snapshot_id=3, columns=orders))
+            job.dataset(
+                DatasetIO(
+                    "silver.customers",
+                    "input",
+                    snapshot_id=4,
+                    columns=(("customer_id", "string"), ("discount", "double")),
+                )
+            )
+            job.dataset(
+                DatasetIO(
+                    "gold.net", "output", snapshot_id=5, rows=9, columns=(("order_id", "string"), ("net", "double"))
+                )
+            )
+        with pytest.raises(RuntimeError), events.job("build", "build.broken", parent=run.run, sql="SELECT 1/0"):
+            raise RuntimeError("division by zero")
+    events.close()
+    assert events.listener_errors == 0
+    (path,) = (warehouse / "_lakestack" / "lineage").glob("*.ndjson")
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    for event in written:
+        validate_event(event)
+    ends = {e["job"]["name"]: e for e in written if e["eventType"] in ("COMPLETE", "FAIL")}
+    assert [e["eventType"] for e in written].count("START") == 6 and len(ends) == 6
+    names = lambda e, side: sorted(d["name"] for d in e[side])  # noqa: E731
+    assert names(ends["ingest.orders"], "inputs") == ["landing/orders"]
+    assert names(ends["ingest.orders"], "outputs") == ["bronze.orders", "quarantine.orders"]
+    assert names(ends["promote.orders"], "inputs") == ["bronze.orders"]
+    assert names(ends["promote.orders"], "outputs") == ["silver.orders"]
+    assert names(ends["build.net"], "inputs") == ["silver.customers", "silver.orders"]
+    (gold,) = ends["build.net"]["outputs"]
+    net = gold["facets"]["columnLineage"]["fields"]["net"]["inputFields"]
+    assert sorted((f["name"], f["field"]) for f in net) == [("silver.customers", "discount"), ("silver.orders", "qty")]
+    assert ends["build.broken"]["eventType"] == "FAIL"
+    assert ends["build.broken"]["run"]["facets"]["errorMessage"]["message"] == "division by zero"
+    root_id = ends["run"]["run"]["runId"]
+    for name in ("ingest.orders", "promote.orders", "build.net", "check.silver.orders"):
+        assert ends[name]["run"]["facets"]["parent"]["root"]["run"]["runId"] == root_id
+    assert ends["check.silver.orders"]["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"][0]["success"]
+
+
+def test_transport_none_adds_no_listener(tmp_path: Path) -> None:
+    config = OpenLineageConfig(transport="none")
+    assert create_listener(config, project="shop", environment="dev", warehouse="s3://b/wh", root=tmp_path) is None
