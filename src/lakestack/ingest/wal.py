@@ -54,9 +54,12 @@ class SourceLock:
     process ends (kill -9 included: the kernel drops it), so two collectors never share a log."""
 
     def __init__(self, folder: Path, source: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / LOCK
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open the log of source {source} at {folder}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lakestack.errors import StorageError
 from lakestack.failpoints import armed, hits
 from lakestack.ingest.wal import LogWriteError, SourceBusy, SourceLock, Wal
 from lakestack.pipeline.lake import Lake
@@ -303,3 +304,19 @@ def test_a_stopped_holder_keeps_its_source_until_it_dies(tmp_path: Path) -> None
     stop_serve(taker)
     ids = bronze_ids(root)
     assert len(ids) == len(set(ids)) == 60
+
+
+def test_positions_start_past_quarantine_when_it_is_ahead(tmp_path: Path) -> None:
+    """A crash between the quarantine and the Bronze commit leaves quarantine's position ahead: a lost
+    log must not hand out positions quarantine already covers (their rejects would be dropped)."""
+    wal = Wal(tmp_path / "log", committed=5, at_least=9)
+    try:
+        assert wal.next_position == 10
+    finally:
+        wal.close()
+
+
+def test_a_log_folder_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StorageError, match="cannot open the log of source events"):
+        SourceLock(tmp_path / "file" / "log", "events")
