@@ -272,3 +272,50 @@ def test_a_job_tree_leaves_schema_valid_events_under_the_warehouse(tmp_path: Pat
 def test_transport_none_adds_no_listener(tmp_path: Path) -> None:
     config = OpenLineageConfig(transport="none")
     assert create_listener(config, project="shop", environment="dev", warehouse="s3://b/wh", root=tmp_path) is None
+
+
+def test_the_job_thread_only_queues_and_close_writes_everything(tmp_path: Path) -> None:
+    """Building events (sqlglot's column lineage of a model) happens off the job's thread."""
+    from lakestack.lineage.events import EventContext
+
+    context = EventContext("https://github.com/lakestack/lakestack/tree/v0.1.0", "shop.dev", "file:///wh", tmp_path)
+    listener = OpenLineageListener(context, FileTransport(tmp_path / "lineage"))
+    events = RunEvents([listener])
+    wide = ", ".join(f"o.c{i} + c.d{i} AS x{i}" for i in range(60))
+    sql = f"SELECT {wide} FROM silver.orders AS o JOIN silver.customers AS c ON o.k = c.k"
+    orders = (*((f"c{i}", "long") for i in range(60)), ("k", "string"))
+    customers = (*((f"d{i}", "long") for i in range(60)), ("k", "string"))
+    started = time.perf_counter()
+    for n in range(6):
+        with events.job("build", f"build.m{n}", sql=sql) as job:
+            job.dataset(DatasetIO("silver.orders", "input", columns=orders))
+            job.dataset(DatasetIO("silver.customers", "input", columns=customers))
+            job.dataset(DatasetIO(f"gold.m{n}", "output", rows=1, columns=tuple((f"x{i}", "long") for i in range(60))))
+    on_job_thread = time.perf_counter() - started
+    events.close()
+    built = time.perf_counter() - started
+    (path,) = (tmp_path / "lineage").glob("*.ndjson")
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(written) == 12 and listener.dropped == 0
+    lineage = written[-1]["outputs"][0]["facets"]["columnLineage"]["fields"]
+    assert sorted((f["name"], f["field"]) for f in lineage["x59"]["inputFields"]) == [
+        ("silver.customers", "d59"),
+        ("silver.orders", "c59"),
+    ]
+    assert on_job_thread < built / 3, f"jobs took {on_job_thread:.2f} s of {built:.2f} s building events"
+
+
+def test_a_full_builder_queue_drops_and_counts(tmp_path: Path) -> None:
+    from lakestack.lineage.events import EventContext
+
+    context = EventContext("https://github.com/lakestack/lakestack/tree/v0.1.0", "shop.dev", "file:///wh", tmp_path)
+    listener = OpenLineageListener(context, FileTransport(tmp_path / "lineage"), max_pending=2)
+    events = RunEvents([listener])
+    sql = "SELECT " + ", ".join(f"a + {i} AS x{i}" for i in range(80)) + " FROM silver.t"
+    for n in range(30):
+        with events.job("build", f"build.m{n}", sql=sql) as job:
+            job.dataset(DatasetIO("silver.t", "input", columns=(("a", "long"),)))
+    events.close()
+    (path,) = (tmp_path / "lineage").glob("*.ndjson")
+    written = len(path.read_text().splitlines())
+    assert listener.dropped > 0 and written + listener.dropped == 60

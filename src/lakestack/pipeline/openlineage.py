@@ -25,10 +25,9 @@ import os
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,16 +52,27 @@ class Transport(Protocol):
 
 class OpenLineageListener(RunListener):
     """Sends a START when a job begins, RUNNING with a stream's progress, and COMPLETE, FAIL or
-    ABORT when it ends, each with what the job reported (datasets, checks, column lineage)."""
+    ABORT when it ends, each with what the job reported (datasets, checks, column lineage).
 
-    def __init__(self, context: EventContext, transport: Transport) -> None:
+    The job's thread only copies the run into a bounded queue; a builder thread makes the event
+    (sqlglot's column lineage of a model takes a fraction of a second) and hands it to the
+    transport. A full queue drops the event and counts it (`dropped`).
+    """
+
+    def __init__(self, context: EventContext, transport: Transport, *, max_pending: int = 10_000) -> None:
         self.context, self.transport = context, transport
         self._open: dict[str, tuple[str | None, str]] = {}  # run id → (parent run id, job): for the root
         self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[EventType, JobRun, Root | None] | None] = queue.Queue(max_pending)
+        self._dropped = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._build, name="openlineage-events", daemon=True)
+        self._thread.start()
 
     @property
     def dropped(self) -> int:
-        return self.transport.dropped
+        """Events lost: a full queue here, or a transport that could not keep or deliver them."""
+        return self._dropped + self.transport.dropped
 
     def on_start(self, job: JobRun) -> None:
         with self._lock:
@@ -80,18 +90,52 @@ class OpenLineageListener(RunListener):
         self._send("ABORT" if job.status == "ABORT" else "FAIL", job)
         self._forget(job)
 
-    def close(self) -> None:
+    def close(self, wait: float = 30.0) -> None:
+        """Send what is queued (waiting at most `wait` seconds), then close the transport."""
+        if self._closed:
+            return
+        self._closed = True
+        with suppress(queue.Full):
+            self._queue.put(None, timeout=wait)
+        self._thread.join(wait)
+        if self._thread.is_alive():
+            left = self._queue.qsize()
+            self._dropped += left
+            log.warning("OpenLineage: %d events not built within %.0f s of closing", left, wait)
         self.transport.close()
 
     def _send(self, event_type: EventType, job: JobRun) -> None:
+        # a copy: the job goes on adding datasets while the builder works on this event
+        snapshot = replace(
+            job,
+            datasets=list(job.datasets),
+            checks=list(job.checks),
+            stages=dict(job.stages),
+            progress=dict(job.progress),
+        )
+        try:
+            self._queue.put_nowait((event_type, snapshot, self._root(job)))
+        except queue.Full:
+            self._dropped += 1
+            log.warning("OpenLineage queue full: the %s event of %s was dropped", event_type, job.job)
+
+    def _build(self) -> None:
+        while (item := self._queue.get()) is not None:
+            event_type, job, root = item
+            try:
+                self.transport.emit(self._event(event_type, job, root))
+            except Exception:  # the builder outlives a bad event: the next ones still go out
+                self._dropped += 1
+                log.warning("OpenLineage: no %s event for %s", event_type, job.job, exc_info=True)
+
+    def _event(self, event_type: EventType, job: JobRun, root: Root | None) -> dict[str, Any]:
         lineage = None
         if event_type in ("COMPLETE", "FAIL") and job.sql and job.job_type == "build":
             try:
                 lineage = model_lineage(job, self.context.dialect)
             except Exception:  # a model sqlglot cannot parse still gets its event, without column lineage
                 log.info("no column lineage for %s", job.job, exc_info=True)
-        event = run_event(event_type, job, self.context, root=self._root(job), lineage=lineage)
-        self.transport.emit(event)
+        return run_event(event_type, job, self.context, root=root, lineage=lineage)
 
     def _root(self, job: JobRun) -> Root | None:
         if job.parent_run_id is None:
@@ -362,6 +406,9 @@ class HttpTransport:
 
     def _post_once(self, body: bytes) -> bool:
         """True when the event is done with: delivered, or refused for good (counted)."""
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(self.endpoint, data=body, method="POST")
         request.add_header("Content-Type", "application/json")
         if self._key:
