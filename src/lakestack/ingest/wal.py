@@ -283,11 +283,12 @@ class Wal:
     def trim(self, committed: int) -> int:
         """Delete segments whose entries are all at or below `committed`, never the newest (its name
         keeps the position even when Bronze's checkpoint is not at hand). Returns how many."""
-        segments = sorted(list(self._last.items()), key=lambda item: int(item[0].stem))  # the log thread
-        removed = 0  # may roll meanwhile: work on a copy (a segment rolled since is newer than all of these)
-        for path, last in segments[:-1]:
-            if last > committed:
-                continue
+        segments = sorted(list(self._last.items()), key=lambda item: int(item[0].stem))  # a copy: the log
+        doomed = [path for path, last in segments[:-1] if last <= committed]  # thread may roll meanwhile
+        if doomed:  # pyiceberg never fsyncs a commit's files: flush them before the log lets go of their
+            os.sync()  # records (rare: a segment goes every 64 MiB of log and after each start)
+        removed = 0
+        for path in doomed:
             failpoint("wal.trim.before_unlink")
             path.unlink(missing_ok=True)
             failpoint("wal.trim.after_unlink")
