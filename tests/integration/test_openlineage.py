@@ -220,7 +220,8 @@ def test_a_job_tree_leaves_schema_valid_events_under_the_warehouse(tmp_path: Pat
     orders = (("order_id", "string"), ("customer_id", "string"), ("qty", "long"))
     with events.job("run", "run", lake_run_id="20261202T000000Z-abcd") as run:
         with events.job("ingest", "ingest.orders", parent=run.run) as job:
-            job.dataset(DatasetIO("bronze.orders", "output", snapshot_id=1, rows=9, source="landing/orders"))
+            job.dataset(DatasetIO("landing.orders", "input", rows=10, bytes=400, source="landing/orders"))
+            job.dataset(DatasetIO("bronze.orders", "output", snapshot_id=1, rows=9))
             job.dataset(DatasetIO("quarantine.orders", "output", snapshot_id=2, rows=1, quarantined=1))
         with events.job("promote", "promote.orders", parent=run.run) as job:
             job.dataset(DatasetIO("bronze.orders", "input", snapshot_id=1, rows=9))
@@ -319,3 +320,35 @@ def test_a_full_builder_queue_drops_and_counts(tmp_path: Path) -> None:
     (path,) = (tmp_path / "lineage").glob("*.ndjson")
     written = len(path.read_text().splitlines())
     assert listener.dropped > 0 and written + listener.dropped == 60
+
+
+def test_a_build_after_a_promotion_resolves_star_with_the_columns_the_promotion_reported(tmp_path: Path) -> None:
+    listener = create_listener(
+        OpenLineageConfig(), project="shop", environment="dev", warehouse=(tmp_path / "wh").as_uri(), root=tmp_path
+    )
+    assert listener is not None
+    events = RunEvents([listener])
+    orders = (("order_id", "string"), ("customer_id", "string"), ("qty", "long"))
+    customers = (("customer_id", "string"), ("country", "string"))
+    with events.job("run", "run") as run:
+        for name, columns in (("orders", orders), ("customers", customers)):
+            with events.job("promote", f"promote.{name}", parent=run.run) as job:
+                job.dataset(DatasetIO(f"silver.{name}", "output", snapshot_id=1, columns=columns))
+        sql = "SELECT * FROM silver.orders JOIN silver.customers USING (customer_id)"
+        with events.job("build", "build.wide", parent=run.run, sql=sql) as job:
+            job.dataset(DatasetIO("silver.orders", "input", snapshot_id=1))  # no columns: as `Lake` reports
+            job.dataset(DatasetIO("silver.customers", "input", snapshot_id=1))
+            job.dataset(DatasetIO("gold.wide", "output", snapshot_id=2))
+    events.close()
+    (path,) = (tmp_path / "wh" / "_lakestack" / "lineage").glob("*.ndjson")
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    (build,) = [e for e in written if e["job"]["name"] == "build.wide" and e["eventType"] == "COMPLETE"]
+    validate_event(build)
+    fields = build["outputs"][0]["facets"]["columnLineage"]["fields"]
+    assert set(fields) == {"customer_id", "order_id", "qty", "country"}
+    assert [(f["name"], f["field"]) for f in fields["country"]["inputFields"]] == [("silver.customers", "country")]
+    schema = {d["name"]: [f["name"] for f in d["facets"]["schema"]["fields"]] for d in build["inputs"]}
+    assert schema == {
+        "silver.orders": ["order_id", "customer_id", "qty"],
+        "silver.customers": ["customer_id", "country"],
+    }

@@ -6,8 +6,8 @@ suite validates every event against the official schema files). A job's run is t
 domain does not import the pipeline.
 
 Datasets: namespace = the warehouse location (`file:///…/warehouse`, `s3://bucket/prefix`), name
-= `layer.table`. Where an ingest read from (a landing folder, a topic) becomes an input dataset of
-its own, so Bronze has an upstream in a lineage graph.
+= `layer.table`. An input read from outside the warehouse (a `source`: a landing folder, a topic, a
+URL) is named by where it is instead, so Bronze has an upstream in a lineage graph.
 """
 
 from __future__ import annotations
@@ -257,20 +257,22 @@ def datasets(
         _input(name, entry, checks.get(name, []), ctx) for (role, name), entry in merged.items() if role == "input"
     ]
     outputs = [_output(name, entry, lineage, ctx) for (role, name), entry in merged.items() if role == "output"]
-    sources = {entry["source"] for (role, _), entry in merged.items() if role == "output" and "source" in entry}
-    inputs.extend(_source_dataset(source, ctx) for source in sorted(sources))
     return inputs, outputs
 
 
 def _dataset(name: str, entry: Mapping[str, Any], ctx: EventContext) -> dict[str, Any]:
     p = ctx.producer
-    facets: dict[str, Any] = {"dataSource": facet("dataSource", p, name=ctx.warehouse, uri=ctx.warehouse)}
+    if entry.get("source"):  # read from outside the warehouse: a landing folder, a topic, a URL
+        namespace, name = _outside(entry["source"], name, ctx)
+    else:
+        namespace = ctx.warehouse
+    facets: dict[str, Any] = {"dataSource": facet("dataSource", p, name=namespace, uri=namespace)}
     if entry["columns"]:
         fields = [{"name": n, "type": t, "ordinal_position": i} for i, (n, t) in enumerate(entry["columns"], 1)]
         facets["schema"] = facet("schema", p, fields=fields)
     if entry.get("snapshot_id") is not None:
         facets["version"] = facet("version", p, datasetVersion=str(entry["snapshot_id"]))
-    return {"namespace": ctx.warehouse, "name": name, "facets": facets}
+    return {"namespace": namespace, "name": name, "facets": facets}
 
 
 def _input(name: str, entry: Mapping[str, Any], checks: Sequence[CheckView], ctx: EventContext) -> dict[str, Any]:
@@ -310,15 +312,16 @@ def _statistics(entry: Mapping[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in stats.items() if v is not None}
 
 
-def _source_dataset(source: str, ctx: EventContext) -> dict[str, Any]:
-    """Where an ingest read from: a URL's scheme and host are its namespace; a landing folder is a
-    path in the project's folder."""
+def _outside(source: str, name: str, ctx: EventContext) -> tuple[str, str]:
+    """(namespace, name) of what a job read outside the warehouse: a URL's scheme and host, and its
+    path; a folder in the project (`landing/orders`); else the kind of source (`kafka`) under the
+    job namespace, keeping the dataset's own name."""
     parts = urlsplit(source)
     if parts.scheme and parts.netloc:
-        namespace, name = f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or parts.netloc
-    else:
-        namespace, name = ctx.project_root.as_uri(), source
-    return {"namespace": namespace, "name": name, "facets": {}}
+        return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or name
+    if "/" in source or source.startswith("."):
+        return ctx.project_root.as_uri(), source
+    return f"{source}://{ctx.job_namespace}", name
 
 
 def assertion(check: CheckView) -> dict[str, Any]:

@@ -66,6 +66,10 @@ class OpenLineageListener(RunListener):
         self._queue: queue.Queue[tuple[EventType, JobRun, Root | None] | None] = queue.Queue(max_pending)
         self._dropped = 0
         self._closed = False
+        # each table's columns as the last job that reported them saw them (the builder thread's own):
+        # a build's inputs are Silver tables a promotion of this process reported, and a model's
+        # column lineage needs them to resolve `*` and unqualified names
+        self._columns: dict[str, tuple[tuple[str, str], ...]] = {}
         self._thread = threading.Thread(target=self._build, name="openlineage-events", daemon=True)
         self._thread.start()
 
@@ -123,10 +127,19 @@ class OpenLineageListener(RunListener):
         while (item := self._queue.get()) is not None:
             event_type, job, root = item
             try:
+                self._fill_columns(job)
                 self.transport.emit(self._event(event_type, job, root))
             except Exception:  # the builder outlives a bad event: the next ones still go out
                 self._dropped += 1
                 log.warning("OpenLineage: no %s event for %s", event_type, job.job, exc_info=True)
+
+    def _fill_columns(self, job: JobRun) -> None:
+        """Learn the columns the job reports; give its datasets reported without them the known ones."""
+        self._columns.update({io.name: io.columns for io in job.datasets if io.columns})
+        job.datasets = [
+            replace(io, columns=self._columns[io.name]) if not io.columns and io.name in self._columns else io
+            for io in job.datasets
+        ]
 
     def _event(self, event_type: EventType, job: JobRun, root: Root | None) -> dict[str, Any]:
         lineage = None

@@ -78,11 +78,16 @@ def _all_events() -> list[dict[str, Any]]:
     build = _build_run()
     ingest = JobRun(uuid7(), "ingest.orders", "ingest")
     ingest.datasets += [
-        DatasetIO("bronze.orders", "output", snapshot_id=5, rows=990, bytes=30_000, source="landing/orders"),
+        DatasetIO("landing.orders", "input", rows=1000, bytes=32_000, source="landing/orders"),
+        DatasetIO("bronze.orders", "output", snapshot_id=5, rows=990, bytes=30_000),
         DatasetIO("quarantine.orders", "output", snapshot_id=6, rows=10, quarantined=10),
     ]
     stream = JobRun(uuid7(), "stream.clicks", "stream", progress={"records": 5000, "lag": 3, "records_per_s": 812.5})
-    stream.datasets.append(DatasetIO("bronze.clicks", "output", source="kafka://broker:9092/clicks"))
+    stream.datasets += [
+        DatasetIO("kafka.clicks", "input", rows=5000, source="kafka://broker:9092/clicks"),
+        DatasetIO("nats.clicks", "input", source="nats"),
+        DatasetIO("bronze.clicks", "output", rows=4990, quarantined=10),
+    ]
     failed = _build_run(status="FAIL", error="DuckDB: division by zero\nTraceback (most recent call last): ...")
     aborted = JobRun(uuid7(), "stream.clicks", "stream", status="ABORT", error="KeyboardInterrupt")
     root = Root(build.parent_run_id or "", "run")
@@ -219,13 +224,19 @@ def test_a_failed_run_carries_its_error_and_a_stream_is_streaming() -> None:
     running = events[5]
     assert running["job"]["facets"]["jobType"]["processingType"] == "STREAMING"
     assert running["run"]["facets"]["lakestack_run"]["progress"] == {"records": 5000, "lag": 3, "records_per_s": 812.5}
-    assert running["inputs"] == [{"namespace": "kafka://broker:9092", "name": "clicks", "facets": {}}]
+    where = [(d["namespace"], d["name"]) for d in running["inputs"]]
+    assert where == [("kafka://broker:9092", "clicks"), ("nats://shop.dev", "nats.clicks")]
+    assert running["inputs"][0]["inputFacets"]["inputStatistics"]["rowCount"] == 5000
     assert events[6]["run"]["facets"]["errorMessage"]["message"] == "KeyboardInterrupt"
 
 
 def test_an_ingest_reads_its_landing_folder_and_writes_bronze_and_quarantine() -> None:
     event = _all_events()[4]
-    assert event["inputs"] == [{"namespace": "file:///lake", "name": "landing/orders", "facets": {}}]
+    (landing,) = event["inputs"]
+    assert (landing["namespace"], landing["name"]) == ("file:///lake", "landing/orders")
+    assert landing["facets"]["dataSource"]["uri"] == "file:///lake"
+    stats = landing["inputFacets"]["inputStatistics"]
+    assert (stats["rowCount"], stats["size"]) == (1000, 32_000)
     outputs = {d["name"]: d for d in event["outputs"]}
     assert set(outputs) == {"bronze.orders", "quarantine.orders"}
     assert outputs["bronze.orders"]["outputFacets"]["outputStatistics"] == {
