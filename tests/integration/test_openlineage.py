@@ -352,3 +352,69 @@ def test_a_build_after_a_promotion_resolves_star_with_the_columns_the_promotion_
         "silver.orders": ["order_id", "customer_id", "qty"],
         "silver.customers": ["customer_id", "country"],
     }
+
+
+_NEVER_CLOSED = """
+import sys
+from pathlib import Path
+from lakestack.config import OpenLineageConfig
+from lakestack.pipeline.events import DatasetIO, RunEvents
+from lakestack.pipeline.openlineage import create_listener
+root = Path(sys.argv[1])
+listener = create_listener(OpenLineageConfig(), project="shop", environment="dev",
+                           warehouse=(root / "wh").as_uri(), root=root)
+events = RunEvents([listener])
+for n in range(50):
+    with events.job("promote", f"promote.t{n}") as job:
+        job.dataset(DatasetIO(f"silver.t{n}", "output", rows=n))
+# no events.close(): the process ends with events still queued
+"""
+
+
+def test_a_process_that_never_closes_its_lake_still_writes_its_events(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", _NEVER_CLOSED, str(tmp_path)], check=True, timeout=120)
+    (path,) = (tmp_path / "wh" / "_lakestack" / "lineage").glob("*.ndjson")
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(written) == 100
+    assert sorted(e["job"]["name"] for e in written if e["eventType"] == "COMPLETE") == sorted(
+        f"promote.t{n}" for n in range(50)
+    )
+
+
+def test_an_idle_builder_thread_ends_and_the_next_event_starts_another(tmp_path: Path) -> None:
+    listener = create_listener(
+        OpenLineageConfig(), project="shop", environment="dev", warehouse=(tmp_path / "wh").as_uri(), root=tmp_path
+    )
+    assert listener is not None
+    events = RunEvents([listener])
+    with events.job("promote", "promote.a"):
+        pass
+    assert _wait(lambda: listener._thread is None, 30)  # ended after IDLE_S without events
+    with events.job("promote", "promote.b"):
+        pass
+    events.close()
+    (path,) = (tmp_path / "wh" / "_lakestack" / "lineage").glob("*.ndjson")
+    assert [json.loads(line)["job"]["name"] for line in path.read_text().splitlines()] == [
+        "promote.a",
+        "promote.a",
+        "promote.b",
+        "promote.b",
+    ]
+
+
+def test_a_projects_environment_chooses_the_listener(project: Path) -> None:
+    from lakestack.pipeline.openlineage import lake_listeners
+    from lakestack.pipeline.project import Project
+
+    (listener,) = lake_listeners(Project.load(project), "dev")
+    assert isinstance(listener, OpenLineageListener) and isinstance(listener.transport, FileTransport)
+    assert listener.transport.directory == (project / "warehouse" / "_lakestack" / "lineage").resolve()
+    assert listener.context.job_namespace == "shop.dev"
+    assert listener.context.warehouse == (project / "warehouse").resolve().as_uri()
+    text = (project / "lakestack.yaml").read_text()
+    line = "    warehouse: ./warehouse\n"
+    off = text.replace(line, line + "    openlineage: {transport: none}\n")
+    assert off != text
+    (project / "lakestack.yaml").write_text(off)
+    assert lake_listeners(Project.load(project), "dev") == []
+    listener.close()

@@ -18,6 +18,7 @@ An environment chooses the transport in `lakestack.yaml`::
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import logging
@@ -25,16 +26,20 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lakestack.config import OpenLineageConfig, SecretRef
 from lakestack.lineage.events import EventContext, EventType, Root, model_lineage, run_event
 from lakestack.pipeline.events import JobRun, RunListener
+
+if TYPE_CHECKING:
+    from lakestack.pipeline.project import Project
 
 log = logging.getLogger(__name__)
 event_log = logging.getLogger("lakestack.lineage")
@@ -70,8 +75,8 @@ class OpenLineageListener(RunListener):
         # a build's inputs are Silver tables a promotion of this process reported, and a model's
         # column lineage needs them to resolve `*` and unqualified names
         self._columns: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._thread = threading.Thread(target=self._build, name="openlineage-events", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first event, ends when idle
+        _LIVE.add(self)
 
     @property
     def dropped(self) -> int:
@@ -101,12 +106,14 @@ class OpenLineageListener(RunListener):
         self._closed = True
         with suppress(queue.Full):
             self._queue.put(None, timeout=wait)
-        self._thread.join(wait)
-        if self._thread.is_alive():
+        thread = self._ensure_builder()
+        thread.join(wait)
+        if thread.is_alive():
             left = self._queue.qsize()
             self._dropped += left
             log.warning("OpenLineage: %d events not built within %.0f s of closing", left, wait)
         self.transport.close()
+        _LIVE.discard(self)
 
     def _send(self, event_type: EventType, job: JobRun) -> None:
         # a copy: the job goes on adding datasets while the builder works on this event
@@ -122,9 +129,29 @@ class OpenLineageListener(RunListener):
         except queue.Full:
             self._dropped += 1
             log.warning("OpenLineage queue full: the %s event of %s was dropped", event_type, job.job)
+        self._ensure_builder()
+
+    def _ensure_builder(self) -> threading.Thread:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._build, name="openlineage-events", daemon=True)
+                self._thread.start()
+            return self._thread
 
     def _build(self) -> None:
-        while (item := self._queue.get()) is not None:
+        # A builder ends after IDLE_S without events (the next event starts another), so a process
+        # that opens many lakes and never closes them does not keep a thread for each.
+        while True:
+            try:
+                item = self._queue.get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            if item is None:
+                return
             event_type, job, root = item
             try:
                 self._fill_columns(job)
@@ -166,6 +193,37 @@ class OpenLineageListener(RunListener):
     def _forget(self, job: JobRun) -> None:
         with self._lock:
             self._open.pop(job.run_id, None)
+
+
+IDLE_S = 2.0  # a builder thread without events this long ends
+_LIVE: weakref.WeakSet[OpenLineageListener] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live() -> None:
+    """Write what is queued when the process ends without closing its lake (a CLI command that
+    returns early): a few seconds at most, the file transport needs far less."""
+    for listener in list(_LIVE):
+        listener.close(wait=5.0)
+
+
+def lake_listeners(project: Project, environment: str) -> list[RunListener]:
+    """The OpenLineage listener an environment of a project asks for (none for `transport: none`).
+
+    `Lake` adds them to its run events: `self.events.listeners += lake_listeners(project, env)`.
+    """
+    from lakestack.storage.catalog import warehouse_uri
+
+    env = project.config.environments[environment]
+    listener = create_listener(
+        env.openlineage,
+        project=project.name,
+        environment=environment,
+        warehouse=warehouse_uri(env, project.root),
+        root=project.root,
+        engine=env.engine,
+    )
+    return [listener] if listener is not None else []
 
 
 def create_listener(
