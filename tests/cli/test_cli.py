@@ -37,7 +37,8 @@ def test_init_then_ingest_then_look(tmp_path: Path) -> None:
     as_json = json.loads(run("-p", str(folder), "ingest", "--json").stdout)
     assert as_json["sources"][0]["files"][0]["status"] == "skipped"
     tables = json.loads(run("-p", str(folder), "tables", "--json").stdout)
-    assert {t["identifier"]: t["rows"] for t in tables} == {"bronze.events": 2, "quarantine.events": 1}
+    rows = {t["identifier"]: t["rows"] for t in tables}  # each ingest recorded a run and its job
+    assert rows == {"bronze.events": 2, "quarantine.events": 1, "_lakestack.runs": 4}
     status = json.loads(run("-p", str(folder), "status", "--json").stdout)
     assert status[0]["pending_files"] == 0 and status[0]["bronze_rows"] == 2
     shown = run("-p", str(folder), "show", "quarantine.events")

@@ -30,6 +30,8 @@ example_app = typer.Typer(help="Bundled example projects.", no_args_is_help=True
 app.add_typer(example_app, name="example")
 checks_app = typer.Typer(help="Data-quality results.", no_args_is_help=True)
 app.add_typer(checks_app, name="checks")
+runs_app = typer.Typer(help="Run records: every job lakestack ran, with counts, datasets and checks.")
+app.add_typer(runs_app, name="runs")
 GATE_FAILED = 4  # exit code: the run finished what it could, and a quality gate blocked the rest
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
@@ -470,15 +472,22 @@ def check(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate data-quality checks now; exit 4 when a `fail` check fails."""
-    from lakestack.cli.render import checks_table, print_json
+    from lakestack.cli.render import checks_table, markup, print_json
+    from lakestack.pipeline.runs import new_run_id
 
     console = _console()
+    run_id = new_run_id()
     with console.status("checking ..."):
-        results = _state(ctx).lake().check(datasets)
+        results = _state(ctx).lake().check(datasets, run_id=run_id)
     if json_out:
-        print_json(console, results)
+        print_json(console, {"run_id": run_id, "results": results})
     else:
         console.print(checks_table(results))
+        console.print(
+            markup(
+                "run {} recorded; see 'lakestack checks show {}' or 'lakestack runs show {}'", run_id, run_id, run_id
+            )
+        )
     if any(r.blocks for r in results):
         raise typer.Exit(GATE_FAILED)
 
@@ -486,7 +495,7 @@ def check(
 @checks_app.command("show")
 def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
     """The checks a run evaluated and its failing-row samples (PII masked)."""
-    from lakestack.cli.render import print_json, rows_table
+    from lakestack.cli.render import check_rows, failure_rows, print_json, rows_table
 
     lake = _state(ctx).lake()
     results = lake.check_results(run_id)
@@ -498,12 +507,70 @@ def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> N
     console.print(
         rows_table(
             f"checks of run {run_id}",
-            results,
+            check_rows(results),
             ["dataset", "check", "severity", "status", "observed", "threshold", "failing_rows"],
         )
     )
     if failures:
-        console.print(rows_table("failing rows (sample, PII masked)", failures, ["dataset", "check", "row"]))
+        leading = lake.sample_columns({(f["dataset"], f["check"]) for f in failures})
+        shown = failure_rows(failures, leading)
+        console.print(rows_table("failing rows (sample, PII masked)", shown, ["dataset", "check", "row"]))
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs in this status: COMPLETE, FAIL, BLOCKED, ABORT.")
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option("--job", help="Only this job (promote.orders) or job type (ingest, build, run).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only runs started since: 30m, 12h, 1d, 2w or an ISO date.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many (0: all).")] = 50,
+    all_jobs: Annotated[
+        bool, typer.Option("--all", "-a", help="The jobs inside runs too (with --job, they always are).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run records, newest first; 'lakestack runs show RUN_ID' shows one with its jobs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import UTC, datetime
+
+    from lakestack.cli.render import print_json, runs_table
+    from lakestack.pipeline.records import list_runs, parse_since
+
+    after = parse_since(since, datetime.now(UTC)) if since else None
+    lake = _state(ctx).lake()
+    top_only = not (all_jobs or job)
+    rows = list_runs(lake.warehouse, status=status, job=job, since=after, limit=limit or None, top_only=top_only)
+    if json_out:
+        print_json(_console(), rows)
+        return
+    kind = "runs" if top_only else "runs and jobs"
+    _console().print(runs_table(rows, f"{kind} · {len(rows):,} shown, newest first", ids=not top_only))
+
+
+@runs_app.command("show")
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="A run's uuid, its lakestack run id, or a unique prefix of either.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """One run with its jobs, datasets, checks and stage timings."""
+    from lakestack.cli.render import print_json, run_view
+    from lakestack.pipeline.records import find_run
+
+    run, children = find_run(_state(ctx).lake().warehouse, run_id)
+    if json_out:
+        print_json(_console(), {"run": run, "jobs": children})
+        return
+    console = _console()
+    for part in run_view(run, children):
+        console.print(part)
 
 
 def main() -> None:

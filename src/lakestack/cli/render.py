@@ -248,7 +248,7 @@ def checks_table(results: list[Any], only_problems: bool = False) -> Table:
         table.add_column(col, justify="right" if col in ("observed", "failing rows") else "left")
     style = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red", "skipped": "dim"}
     for r in shown:
-        observed = "" if r.observed is None else f"{r.observed:,.4g}"
+        observed = number(r.observed)
         table.add_row(
             plain(r.dataset),
             plain(r.check),
@@ -259,6 +259,149 @@ def checks_table(results: list[Any], only_problems: bool = False) -> Table:
             f"{r.failing_rows:,}",
         )
     return table
+
+
+def number(value: Any) -> str:
+    """A count or measure for a person: `50,091` (not `5.009e+04` or `7602.0`), `0.25`, `1,234.57`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    x = float(value)
+    if x.is_integer() and abs(x) < 1e18:
+        return f"{int(x):,}"
+    return f"{x:,.2f}" if abs(x) >= 100 else f"{x:.4g}"
+
+
+def check_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recorded check evaluations with their counts as integers with separators."""
+    return [
+        {**r, "observed": number(r.get("observed")), "failing_rows": number(r.get("failing_rows"))} for r in results
+    ]
+
+
+def failure_rows(failures: list[dict[str, Any]], leading: dict[tuple[str, str], list[str]]) -> list[dict[str, Any]]:
+    """Failing-row samples with the checked columns and the key first, lineage columns (`_run_id`,
+    `_ingested_at`, ...) last; `leading` maps (dataset, check) to the columns to put first."""
+    out = []
+    for f in failures:
+        try:
+            row = json.loads(f["row"])
+        except (TypeError, ValueError):
+            out.append(f)
+            continue
+        if not isinstance(row, dict):
+            out.append(f)
+            continue
+        first = [c for c in leading.get((f["dataset"], f["check"]), []) if c in row]
+        rest = [c for c in row if c not in first]
+        order = first + [c for c in rest if not c.startswith("_")] + [c for c in rest if c.startswith("_")]
+        shown = ", ".join(f"{c}={json.dumps(row[c], ensure_ascii=False)}" for c in order)
+        out.append({**f, "row": shown})
+    return out
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+RUN_STYLE = {"COMPLETE": "green", "FAIL": "red", "ABORT": "yellow", "BLOCKED": "red", "RUNNING": "cyan"}
+
+
+def runs_table(rows: list[dict[str, Any]], title: str = "runs", *, ids: bool | None = False) -> Table:
+    """Run records, one line each: when, which run, job, status, duration and counts. With `ids`, a
+    record's own uuid (what `runs show` takes for a job inside a run) instead of the lakestack run id;
+    with `ids` None (the jobs of one run), neither."""
+    table = Table(title=plain(title), title_justify="left")
+    when = ids is not None
+    if when:
+        table.add_column("started", no_wrap=True)
+        table.add_column("run id" if ids else "lakestack run", no_wrap=True)
+    table.add_column("job", overflow="fold", min_width=16)
+    table.add_column("status", no_wrap=True)
+    for col in ("time", "read", "written", "quar.", "checks"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for r in rows:
+        started = r["started_at"]
+        cells: list[Any] = []
+        if when:
+            cells.append(plain(started.strftime("%m-%d %H:%M") if isinstance(started, datetime) else started))
+            cells.append(plain(r["run_id"] if ids else r["lake_run_id"] or ""))
+        cells += [
+            plain(r["job"]),
+            plain(r["status"], RUN_STYLE.get(r["status"], "")),
+            duration(r["duration_s"]),
+            number(r["rows_read"]),
+            number(r["rows_written"]),
+            _red(r["rows_quarantined"] or 0),
+            Text(f"{r['checks_failed']:,}/{r['checks_total']:,}") if r["checks_total"] else Text(""),
+            plain(r["error"] or ""),
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def run_view(run: dict[str, Any], children: list[dict[str, Any]]) -> list[Any]:
+    """One run: its header, its jobs, their datasets, the checks that did not pass, and stage timings."""
+    out: list[Any] = [
+        markup(
+            "[bold]{}[/] {} · run {} · lakestack run {} · {} · started {} · {}",
+            run["job"],
+            run["job_type"],
+            run["run_id"],
+            run["lake_run_id"] or "-",
+            Text(run["status"], style=RUN_STYLE.get(run["status"], "")),
+            _cell(run["started_at"]),
+            duration(run["duration_s"]),
+        )
+    ]
+    if run["parent_run_id"]:
+        out.append(markup("part of run {}", run["parent_run_id"]))
+    if run["error"]:
+        out.append(markup("[red]error[/]: {}", run["error"]))
+    jobs = [run, *children]
+    if children:
+        title = f"jobs ({len(children)}) · checks: not passing/evaluated"
+        out.append(runs_table(children, title, ids=None))
+    datasets = [
+        {"job": j["job"], **d, **{k: number(d[k]) for k in ("rows", "quarantined", "dropped")}}
+        for j in jobs
+        for d in j["datasets"] or []
+    ]
+    if datasets:
+        columns = ["job", "name", "role", "snapshot_id", "rows", "quarantined", "dropped"]
+        out.append(rows_table("datasets", datasets, columns))
+    checks = [{"job": j["job"], **c} for j in jobs for c in j["checks"] or []]
+    if checks:
+        failing = [
+            {**c, "failing_rows": number(c["failing_rows"]), "message": c["message"] or ""}
+            for c in checks
+            if not c["passed"]
+        ]
+        title = f"checks · {len(failing)} of {len(checks)} not passing"
+        out.append(
+            rows_table(title, failing, ["dataset", "name", "severity", "failing_rows", "message"])
+            if failing
+            else Text(title)
+        )
+    stages = [
+        {"job": j["job"], "stage": s["name"], "seconds": f"{s['seconds']:,.3f}"}
+        for j in jobs
+        for s in j["stages"] or []
+    ]
+    if stages:
+        out.append(rows_table("stage timings", stages, ["job", "stage", "seconds"]))
+    if run.get("progress"):
+        out.append(markup("last progress: {}", run["progress"]))
+    return out
 
 
 def problem_files(report: Any) -> Table | None:

@@ -91,6 +91,12 @@ class JobRun:
     checks: list[CheckOutcome] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # stage → seconds
     progress: dict[str, Any] = field(default_factory=dict)  # the newest RUNNING figures (streams)
+    # A quality gate stopped the job (its checks failed, or an upstream's did): it ends FAIL for
+    # listeners that know only COMPLETE/FAIL/ABORT (OpenLineage); run records store it as BLOCKED.
+    blocked: bool = False
+    # The exit code the failure maps to (2: the project or the command was refused before any data
+    # work; 3: the run failed), when it failed with an exception.
+    exit_code: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -127,6 +133,7 @@ class JobHandle:
 
     def __init__(self, events: RunEvents, job: JobRun) -> None:
         self._events, self.run = events, job
+        self.failed: str | None = None
 
     def dataset(self, dataset: DatasetIO) -> None:
         self.run.datasets.append(dataset)
@@ -142,6 +149,13 @@ class JobHandle:
 
     def stage(self, name: str, seconds: float) -> None:
         self.run.stages[name] = self.run.stages.get(name, 0.0) + seconds
+
+    def fail(self, error: str, *, blocked: bool = False) -> None:
+        """End the job FAIL (with `error`) when its block ends, without raising: a job that did what it
+        could but did not succeed, such as a build whose quality gate failed (`blocked`)."""
+        from lakestack._secrets import redact
+
+        self.failed, self.run.blocked = redact(error[:2000]), blocked
 
 
 class RunEvents:
@@ -193,9 +207,13 @@ class RunEvents:
             self._end(run, "ABORT", f"{type(exc).__name__}")
             raise
         except BaseException as exc:
+            run.exit_code = int(getattr(exc, "exit_code", 3))
             self._end(run, "FAIL", _error_text(exc))
             raise
-        self._end(run, "COMPLETE", None)
+        if handle.failed is not None:
+            self._end(run, "FAIL", handle.failed)
+        else:
+            self._end(run, "COMPLETE", None)
 
     def _end(self, run: JobRun, status: Status, error: str | None) -> None:
         run.ended_at, run.status, run.error = datetime.now(UTC), status, error

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +19,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from lakestack.config import EnvironmentConfig
 from lakestack.errors import ConfigError, Location, ProjectError, StorageError, UsageError
 from lakestack.ingest.base import IngestObserver, NullObserver, SourceReport, source_class
+from lakestack.pipeline.events import CheckOutcome, DatasetIO, JobHandle, RunEvents, RunListener
 from lakestack.pipeline.project import Project
 from lakestack.pipeline.runs import IngestReport, new_run_id
 
 Step = Callable[[str, str], Callable[[], None]]
+STREAM_PROGRESS_S = 5.0  # a stream session tells listeners its running totals at most this often
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -104,7 +106,16 @@ class SourceStatus:
 class Lake:
     """A project opened in one environment: its catalog, warehouse and sources."""
 
-    def __init__(self, project: Project, environment: str | None = None, *, lock_wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        environment: str | None = None,
+        *,
+        lock_wait: float = 0.0,
+        listeners: Sequence[RunListener] = (),
+    ) -> None:
+        from lakestack.pipeline.records import RunRecorder
+
         self.project = project
         self.lock_wait = lock_wait  # seconds ingest/promote/build/run wait for another run's project lock
         self._lock_depth = 0
@@ -114,10 +125,55 @@ class Lake:
                 f"unknown environment '{self.environment}' (defined: {', '.join(project.config.environments)})"
             )
         self._warehouse: Any = None
+        # Every job reports through `events` (pipeline/events.py); run records always listen.
+        self.events = RunEvents()
+        self.recorder = RunRecorder(lambda: self.warehouse, self.events)
+        self.events.add(self.recorder)
+        for listener in listeners:
+            self.events.add(listener)
+        self._current_run: JobHandle | None = None  # the top-level run the jobs in progress belong to
+        self._gate_failures: dict[str, list[str]] = {}  # dataset → its failing blocking checks
 
     @classmethod
-    def open(cls, path: Path | str = ".", environment: str | None = None, *, lock_wait: float = 0.0) -> Lake:
-        return cls(Project.load(path), environment, lock_wait=lock_wait)
+    def open(
+        cls,
+        path: Path | str = ".",
+        environment: str | None = None,
+        *,
+        lock_wait: float = 0.0,
+        listeners: Sequence[RunListener] = (),
+    ) -> Lake:
+        return cls(Project.load(path), environment, lock_wait=lock_wait, listeners=listeners)
+
+    def close(self) -> None:
+        """Flush what listeners buffer (run records of a run that never ended)."""
+        self.events.close()
+
+    @contextmanager
+    def _top(self, command: str, lake_run_id: str) -> Iterator[JobHandle]:
+        """The run the jobs of a command belong to: the one in progress (a `run` promoting), else a
+        new top-level run named after the command (a standalone `lakestack promote`)."""
+        if self._current_run is not None:
+            yield self._current_run
+            return
+        with self.events.job("run", command, lake_run_id=lake_run_id) as top:
+            self._current_run = top
+            try:
+                yield top
+            finally:
+                self._current_run = None
+
+    def _snapshots(self, identifiers: Sequence[str]) -> dict[str, tuple[int | None, int | None]]:
+        """Each existing table's current snapshot id and total rows (from the snapshot summary)."""
+        out: dict[str, tuple[int | None, int | None]] = {}
+        for identifier in identifiers:
+            if not self.warehouse.exists(identifier):
+                continue
+            snap = self.warehouse.load(identifier).current_snapshot()
+            summary = snap.summary.additional_properties if snap and snap.summary else {}
+            total = summary.get("total-records")
+            out[identifier] = (snap.snapshot_id if snap else None, int(total) if total is not None else None)
+        return out
 
     @contextmanager
     def locked(self, command: str) -> Iterator[None]:
@@ -191,10 +247,42 @@ class Lake:
         if sources is None:  # the HTTP collector is pushed to by `lakestack serve`; there is nothing to pull
             names = [n for n in names if self.project.config.sources[n].kind != "http"]
         reports: list[SourceReport] = []
-        for name in names:
-            source = self.source(name)
-            reports.append(source.ingest(self.warehouse, run_id, observer or NullObserver(), only=files))
+        with self._top("ingest", run_id) as top:
+            for name in names:
+                with self.events.job("ingest", f"ingest.{name}", parent=top.run) as job:
+                    source = self.source(name)
+                    report = source.ingest(self.warehouse, run_id, observer or NullObserver(), only=files)
+                    reports.append(report)
+                    self._report_ingest(job, name, report)
         return IngestReport(run_id, started, time.perf_counter() - t0, tuple(reports))
+
+    def _report_ingest(self, job: JobHandle, name: str, report: SourceReport) -> None:
+        from lakestack.storage.schema import contract_schema
+
+        read = [f for f in report.files if f.status in ("landed", "rejected")]
+        landing = self.project.landing(name)
+        where = str(landing.relative_to(self.project.root)) if landing.is_relative_to(self.project.root) else None
+        job.dataset(
+            DatasetIO(f"landing.{name}", "input", rows=report.rows_in, bytes=sum(f.size for f in read), source=where)
+        )
+        columns = tuple((f.name, str(f.field_type)) for f in contract_schema(self.project.contract(name)).fields)
+        job.dataset(
+            DatasetIO(
+                f"bronze.{name}",
+                "output",
+                report.snapshots.get(f"bronze.{name}"),
+                rows=report.landed,
+                quarantined=report.quarantined,
+                columns=columns,
+            )
+        )
+        if report.quarantined:
+            job.dataset(
+                DatasetIO(
+                    f"quarantine.{name}", "output", report.snapshots.get(f"quarantine.{name}"), rows=report.quarantined
+                )
+            )
+        job.stage("ingest", report.duration_s)
 
     def stream(
         self,
@@ -215,9 +303,30 @@ class Lake:
         source = self.source(name)
         if not isinstance(source, StreamSource):
             raise UsageError(f"source '{name}' reads {kind}, not a stream; use 'lakestack ingest {name}'")
-        return run_stream(
-            source, self.warehouse, run_id or new_run_id(), stop, idle_stop=idle_stop, on_status=on_status
-        )
+        run_id = run_id or new_run_id()
+        with self.events.job("stream", f"stream.{name}", lake_run_id=run_id) as job:
+            last = [time.monotonic()]
+
+            def status(stats: Any) -> None:  # the stream's status, to the caller and, now and then, listeners
+                if on_status is not None:
+                    on_status(stats)
+                if time.monotonic() - last[0] >= STREAM_PROGRESS_S:
+                    last[0] = time.monotonic()
+                    job.progress(**_stream_figures(stats))
+
+            stats = run_stream(source, self.warehouse, run_id, stop, idle_stop=idle_stop, on_status=status)
+            job.progress(**_stream_figures(stats))
+            job.dataset(DatasetIO(f"{kind}.{name}", "input", rows=stats.received, source=kind))
+            job.dataset(
+                DatasetIO(
+                    f"bronze.{name}",
+                    "output",
+                    rows=stats.landed,
+                    quarantined=stats.quarantined,
+                    dropped=stats.duplicates,
+                )
+            )
+        return stats
 
     # -- promote -------------------------------------------------------------------------------
     def silver_datasets(self, names: list[str] | None = None) -> list[str]:
@@ -233,15 +342,30 @@ class Lake:
     ) -> list[Any]:
         """Merge what Bronze committed since each Silver dataset's checkpoint into Silver."""
         from lakestack.pipeline.silver import SilverPromotion, model_from_config
+        from lakestack.storage.schema import contract_schema
 
         run_id = run_id or new_run_id()
         results = []
-        for name in self.silver_datasets(datasets):
-            model = model_from_config(name, self.project)
-            if not self.warehouse.exists(f"bronze.{model.source}"):
-                raise UsageError(f"bronze.{model.source} does not exist yet: run 'lakestack ingest' first")
-            with _step(step, "promote", model.identifier):
-                results.append(SilverPromotion(model, self.warehouse, run_id).run())
+        with self._top("promote", run_id) as top:
+            for name in self.silver_datasets(datasets):
+                model = model_from_config(name, self.project)
+                if not self.warehouse.exists(f"bronze.{model.source}"):
+                    raise UsageError(f"bronze.{model.source} does not exist yet: run 'lakestack ingest' first")
+                with (
+                    _step(step, "promote", model.identifier),
+                    self.events.job("promote", f"promote.{name}", parent=top.run) as job,
+                ):
+                    bronze = f"bronze.{model.source}"
+                    before = self._snapshots([bronze]).get(bronze, (None, None))[0]
+                    result = SilverPromotion(model, self.warehouse, run_id).run()
+                    results.append(result)
+                    job.dataset(DatasetIO(bronze, "input", before, rows=result.bronze_rows))
+                    columns = tuple((f.name, str(f.field_type)) for f in contract_schema(model.contract).fields)
+                    written = result.inserted + result.updated
+                    job.dataset(
+                        DatasetIO(model.identifier, "output", result.snapshot_id, rows=written, columns=columns)
+                    )
+                    job.stage("merge", result.duration_s)
         return results
 
     # -- gold ----------------------------------------------------------------------------------
@@ -263,7 +387,7 @@ class Lake:
         step: Step | None = None,
     ) -> list[Any]:
         """Build Gold models in dependency order (all by default); each is published only if its checks pass."""
-        from lakestack.pipeline.gold import GoldBuild, build_order
+        from lakestack.pipeline.gold import build_order
         from lakestack.pipeline.quality import Evaluation
 
         available = self.gold_models()
@@ -273,17 +397,104 @@ class Lake:
         run_id = run_id or new_run_id()
         checks = self.dataset_checks()
         evaluation = Evaluation(self.warehouse, run_id)
-
-        def audit(dataset: str, staged: Any) -> bool:
-            if dataset not in checks:
-                return True
-            return not any(r.blocks for r in evaluation.run(dataset, checks[dataset], staged=staged))
-
         results = []
-        for model in (m for m in build_order(available) if not models or m.name in models):
-            with _step(step, "build", model.identifier):
-                results.append(GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh, audit))
+        with self._top("build", run_id) as top:
+
+            def audit(dataset: str, staged: Any) -> bool:
+                if dataset not in checks:
+                    return True
+                found = self._evaluate(top, evaluation, dataset, checks[dataset], staged=staged)
+                return not any(r.blocks for r in found)
+
+            for model in (m for m in build_order(available) if not models or m.name in models):
+                with _step(step, "build", model.identifier):
+                    results.append(self._build_one(top, model, run_id, full_refresh, audit))
+            blocked = [r.dataset for r in results if r.mode == "blocked"]
+            if blocked:
+                top.fail(f"quality gate failed: blocked {', '.join(blocked)}", blocked=True)
         return results
+
+    def _build_one(self, top: JobHandle, model: Any, run_id: str, full_refresh: bool, audit: Any) -> Any:
+        """One Gold model as a `build` job: its upstream snapshots in, its table out."""
+        from lakestack.pipeline.gold import GoldBuild
+
+        path = model.path
+        where = str(path.relative_to(self.project.root)) if path.is_relative_to(self.project.root) else str(path)
+        with self.events.job("build", f"build.{model.name}", parent=top.run, sql=model.sql, source_file=where) as job:
+            upstream = self._snapshots(model.upstream)
+            try:
+                result = GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh, audit)
+            except Exception:  # what it was reading when it failed
+                for name, (snapshot, _) in upstream.items():
+                    job.dataset(DatasetIO(name, "input", snapshot))
+                raise
+            for name, (snapshot, rows) in upstream.items():  # a full build read every row of its inputs
+                job.dataset(DatasetIO(name, "input", snapshot, rows=rows if result.mode == "full" else None))
+            job.stage(result.mode, result.duration_s)
+            if result.mode == "blocked":
+                failing = ", ".join(self._gate_failures.get(model.identifier, [])) or "its checks"
+                job.fail(f"gate({model.identifier}) failed: {failing}", blocked=True)
+            elif result.mode != "skipped":
+                table = self.warehouse.load(model.identifier)
+                columns = tuple((f.name, str(f.field_type)) for f in table.schema().fields)
+                job.dataset(
+                    DatasetIO(model.identifier, "output", result.snapshot_id, rows=result.rows_written, columns=columns)
+                )
+        return result
+
+    def _blocked_build(self, top: JobHandle, model: Any, blocked: set[str]) -> None:
+        """A model a failed gate upstream kept from building: recorded, never run."""
+        path = model.path
+        where = str(path.relative_to(self.project.root)) if path.is_relative_to(self.project.root) else str(path)
+        with self.events.job("build", f"build.{model.name}", parent=top.run, sql=model.sql, source_file=where) as job:
+            gates = ", ".join(f"gate({u})" for u in model.upstream if u in blocked)
+            job.fail(f"blocked upstream: {gates} failed", blocked=True)
+
+    def _evaluate(
+        self,
+        top: JobHandle,
+        evaluation: Any,
+        dataset: str,
+        checks: list[Any],
+        *,
+        staged: Any = None,
+        drop: Callable[[list[Any]], int] | None = None,
+    ) -> list[Any]:
+        """The checks of one dataset as a `check` job (a failing blocking check ends it BLOCKED)."""
+        with self.events.job("check", f"check.{dataset}", parent=top.run) as job:
+            t0 = time.perf_counter()
+            found: list[Any] = evaluation.run(dataset, checks, contract=self._contract_of(dataset), staged=staged)
+            job.stage("evaluate", time.perf_counter() - t0)
+            if staged is None:  # the table as the checks read it
+                snapshot, rows = self._snapshots([dataset]).get(dataset, (None, None))
+            else:  # a build's staged result, before it is published
+                snapshot, rows = None, getattr(staged, "num_rows", None)
+            job.dataset(DatasetIO(dataset, "input", snapshot, rows=rows))
+            by_name = {c.check_name: c for c in checks}
+            for r in found:
+                columns = _checked_columns(by_name.get(r.check))
+                job.check(
+                    CheckOutcome(
+                        r.dataset,
+                        r.check,
+                        r.check_type,
+                        r.status in ("pass", "skipped"),
+                        r.severity,
+                        tuple(columns),
+                        r.failing_rows,
+                        r.message or None,
+                    )
+                )
+            if drop is not None:
+                dropped = drop(found)
+                if dropped:
+                    after = self._snapshots([dataset]).get(dataset, (None, None))[0]
+                    job.dataset(DatasetIO(dataset, "output", after, rows=0, dropped=dropped))
+            failing = [r.check for r in found if r.blocks]
+            if failing:
+                self._gate_failures[dataset] = failing
+                job.fail(f"gate({dataset}) failed: {', '.join(failing)}", blocked=True)
+        return found
 
     # -- quality -------------------------------------------------------------------------------
     def dataset_checks(self) -> dict[str, list[Any]]:
@@ -337,11 +548,16 @@ class Lake:
         for name in datasets or []:
             if name not in checks:
                 raise UsageError(f"no checks for '{name}' (datasets with checks: {', '.join(sorted(checks))})")
-        evaluation = Evaluation(self.warehouse, run_id or new_run_id())
+        run_id = run_id or new_run_id()
+        evaluation = Evaluation(self.warehouse, run_id)
         results: list[Any] = []
-        for dataset in datasets or sorted(checks):
-            if self.warehouse.exists(dataset):
-                results += evaluation.run(dataset, checks[dataset], contract=self._contract_of(dataset))
+        with self._top("check", run_id) as top:
+            for dataset in datasets or sorted(checks):
+                if self.warehouse.exists(dataset):
+                    results += self._evaluate(top, evaluation, dataset, checks[dataset])
+            failing = sorted({r.dataset for r in results if r.blocks})
+            if failing:
+                top.fail(f"checks failed on {', '.join(failing)}", blocked=True)
         return results
 
     def check_results(self, run_id: str) -> list[dict[str, Any]]:
@@ -351,6 +567,22 @@ class Lake:
     def check_failures(self, run_id: str) -> list[dict[str, Any]]:
         """The failing-row samples (PII masked) a run recorded."""
         return self._system_rows("_lakestack.check_failures", run_id)
+
+    def sample_columns(self, checks: set[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """For each (dataset, check name): the columns the check looks at, then the dataset's key —
+        what a failing-row sample shows first."""
+        from lakestack.pipeline.silver import model_from_config
+
+        declared = self.dataset_checks()
+        out: dict[tuple[str, str], list[str]] = {}
+        for dataset, name in checks:
+            check = next((c for c in declared.get(dataset, []) if c.check_name == name), None)
+            columns = _checked_columns(check) if check is not None else []
+            layer, _, short = dataset.partition(".")
+            if layer == "silver" and short in self.silver_datasets():
+                columns += [k for k in model_from_config(short, self.project).key if k not in columns]
+            out[(dataset, name)] = columns
+        return out
 
     def _system_rows(self, identifier: str, run_id: str) -> list[dict[str, Any]]:
         from pyiceberg.expressions import EqualTo
@@ -371,12 +603,21 @@ class Lake:
         A failed gate stops everything downstream of the failed dataset; datasets that do not depend on
         it still run. Gold is written only after its checks pass (write-audit-publish).
         """
-        from lakestack.pipeline.gold import BuildResult, GoldBuild, build_order
+        run_id = new_run_id()
+        with self._top("run", run_id) as top:
+            report = self._run(top, run_id, select, full_refresh, observer)
+            if report.blocked:
+                top.fail(f"quality gate failed: blocked {', '.join(report.blocked)}", blocked=True)
+        return report
+
+    def _run(
+        self, top: JobHandle, run_id: str, select: list[str] | None, full_refresh: bool, observer: IngestObserver | None
+    ) -> Any:
+        from lakestack.pipeline.gold import BuildResult, build_order
         from lakestack.pipeline.quality import Evaluation, drop_failing_rows
         from lakestack.pipeline.runs import RunReport
         from lakestack.pipeline.silver import model_from_config
 
-        run_id = new_run_id()
         started, t0 = datetime.now(UTC), time.perf_counter()
         step = getattr(observer, "step", None)
         checks = self.dataset_checks()
@@ -387,11 +628,15 @@ class Lake:
         def gate(dataset: str, staged: Any = None) -> bool:
             if dataset not in checks or (staged is None and not self.warehouse.exists(dataset)):
                 return True
+            drop = None
+            if dataset.startswith("silver."):
+                model = model_from_config(dataset.partition(".")[2], self.project)
+
+                def drop(found: list[Any]) -> int:
+                    return drop_failing_rows(self.warehouse, model, checks[dataset], found, run_id)
+
             with _step(step, "check", dataset):
-                found = evaluation.run(dataset, checks[dataset], contract=self._contract_of(dataset), staged=staged)
-                if dataset.startswith("silver."):
-                    model = model_from_config(dataset.partition(".")[2], self.project)
-                    drop_failing_rows(self.warehouse, model, checks[dataset], found, run_id)
+                found = self._evaluate(top, evaluation, dataset, checks[dataset], staged=staged, drop=drop)
             results.extend(found)
             if any(r.blocks for r in found):
                 blocked.add(dataset)
@@ -416,11 +661,12 @@ class Lake:
             if select and gold.name not in select:
                 continue
             if any(u in blocked for u in gold.upstream):
+                self._blocked_build(top, gold, blocked)
                 blocked.add(gold.identifier)
                 built.append(BuildResult(gold.identifier, "blocked upstream"))
                 continue
             with _step(step, "build", gold.identifier):
-                built.append(GoldBuild(gold, self.warehouse, run_id, self.project.root).run(full_refresh, audit=gate))
+                built.append(self._build_one(top, gold, run_id, full_refresh, gate))
         return RunReport(
             run_id,
             started,
@@ -528,3 +774,23 @@ class Lake:
             return engine.sql(query, [limit] if limit is not None else None)
         finally:
             engine.close()
+
+
+def _stream_figures(stats: Any) -> dict[str, Any]:
+    """A stream session's running totals, as listeners see them."""
+    return {
+        "received": stats.received,
+        "landed": stats.landed,
+        "quarantined": stats.quarantined,
+        "duplicates": stats.duplicates,
+        "buffered": stats.buffered,
+        "commits": stats.commits,
+        "lag": stats.lag,
+        "records_per_s": round(stats.rate(), 1),
+    }
+
+
+def _checked_columns(check: Any) -> list[str]:
+    """The columns a check looks at (`columns: [...]` or `column: x`)."""
+    columns = getattr(check, "columns", None) or [getattr(check, "column", None)]
+    return [c for c in columns if isinstance(c, str)]
