@@ -146,10 +146,13 @@ def test_stream_crashed_at_a_failpoint_lands_every_event_once(
     publish(url, subject, payloads)
     log = tmp_path / "failpoints.log"
     # the first hit, the first again (the same commit after the restart), then a later one
-    for n, arm in enumerate([f"{point}={action}", f"{point}={action}", f"{point}={action}@2"]):
+    fired = 0
+    for arm in [f"{point}={action}", f"{point}={action}", f"{point}={action}@2"]:
         result = _run(root, catalog_env, arm, log)
         detail = (result.stdout + result.stderr).decode(errors="replace")[-2000:]
-        assert failpoints.hits(str(log)).count(point) == n + 1, f"{arm} did not fire: {detail}"
+        # (an injected error may fire again when the failed run records itself in _lakestack.runs)
+        assert failpoints.hits(str(log)).count(point) > fired, f"{arm} did not fire: {detail}"
+        fired = failpoints.hits(str(log)).count(point)
         if action == "kill":
             assert result.returncode == -9, detail
         else:
