@@ -256,3 +256,45 @@ def test_a_record_that_cannot_be_written_is_logged_and_the_job_goes_on(
     assert lake.recorder.errors == 1
     assert "could not record 2 run record(s) in _lakestack.runs" in caplog.text
     assert _snapshots(lake, RUNS) == 0
+
+
+class Progress(RunListener):
+    def __init__(self) -> None:
+        self.figures: list[dict[str, Any]] = []
+
+    def on_progress(self, job: JobRun) -> None:
+        self.figures.append(dict(job.progress))
+
+
+def test_a_stream_session_is_one_run_with_progress_not_one_per_commit(tmp_path: Path) -> None:
+    import json
+    import threading
+    import time
+
+    from lakestack.pipeline import lake as lake_module
+    from nats_support import delete_stream, make_stream, publish
+    from stream_support import payload, stream_project
+    from tests_support import service_url
+
+    url = service_url("nats", "nats://127.0.0.1:4222")
+    name, subject = make_stream(url)
+    try:
+        root = stream_project(tmp_path / "p", "nats", {"url": url, "stream": name}, max_seconds=0.2)
+        publish(url, subject, [payload(i) for i in range(3_000)] + [b"not json"])
+        progress = Progress()
+        lake = Lake.open(root, listeners=[progress])
+        started = time.monotonic()
+        stats = lake.stream("events", threading.Event(), idle_stop=1.5)
+        took = time.monotonic() - started
+    finally:
+        delete_stream(url, name)
+    records = read_runs(lake.warehouse)
+    assert [(r["job"], r["job_type"], r["status"]) for r in records] == [("stream.events", "stream", "COMPLETE")]
+    record = records[0]
+    assert (record["rows_read"], record["rows_written"], record["rows_quarantined"]) == (3_001, 3_000, 1)
+    assert (stats.received, stats.landed, stats.quarantined) == (3_001, 3_000, 1)
+    assert json.loads(record["progress"])["landed"] == 3_000
+    # the final figures, plus at most one per STREAM_PROGRESS_S of the session: never one per commit
+    assert 1 <= len(progress.figures) <= 1 + took / lake_module.STREAM_PROGRESS_S
+    assert progress.figures[-1]["landed"] == 3_000
+    assert _snapshots(lake, RUNS) == 1
