@@ -298,3 +298,22 @@ def test_a_stream_session_is_one_run_with_progress_not_one_per_commit(tmp_path: 
     assert 1 <= len(progress.figures) <= 1 + took / lake_module.STREAM_PROGRESS_S
     assert progress.figures[-1]["landed"] == 3_000
     assert _snapshots(lake, RUNS) == 1
+
+
+def test_a_serve_collector_session_is_one_run(tmp_path: Path) -> None:
+    import httpx
+
+    from serve_support import running_server
+    from stream_support import event, stream_project
+
+    root = stream_project(tmp_path / "p", "http", None, max_seconds=0.2)
+    with running_server(root) as url:
+        for batch in range(3):  # three requests, each its own commit
+            body = [event(batch * 10 + i) for i in range(5)] + [{"event_id": f"bad{batch}"}]
+            answer = httpx.post(f"{url}/v1/streams/events/records?ack=committed", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+    lake = Lake.open(root)
+    records = read_runs(lake.warehouse)
+    assert [(r["job"], r["status"]) for r in records] == [("stream.events", "COMPLETE")]
+    assert (records[0]["rows_read"], records[0]["rows_written"], records[0]["rows_quarantined"]) == (18, 15, 3)
+    assert lake.table_info("bronze.events").rows == 15

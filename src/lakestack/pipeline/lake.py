@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from lakestack.pipeline.project import Project
 from lakestack.pipeline.runs import IngestReport, new_run_id
 
 Step = Callable[[str, str], Callable[[], None]]
+log = logging.getLogger(__name__)
 STREAM_PROGRESS_S = 5.0  # a stream session tells listeners its running totals at most this often
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -315,18 +317,33 @@ class Lake:
                     job.progress(**_stream_figures(stats))
 
             stats = run_stream(source, self.warehouse, run_id, stop, idle_stop=idle_stop, on_status=status)
-            job.progress(**_stream_figures(stats))
-            job.dataset(DatasetIO(f"{kind}.{name}", "input", rows=stats.received, source=kind))
-            job.dataset(
-                DatasetIO(
-                    f"bronze.{name}",
-                    "output",
-                    rows=stats.landed,
-                    quarantined=stats.quarantined,
-                    dropped=stats.duplicates,
-                )
-            )
+            _report_stream(job, kind, name, stats)
         return stats
+
+    @contextmanager
+    def stream_session(self, name: str, stats: Callable[[], Any], run_id: str, kind: str = "http") -> Iterator[Any]:
+        """One run for a session that is pushed to (the `serve` collector of one source): a thread
+        tells listeners `stats()` every STREAM_PROGRESS_S until the block ends, then the totals."""
+        import threading
+
+        done = threading.Event()
+        with self.events.job("stream", f"stream.{name}", lake_run_id=run_id) as job:
+
+            def report() -> None:
+                while not done.wait(STREAM_PROGRESS_S):
+                    try:
+                        job.progress(**_stream_figures(stats()))
+                    except Exception as exc:  # progress is for listeners; the session goes on
+                        log.warning("stream %s: no progress figures (%s)", name, exc)
+
+            thread = threading.Thread(target=report, name=f"run-progress-{name}", daemon=True)
+            thread.start()
+            try:
+                yield job
+            finally:
+                done.set()
+                thread.join()
+                _report_stream(job, kind, name, stats())
 
     # -- promote -------------------------------------------------------------------------------
     def silver_datasets(self, names: list[str] | None = None) -> list[str]:
@@ -774,6 +791,17 @@ class Lake:
             return engine.sql(query, [limit] if limit is not None else None)
         finally:
             engine.close()
+
+
+def _report_stream(job: JobHandle, kind: str, name: str, stats: Any) -> None:
+    """A stream session's totals: its last progress, what it received and what it landed."""
+    job.progress(**_stream_figures(stats))
+    job.dataset(DatasetIO(f"{kind}.{name}", "input", rows=stats.received, source=kind))
+    job.dataset(
+        DatasetIO(
+            f"bronze.{name}", "output", rows=stats.landed, quarantined=stats.quarantined, dropped=stats.duplicates
+        )
+    )
 
 
 def _stream_figures(stats: Any) -> dict[str, Any]:

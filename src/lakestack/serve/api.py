@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Header, Request
@@ -59,6 +59,7 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sessions = ExitStack()  # one run per collector session, with its progress (Lake.stream_session)
         try:
             for name, config in sources.items():
                 wal = _log_folder(lake, name, config)
@@ -66,15 +67,18 @@ def create_app(lake: Any, run_id: str | None = None) -> FastAPI:
                 collector = Collector(lake.warehouse, name, contract, config, run_id, wal, locks.pop(name))
                 collector.start()
                 collectors[name] = collector
+                sessions.enter_context(lake.stream_session(name, lambda c=collector: c.stats, run_id))
         except BaseException:
             for lock in locks.values():
                 lock.release()
+            sessions.close()
             raise
         try:
             yield
         finally:  # a final commit answers every waiting request before the server exits
             for collector in collectors.values():
                 await asyncio.to_thread(collector.stop)
+            await asyncio.to_thread(sessions.close)  # the sessions' totals, after the final commits
 
     app = FastAPI(
         title="lakestack",
