@@ -418,3 +418,113 @@ def test_a_projects_environment_chooses_the_listener(project: Path) -> None:
     (project / "lakestack.yaml").write_text(off)
     assert lake_listeners(Project.load(project), "dev") == []
     listener.close()
+
+
+def test_a_refused_command_leaves_no_lineage_in_the_lake(tmp_path: Path) -> None:
+    """Like run records: a command refused before it touched data (exit 2) writes nothing."""
+    from lakestack.errors import UsageError
+
+    warehouse = tmp_path / "wh"
+    listener = create_listener(
+        OpenLineageConfig(), project="shop", environment="dev", warehouse=warehouse.as_uri(), root=tmp_path
+    )
+    assert listener is not None
+    events = RunEvents([listener])
+    with (
+        pytest.raises(UsageError),
+        events.job("run", "ingest") as top,
+        events.job("ingest", "ingest.nope", parent=top.run),
+    ):
+        raise UsageError("unknown source 'nope'")
+    with pytest.raises(RuntimeError), events.job("run", "build"):  # a failure that is not a refusal
+        raise RuntimeError("disk full")
+    with events.job("run", "promote") as top:
+        with events.job("promote", "promote.a", parent=top.run) as job:
+            job.dataset(DatasetIO("silver.a", "output", rows=1))
+        assert _wait(lambda: (warehouse / "_lakestack" / "lineage").exists(), 30)  # released by the dataset
+    events.close()
+    (path,) = (warehouse / "_lakestack" / "lineage").glob("*.ndjson")
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["eventType"], e["job"]["name"]) for e in written] == [
+        ("START", "build"),
+        ("FAIL", "build"),
+        ("START", "promote"),
+        ("START", "promote.a"),
+        ("COMPLETE", "promote.a"),
+        ("COMPLETE", "promote"),
+    ]
+    for event in written:
+        validate_event(event)
+    start, end = written[2], written[5]
+    # each event carries when it happened (held or not), not when it was sent
+    assert start["eventTime"] == start["run"]["facets"]["nominalTime"]["nominalStartTime"]
+    assert end["eventTime"] == end["run"]["facets"]["nominalTime"]["nominalEndTime"]
+
+
+def test_a_northwind_run_leaves_valid_events_chaining_ingest_silver_gold(tmp_path: Path) -> None:
+    """`lakestack example northwind` + a run: the NDJSON under the warehouse is schema-valid, and
+    each job's inputs are the outputs (same snapshot ids) of the jobs before it."""
+    from lakestack.pipeline.lake import Lake
+    from lakestack.pipeline.openlineage import lake_listeners
+
+    folder = tmp_path / "nw"
+    subprocess.run(
+        [sys.executable, "-m", "lakestack", "example", "northwind", str(folder), "--orders", "300", "--days", "3"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    lake = Lake.open(folder)
+    if not any(isinstance(listener, OpenLineageListener) for listener in lake.events.listeners):
+        lake.events.listeners += lake_listeners(lake.project, lake.environment)  # until Lake adds it itself
+    lake.run()
+    lake.close()
+    assert lake.events.listener_errors == 0
+    (path,) = (folder / "warehouse" / "_lakestack" / "lineage").glob("*.ndjson")
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    for event in written:
+        validate_event(event)
+    ends = [e for e in written if e["eventType"] != "START"]
+    assert len(ends) == len(written) // 2 and all(e["eventType"] == "COMPLETE" for e in ends)
+    by_job = {e["job"]["name"]: e for e in ends}
+    warehouse = (folder / "warehouse").resolve().as_uri()
+
+    def names(event: dict[str, Any], side: str) -> list[str]:
+        return sorted(d["name"] for d in event[side])
+
+    assert names(by_job["ingest.orders"], "inputs") == ["landing/orders"]
+    assert by_job["ingest.orders"]["inputs"][0]["namespace"] == folder.resolve().as_uri()
+    assert "bronze.orders" in names(by_job["ingest.orders"], "outputs")
+    assert names(by_job["promote.orders"], "inputs") == ["bronze.orders"]
+    assert names(by_job["promote.orders"], "outputs") == ["silver.orders"]
+    assert names(by_job["build.fact_sales"], "inputs") == ["silver.fx_rates", "silver.orders"]
+    assert names(by_job["build.fact_sales"], "outputs") == ["gold.fact_sales"]
+    assert "gold.fact_sales" in names(by_job["build.daily_order_metrics"], "inputs")
+    # versions chain: what a job read is the snapshot the last job before it wrote
+    latest: dict[str, str] = {}
+    chained = 0
+    for event in ends:
+        for dataset in event["inputs"]:
+            version = dataset["facets"].get("version", {}).get("datasetVersion")
+            if dataset["namespace"] == warehouse and version and dataset["name"] in latest:
+                assert version == latest[dataset["name"]], (event["job"]["name"], dataset["name"])
+                chained += 1
+        for dataset in event["outputs"]:
+            version = dataset["facets"].get("version", {}).get("datasetVersion")
+            if version:
+                latest[dataset["name"]] = version
+    assert chained >= 10
+    # column lineage of the Gold fact table names its upstream columns across the join
+    (fact,) = by_job["build.fact_sales"]["outputs"]
+    fields = fact["facets"]["columnLineage"]["fields"]
+    usd = {(f["name"], f["field"]) for f in fields["amount_usd"]["inputFields"]}
+    assert usd == {
+        ("silver.fx_rates", "rate"),
+        ("silver.orders", "currency"),
+        ("silver.orders", "quantity"),
+        ("silver.orders", "unit_price"),
+    }
+    assert {(f["name"], f["field"]) for f in fields["order_id"]["inputFields"]} == {("silver.orders", "order_id")}
+    assert all(f["namespace"] == warehouse for f in fields["amount_usd"]["inputFields"])
+    root = by_job["run"]["run"]["runId"]
+    assert all(e["run"]["facets"]["parent"]["root"]["run"]["runId"] == root for e in ends if e["job"]["name"] != "run")

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lakestack.config import OpenLineageConfig, SecretRef
 from lakestack.lineage.events import EventContext, EventType, Root, model_lineage, run_event
-from lakestack.pipeline.events import JobRun, RunListener
+from lakestack.pipeline.events import DatasetIO, JobRun, RunListener
 
 if TYPE_CHECKING:
     from lakestack.pipeline.project import Project
@@ -55,6 +55,9 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+_Item = tuple[EventType, JobRun, Root | None, datetime]  # what the builder thread makes an event of
+
+
 class OpenLineageListener(RunListener):
     """Sends a START when a job begins, RUNNING with a stream's progress, and COMPLETE, FAIL or
     ABORT when it ends, each with what the job reported (datasets, checks, column lineage).
@@ -68,7 +71,9 @@ class OpenLineageListener(RunListener):
         self.context, self.transport = context, transport
         self._open: dict[str, tuple[str | None, str]] = {}  # run id → (parent run id, job): for the root
         self._lock = threading.Lock()
-        self._queue: queue.Queue[tuple[EventType, JobRun, Root | None] | None] = queue.Queue(max_pending)
+        self._queue: queue.Queue[_Item | None] = queue.Queue(max_pending)
+        self._held: dict[str, list[_Item]] = {}  # a job tree's events until it shows it was not refused
+        self._released: set[str] = set()  # trees whose events go out as they come
         self._dropped = 0
         self._closed = False
         # each table's columns as the last job that reported them saw them (the builder thread's own):
@@ -86,17 +91,28 @@ class OpenLineageListener(RunListener):
     def on_start(self, job: JobRun) -> None:
         with self._lock:
             self._open[job.run_id] = (job.parent_run_id, job.job)
-        self._send("START", job)
+        self._send(self._item("START", job), job, release=False)
+
+    def on_dataset(self, job: JobRun, dataset: DatasetIO) -> None:
+        self._release(self._tree(job))  # the command got to data: it was not refused
 
     def on_progress(self, job: JobRun) -> None:
-        self._send("RUNNING", job)
+        self._send(self._item("RUNNING", job), job, release=True)
 
     def on_complete(self, job: JobRun) -> None:
-        self._send("COMPLETE", job)
+        self._send(self._item("COMPLETE", job), job, release=True)
         self._forget(job)
 
     def on_fail(self, job: JobRun) -> None:
-        self._send("ABORT" if job.status == "ABORT" else "FAIL", job)
+        item = self._item("ABORT" if job.status == "ABORT" else "FAIL", job)
+        tree = self._tree(job)
+        if job.parent_run_id is None and job.exit_code == 2 and tree in self._held:
+            # refused before it touched data (a bad project file, an unknown source): like the run
+            # records, lineage keeps nothing of it, and writes nothing into a lake it was refused on
+            with self._lock:
+                del self._held[tree]
+        else:
+            self._send(item, job, release=job.exit_code != 2)
         self._forget(job)
 
     def close(self, wait: float = 30.0) -> None:
@@ -104,6 +120,8 @@ class OpenLineageListener(RunListener):
         if self._closed:
             return
         self._closed = True
+        for tree in list(self._held):  # trees still open: nothing says they were refused
+            self._release(tree)
         with suppress(queue.Full):
             self._queue.put(None, timeout=wait)
         thread = self._ensure_builder()
@@ -115,7 +133,7 @@ class OpenLineageListener(RunListener):
         self.transport.close()
         _LIVE.discard(self)
 
-    def _send(self, event_type: EventType, job: JobRun) -> None:
+    def _item(self, event_type: EventType, job: JobRun) -> _Item:
         # a copy: the job goes on adding datasets while the builder works on this event
         snapshot = replace(
             job,
@@ -124,11 +142,44 @@ class OpenLineageListener(RunListener):
             stages=dict(job.stages),
             progress=dict(job.progress),
         )
+        at = job.started_at if event_type == "START" else job.ended_at or datetime.now(UTC)
+        return event_type, snapshot, self._root(job), at
+
+    def _tree(self, job: JobRun) -> str:
+        root = self._root(job)
+        return root.run_id if root is not None else job.run_id
+
+    def _send(self, item: _Item, job: JobRun, *, release: bool) -> None:
+        """Queue the event, or hold it with its tree's until the tree shows it was not refused: a
+        dataset reported, a job that ended other than refused, the tree's end."""
+        tree = self._tree(job)
+        with self._lock:
+            held = self._held.get(tree)
+            if held is None and tree not in self._released:
+                held = self._held[tree] = []
+            if held is not None:
+                held.append(item)
+        if held is None:
+            self._enqueue(item)
+        if release or (job.parent_run_id is None and job.status != "RUNNING"):
+            self._release(tree)
+        if job.parent_run_id is None and job.status != "RUNNING":
+            with self._lock:
+                self._released.discard(tree)
+
+    def _release(self, tree: str) -> None:
+        with self._lock:
+            items = self._held.pop(tree, [])
+            self._released.add(tree)
+        for item in items:
+            self._enqueue(item)
+
+    def _enqueue(self, item: _Item) -> None:
         try:
-            self._queue.put_nowait((event_type, snapshot, self._root(job)))
+            self._queue.put_nowait(item)
         except queue.Full:
             self._dropped += 1
-            log.warning("OpenLineage queue full: the %s event of %s was dropped", event_type, job.job)
+            log.warning("OpenLineage queue full: the %s event of %s was dropped", item[0], item[1].job)
         self._ensure_builder()
 
     def _ensure_builder(self) -> threading.Thread:
@@ -152,10 +203,10 @@ class OpenLineageListener(RunListener):
                 continue
             if item is None:
                 return
-            event_type, job, root = item
+            event_type, job, root, at = item
             try:
                 self._fill_columns(job)
-                self.transport.emit(self._event(event_type, job, root))
+                self.transport.emit(self._event(event_type, job, root, at))
             except Exception:  # the builder outlives a bad event: the next ones still go out
                 self._dropped += 1
                 log.warning("OpenLineage: no %s event for %s", event_type, job.job, exc_info=True)
@@ -168,14 +219,14 @@ class OpenLineageListener(RunListener):
             for io in job.datasets
         ]
 
-    def _event(self, event_type: EventType, job: JobRun, root: Root | None) -> dict[str, Any]:
+    def _event(self, event_type: EventType, job: JobRun, root: Root | None, at: datetime) -> dict[str, Any]:
         lineage = None
         if event_type in ("COMPLETE", "FAIL") and job.sql and job.job_type == "build":
             try:
                 lineage = model_lineage(job, self.context.dialect)
             except Exception:  # a model sqlglot cannot parse still gets its event, without column lineage
                 log.info("no column lineage for %s", job.job, exc_info=True)
-        return run_event(event_type, job, self.context, root=root, lineage=lineage)
+        return run_event(event_type, job, self.context, root=root, at=at, lineage=lineage)
 
     def _root(self, job: JobRun) -> Root | None:
         if job.parent_run_id is None:
