@@ -52,3 +52,18 @@ def test_a_malformed_block_fails_at_load_with_file_line_and_key(project: Path, b
     with pytest.raises(ConfigError, match=message) as caught:
         _load(project, block)
     assert caught.value.exit_code == 2
+
+
+def test_the_cli_reports_a_malformed_block_with_exit_2(project: Path) -> None:
+    import subprocess
+    import sys
+
+    (project / "lakestack.yaml").write_text(
+        "name: shop\nenvironments:\n  dev:\n    openlineage:\n      transport: http\n      timeout: fast\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "lakestack", "-p", str(project), "status"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "lakestack.yaml:6 (environments.dev.openlineage.timeout)" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
