@@ -204,6 +204,7 @@ def _restart_and_stop(root: Path, port: int) -> None:
     stop_serve(proc)
 
 
+@pytest.mark.slow
 def test_a_kill_inside_the_segment_roll_loses_no_acknowledged_record(tmp_path: Path) -> None:
     root, port = _project(tmp_path), free_port()
     _committed_200(root, port)
@@ -229,6 +230,7 @@ def test_a_kill_inside_the_segment_roll_loses_no_acknowledged_record(tmp_path: P
     assert _wal_checkpoint(root) == 24
 
 
+@pytest.mark.slow
 def test_a_lost_log_folder_is_reported_and_loses_no_record_acknowledged_after_it(tmp_path: Path) -> None:
     root, port = _project(tmp_path), free_port()
     _committed_200(root, port)
@@ -251,6 +253,7 @@ def test_a_lost_log_folder_is_reported_and_loses_no_record_acknowledged_after_it
 
 
 # -- one collector per source -----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["kill", "term"])
 def test_one_process_collects_a_source_and_the_next_takes_over(tmp_path: Path, stop: str) -> None:
     root = _project(tmp_path)
@@ -280,6 +283,7 @@ def test_one_process_collects_a_source_and_the_next_takes_over(tmp_path: Path, s
     assert quarantine_rows(root) == []
 
 
+@pytest.mark.slow
 def test_a_stopped_holder_keeps_its_source_until_it_dies(tmp_path: Path) -> None:
     """SIGSTOP has no session to time out: the lock stays with the frozen process (no second writer
     of its log), which resumes on SIGCONT with nothing lost; once it is killed, the next takes over."""
