@@ -179,12 +179,22 @@ def test_api_key_from_a_secret_and_a_refused_event_is_not_resent(
     assert transport.spool._count() == 0 and len(endpoint.received) == 1
 
 
-def test_a_missing_api_key_secret_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakestack.errors import ConfigError
-
+def test_a_missing_api_key_secret_spools_events_and_never_fails_the_job(
+    endpoint: Lineage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.delenv("NO_SUCH_LINEAGE_KEY", raising=False)
-    with pytest.raises(ConfigError, match="secret 'NO_SUCH_LINEAGE_KEY' is not set"):
-        _http("http://127.0.0.1:1", tmp_path, api_key_secret="NO_SUCH_LINEAGE_KEY")
+    transport = _http(endpoint.url, tmp_path, api_key_secret="NO_SUCH_LINEAGE_KEY", retries=0)
+    assert "secret 'NO_SUCH_LINEAGE_KEY' is not set" in caplog.text
+    for n in range(3):
+        transport.emit(_event(n))
+    transport.close()
+    assert transport.spool._count() == 3 and endpoint.attempts == 0  # kept for when the secret is set
+    monkeypatch.setenv("NO_SUCH_LINEAGE_KEY", "now-it-is-set")
+    later = _http(endpoint.url, tmp_path, api_key_secret="NO_SUCH_LINEAGE_KEY")
+    assert _wait(lambda: len(endpoint.received) == 3)
+    later.close()
+    assert [e["n"] for e in endpoint.received] == [0, 1, 2]
+    assert {h["Authorization"] for h in endpoint.headers} == {"Bearer now-it-is-set"}
 
 
 _WRITER = """

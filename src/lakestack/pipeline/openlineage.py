@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lakestack.config import OpenLineageConfig, SecretRef
+from lakestack.errors import ConfigError
 from lakestack.lineage.events import EventContext, EventType, Root, model_lineage, run_event
 from lakestack.pipeline.events import DatasetIO, JobRun, RunListener
 
@@ -445,7 +446,14 @@ class HttpTransport:
         assert config.url is not None  # the config model requires it for http
         self.endpoint = config.url.rstrip("/") + "/api/v1/lineage"
         self.timeout, self.retries = config.timeout, config.retries
-        self._key = SecretRef(secret=config.api_key_secret).resolve() if config.api_key_secret else None
+        self._key: str | None = None
+        self._key_missing = False
+        if config.api_key_secret:
+            try:
+                self._key = SecretRef(secret=config.api_key_secret).resolve()
+            except ConfigError as exc:  # lineage never fails the data job: events wait in the spool
+                self._key_missing = True
+                log.error("OpenLineage http transport: %s; events are spooled until it is set", exc)
         self.spool = Spool(spool, config.spool_max_events)
         self.dropped = 0
         self.delivered = 0
@@ -531,6 +539,8 @@ class HttpTransport:
         import urllib.error
         import urllib.request
 
+        if self._key_missing:
+            return False
         request = urllib.request.Request(self.endpoint, data=body, method="POST")
         request.add_header("Content-Type", "application/json")
         if self._key:
