@@ -47,6 +47,7 @@ class CatalogProxy:
         self.down = False
         self.commit_armed = False
         self.update_seen = False
+        self.commits_left = 0
         self.commit_cut = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
@@ -72,7 +73,7 @@ class CatalogProxy:
             while data := src.recv(65536):
                 if from_client and self.commit_armed:
                     self.update_seen = self.update_seen or b"UPDATE iceberg_tables" in data
-                    if self.update_seen and b"COMMIT" in data:
+                    if self.update_seen and b"COMMIT" in data and self._last_commit():
                         dst.sendall(data)
                         time.sleep(0.3)  # the server commits; its answer is never forwarded
                         self.cut()
@@ -93,9 +94,16 @@ class CatalogProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
 
-    def cut_after_next_commit(self) -> None:
+    def cut_after_next_commit(self, nth: int = 1) -> None:
+        """Cut after the nth catalog commit from now (its answer never returns)."""
         self.update_seen = False
+        self.commits_left = nth
         self.commit_armed = True
+
+    def _last_commit(self) -> bool:
+        self.update_seen = False
+        self.commits_left -= 1
+        return self.commits_left == 0
 
     def restore(self) -> None:
         self.down = False
@@ -177,11 +185,12 @@ def test_catalog_cut_mid_run_fails_with_one_message_and_the_next_run_completes(
     _assert_equal_to_a_run_never_cut(project, reference)
 
 
-# The table the first catalog commit after each pause goes to.
+# Which catalog commit after each pause carries data, and the table it goes to (a new Gold table
+# with partition_by is created, then its partition spec committed, then its rows).
 LANDS_AT = {
-    "files.before_bronze_commit": "bronze.orders",
-    "silver.before_commit": "silver.orders",
-    "gold.before_publish": "gold.fact_sales",
+    "files.before_bronze_commit": (1, "bronze.orders"),
+    "silver.before_commit": (1, "silver.orders"),
+    "gold.before_publish": (2, "gold.fact_sales"),
 }
 
 
@@ -200,7 +209,8 @@ def test_a_commit_whose_answer_is_lost_is_not_committed_again(
     log = tmp_path / "hits.log"
     run = spawn(project, "run", LAKESTACK_FAILPOINTS=f"{point}=1*sleep(2000)", LAKESTACK_FAILPOINTS_LOG=str(log))
     _wait_for_hit(log, point, run)
-    proxy.cut_after_next_commit()
+    nth, table = LANDS_AT[point]
+    proxy.cut_after_next_commit(nth)
     _, stderr = run.communicate(timeout=120)
     assert proxy.commit_cut.is_set(), "the run never committed to the catalog after the pause"
     _assert_one_message(run.returncode, stderr)
@@ -208,7 +218,7 @@ def test_a_commit_whose_answer_is_lost_is_not_committed_again(
     proxy.restore()
     from lakestack import Lake
 
-    assert Lake.open(project).table_info(LANDS_AT[point]).rows > 0  # the commit did land
+    assert Lake.open(project).table_info(table).rows > 0  # the commit did land
     done = cli(project, "run")
     assert done.returncode == 0, done.stderr
     _assert_equal_to_a_run_never_cut(project, reference)
