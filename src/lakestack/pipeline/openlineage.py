@@ -71,7 +71,7 @@ class OpenLineageListener(RunListener):
     def __init__(self, context: EventContext, transport: Transport, *, max_pending: int = 10_000) -> None:
         self.context, self.transport = context, transport
         self._open: dict[str, tuple[str | None, str]] = {}  # run id → (parent run id, job): for the root
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one order for the events of a tree, whichever thread reports
         self._queue: queue.Queue[_Item | None] = queue.Queue(max_pending)
         self._held: dict[str, list[_Item]] = {}  # a job tree's events until it shows it was not refused
         self._released: set[str] = set()  # trees whose events go out as they come
@@ -107,13 +107,13 @@ class OpenLineageListener(RunListener):
     def on_fail(self, job: JobRun) -> None:
         item = self._item("ABORT" if job.status == "ABORT" else "FAIL", job)
         tree = self._tree(job)
-        if job.parent_run_id is None and job.exit_code == 2 and tree in self._held:
-            # refused before it touched data (a bad project file, an unknown source): like the run
-            # records, lineage keeps nothing of it, and writes nothing into a lake it was refused on
-            with self._lock:
+        with self._lock:
+            if job.parent_run_id is None and job.exit_code == 2 and tree in self._held:
+                # refused before it touched data (a bad project file, an unknown source): like the run
+                # records, lineage keeps nothing of it, and writes nothing into a lake it was refused on
                 del self._held[tree]
-        else:
-            self._send(item, job, release=job.exit_code != 2)
+            else:
+                self._send(item, job, release=job.exit_code != 2)
         self._forget(job)
 
     def close(self, wait: float = 30.0) -> None:
@@ -160,20 +160,18 @@ class OpenLineageListener(RunListener):
                 held = self._held[tree] = []
             if held is not None:
                 held.append(item)
-        if held is None:
-            self._enqueue(item)
-        if release or (job.parent_run_id is None and job.status != "RUNNING"):
-            self._release(tree)
-        if job.parent_run_id is None and job.status != "RUNNING":
-            with self._lock:
+            else:
+                self._enqueue(item)
+            if release or (job.parent_run_id is None and job.status != "RUNNING"):
+                self._release(tree)
+            if job.parent_run_id is None and job.status != "RUNNING":
                 self._released.discard(tree)
 
     def _release(self, tree: str) -> None:
         with self._lock:
-            items = self._held.pop(tree, [])
             self._released.add(tree)
-        for item in items:
-            self._enqueue(item)
+            for item in self._held.pop(tree, []):
+                self._enqueue(item)
 
     def _enqueue(self, item: _Item) -> None:
         try:
