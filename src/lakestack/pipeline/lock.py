@@ -74,7 +74,7 @@ class Holder:
 
     def describe(self) -> str:
         if self.pid is None and self.since is None:
-            return "another run holds the lock (holder unknown)"
+            return f"another run holds the lock ({self.command or 'holder unknown'})"
         where = f"pid {self.pid}" + (f" on {self.host}" if self.host and self.host != socket.gethostname() else "")
         what = f"lakestack {self.command}, " if self.command else ""
         return f"another run holds the lock since {self.since or 'an unknown time'} ({what}{where})"
@@ -167,6 +167,7 @@ class PostgresLock(ProjectLock):
         self.what = f"project {project}"
         self.key = zlib.crc32(project.encode()) - (1 << 31)  # an int4, as pg_locks.objid shows it
         self._conn: Any = None
+        self._socket: int | None = None  # the session's socket, dropped in forked children
 
     def _connect(self, name: str) -> Any:
         import psycopg
@@ -179,6 +180,18 @@ class PostgresLock(ProjectLock):
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise StorageError(f"cannot reach the catalog database to take the project lock ({first})") from None
 
+    def acquire(self, command: str, wait: float = 0.0) -> None:
+        import psycopg
+
+        from lakestack.errors import StorageError
+
+        try:
+            super().acquire(command, wait)
+        except psycopg.Error as exc:  # the session broke while trying (the server or network went away)
+            self.release()
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise StorageError(f"lost the catalog database while taking the project lock ({first})") from None
+
     def _try(self, command: str) -> bool:
         name = f"lakestack {command} pid {os.getpid()} since {_now()}"
         conn = self._conn or self._connect(name)
@@ -187,8 +200,9 @@ class PostgresLock(ProjectLock):
             self._conn = conn  # keep the session for the next try
             return False
         conn.execute("SELECT set_config('application_name', %s, false)", (name[:63],))
+        self._socket = conn.pgconn.socket
         with _fds_lock:
-            _held_fds.add(conn.pgconn.socket)
+            _held_fds.add(self._socket)
         self._conn = conn
         return True
 
@@ -215,7 +229,8 @@ class PostgresLock(ProjectLock):
             return
         conn, self._conn = self._conn, None
         with _fds_lock:
-            _held_fds.discard(conn.pgconn.socket)
+            _held_fds.discard(self._socket or -1)
+        self._socket = None
         try:
             conn.close()  # ends the session: the server drops its advisory locks
         except Exception as exc:  # the session is gone already (a cut network): so is the lock
