@@ -317,3 +317,17 @@ def test_a_serve_collector_session_is_one_run(tmp_path: Path) -> None:
     assert [(r["job"], r["status"]) for r in records] == [("stream.events", "COMPLETE")]
     assert (records[0]["rows_read"], records[0]["rows_written"], records[0]["rows_quarantined"]) == (18, 15, 3)
     assert lake.table_info("bronze.events").rows == 15
+
+
+def test_a_standalone_build_refused_with_a_project_error_changes_nothing(tmp_path: Path) -> None:
+    root = _northwind(tmp_path / "nw")
+    lake = Lake.open(root)
+    lake.run()
+    before = _snapshots(lake, RUNS)
+    (root / "models" / "gold" / "broken.sql").write_text("SELECT product_id, no_such_column FROM silver.products\n")
+    seen = Seen()
+    with pytest.raises(Exception, match="no_such_column"):
+        Lake.open(root, listeners=[seen]).build(["broken"])
+    assert _snapshots(lake, RUNS) == before  # exit 2, nothing written: the message is the record
+    failed = next(j for j in seen.ended if j.job == "build.broken")  # other listeners still hear of it
+    assert failed.status == "FAIL" and [d.name for d in failed.datasets] == ["silver.products"]

@@ -133,11 +133,13 @@ def job_row(job: JobRun) -> dict[str, Any]:
 
 
 def _refused(jobs: list[JobRun]) -> bool:
-    """A command refused before it touched data (a bad project file, an unknown source, a copied
-    project's catalog: exit 2, no dataset read or written) is an error message, not a run: recording
-    it would write to a lake the command was refused on."""
+    """A command refused before it wrote anything (a bad project file or model, a hostile model SQL,
+    an unknown source, a copied project's catalog: exit 2, no output) is an error message, not a run:
+    recording it would change a lake the command was refused on. (Inside a `run` that wrote before
+    the refusal, the run and the refused job are recorded.)"""
     failed = [j for j in jobs if j.status == "FAIL"]
-    return bool(failed) and all(j.exit_code == 2 for j in failed) and not any(j.datasets for j in jobs)
+    wrote = any(d.role == "output" for j in jobs for d in j.datasets)
+    return bool(failed) and all(j.exit_code == 2 for j in failed) and not wrote
 
 
 class RunRecorder(RunListener):
