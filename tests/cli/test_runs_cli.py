@@ -144,3 +144,38 @@ def test_failing_row_samples_show_checked_columns_and_key_first(
         assert lineage and names[-len(lineage) :] == lineage, names
     text = run("checks", "show", checked["run_id"], cwd=root).stdout
     assert 'customer_id="C' in text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(50091.0, "50,091"), (7602.0, "7,602"), (1983, "1,983"), (0.8573, "0.8573"), (1234.567, "1,234.57"), (None, "")],
+)
+def test_numbers_for_people(value: Any, shown: str) -> None:
+    from lakestack.cli.render import number
+
+    assert number(value) == shown
+
+
+def test_since_takes_durations_and_iso_dates() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lakestack.errors import UsageError
+    from lakestack.pipeline.records import parse_since
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert parse_since("1d", now) == now - timedelta(days=1)
+    assert parse_since("30m", now) == now - timedelta(minutes=30)
+    assert parse_since("2026-12-01", now) == datetime(2026, 12, 1, tzinfo=UTC)
+    with pytest.raises(UsageError, match="--since 'soon'"):
+        parse_since("soon", now)
+
+
+def test_a_blocked_job_is_fail_for_listeners_and_blocked_in_its_record() -> None:
+    from lakestack.pipeline.events import RunEvents
+    from lakestack.pipeline.records import job_row
+
+    with RunEvents().job("build", "build.daily_order_metrics") as job:
+        job.fail("gate(gold.daily_order_metrics) failed: revenue is positive every day", blocked=True)
+    assert job.run.status == "FAIL" and job.run.blocked
+    row = job_row(job.run)
+    assert row["status"] == "BLOCKED" and row["error"].startswith("gate(gold.daily_order_metrics) failed")
