@@ -649,7 +649,7 @@ def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
                 if internal
                 else markup("[red]error:[/] {}", message)
             )
-            make_console(stderr=True).print(text)
+            make_console(stderr=True).print(text, soft_wrap=True)  # one line per message, whatever the width
     except Exception:  # the last resort: an error message must reach the user whatever happens
         sys.stderr.write(f"error: {message}\n")
     sys.exit(code)

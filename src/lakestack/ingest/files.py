@@ -28,7 +28,7 @@ from lakestack.contracts.arrow import records_to_arrow
 from lakestack.contracts.model import Contract, FileSpec
 from lakestack.contracts.patterns import FileMatch, FilePattern
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
-from lakestack.errors import UnsafePathError
+from lakestack.errors import RunError, UnsafePathError
 from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
 from lakestack.ingest.readers import READERS, Chunk, FileRejected, Limits, open_landing
@@ -228,7 +228,7 @@ class FileSource(Source):
                     queue.append((cand, sha, pool.submit(_read_in_worker, cand, sha)))
                 while queue:
                     cand, sha, future = queue.popleft()
-                    yield cand, sha, future.result()
+                    yield cand, sha, _worker_result(cand, future)
                     for nxt, nsha in itertools.islice(pending, 1):
                         queue.append((nxt, nsha, pool.submit(_read_in_worker, nxt, nsha)))
         finally:
@@ -444,6 +444,21 @@ def _committed_elsewhere(outcome: FileOutcome, fenced: dict[str, str]) -> FileOu
 
 
 _WORKER_SOURCE: FileSource | None = None
+
+
+def _worker_result(cand: Candidate, future: Any) -> tuple[Any, ...]:
+    """A worker's read of a file; a worker that died (the OOM killer, a kill -9) fails the run with
+    one clear line: what was committed before stays committed, and the next run reads the file again."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        result: tuple[Any, ...] = future.result()
+    except BrokenProcessPool:
+        raise RunError(
+            f"the worker process reading {cand.name} died (killed, or out of memory); files committed before "
+            "it stay committed and the next run reads it again (LAKESTACK_INGEST_WORKERS=1 reads in-process)"
+        ) from None
+    return result
 
 
 def _read_in_worker(cand: Candidate, sha: str) -> tuple[Any, ...]:
