@@ -56,7 +56,7 @@ def test_an_unreachable_broker_is_an_error_not_a_traceback(tmp_path: Path) -> No
     root = stream_project(tmp_path / "p", "nats", {"url": "nats://127.0.0.1:1", "stream": "NOPE"})
     result = run("-p", str(root), "stream", "events", "--until-idle", "1")
     assert result.returncode == 3
-    assert "cannot reach NATS stream NOPE" in result.stderr
+    assert "cannot reach NATS at nats://127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
