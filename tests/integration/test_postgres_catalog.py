@@ -39,9 +39,10 @@ def test_ingest_with_a_postgresql_catalog(project: Path, postgres_url: str, monk
         assert {t.identifier: t.rows for t in Lake.open(project).tables()} == {
             "bronze.orders": 1,
             "quarantine.orders": 1,
+            "_lakestack.runs": 4,  # each ingest recorded a run and its job
         }
     finally:
         catalog = lake.warehouse.catalog
-        for table in ("bronze.orders", "quarantine.orders"):
+        for table in ("bronze.orders", "quarantine.orders", "_lakestack.runs"):
             if catalog.table_exists(table):
                 catalog.drop_table(table)
