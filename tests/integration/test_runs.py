@@ -127,6 +127,8 @@ def test_counts_reconcile_with_the_ingest_report_and_the_tables(completed: tuple
     top = jobs["run"]
     children = [r for r in jobs.values() if r["parent_run_id"]]
     assert top["rows_quarantined"] == sum(r["rows_quarantined"] for r in children) == report.ingest.quarantined
+    assert top["rows_read"] == report.ingest.rows_in  # what entered the lake, not every job's re-read
+    assert top["rows_written"] == sum(r["rows_written"] for r in children)
     assert top["checks_total"] == len(report.checks)
     assert top["checks_failed"] == sum(1 for c in report.checks if c.status not in ("pass", "skipped"))
 

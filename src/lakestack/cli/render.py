@@ -324,7 +324,7 @@ def runs_table(rows: list[dict[str, Any]], title: str = "runs", *, ids: bool | N
     if when:
         table.add_column("started", no_wrap=True)
         table.add_column("run id" if ids else "lakestack run", no_wrap=True)
-    table.add_column("job", overflow="fold", min_width=16)
+    table.add_column("job", overflow="fold")
     table.add_column("status", no_wrap=True)
     for col in ("time", "read", "written", "quar.", "checks"):
         table.add_column(col, justify="right", no_wrap=True)

@@ -146,7 +146,8 @@ class RunRecorder(RunListener):
     """Appends each top-level run's jobs to `_lakestack.runs` in one commit when it ends.
 
     `warehouse` is called only when there is something to write (opening the catalog is not free).
-    A parent's counts are the sums of its jobs'. Listener errors and drops (listeners with an integer
+    A parent's counts come from its jobs: rows read by its ingest and stream jobs (what entered the
+    lake), rows written, quarantined and dropped by all of them. Listener errors and drops (listeners with an integer
     `dropped` attribute, such as a lineage spool) are counted on the top-level row."""
 
     def __init__(self, warehouse: Callable[[], Any], events: RunEvents | None = None) -> None:
@@ -184,10 +185,12 @@ class RunRecorder(RunListener):
     def _rows(self, jobs: list[JobRun]) -> list[dict[str, Any]]:
         rows = [job_row(j) for j in jobs]
         by_id = {r["run_id"]: r for r in rows}
-        for row in rows:  # a parent's totals: the sums of its jobs' (one level: runs hold jobs)
+        for row in rows:  # a parent's totals from its jobs' (one level: runs hold jobs)
             parent = by_id.get(row["parent_run_id"] or "")
             if parent is not None:
-                for key in ("rows_read", "rows_written", "rows_quarantined", "rows_dropped"):
+                if row["job_type"] in ("ingest", "stream"):  # read: what entered the lake, not re-reads
+                    parent["rows_read"] += row["rows_read"]
+                for key in ("rows_written", "rows_quarantined", "rows_dropped"):
                     parent[key] += row[key]
                 parent["checks_total"] += row["checks_total"]
                 parent["checks_failed"] += row["checks_failed"]
