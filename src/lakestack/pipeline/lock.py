@@ -140,10 +140,15 @@ class FileLock(ProjectLock):
         return True
 
     def holder(self) -> Holder:
-        try:
-            info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError):  # being rewritten by a new holder
-            return Holder()
+        info: dict[str, Any] = {}
+        for _ in range(20):  # a new holder writes its name just after taking the flock: give it a moment
+            try:
+                info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+            except (OSError, ValueError):  # being rewritten by a new holder
+                info = {}
+            if info:
+                break
+            time.sleep(0.05)
         return Holder(info.get("pid"), info.get("host"), info.get("command"), info.get("since"))
 
     def release(self) -> None:
