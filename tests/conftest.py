@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +91,15 @@ def land(project: Path) -> Callable[[str, str, str | bytes], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def nats_stream() -> Iterator[tuple[str, str, str]]:
+    """A fresh JetStream stream on the test NATS server: (url, stream name, subject); deleted after."""
+    from nats_support import delete_stream, make_stream
+    from tests_support import service_url
+
+    url = service_url("nats", "nats://127.0.0.1:4222")
+    name, subject = make_stream(url)
+    yield url, name, subject
+    delete_stream(url, name)

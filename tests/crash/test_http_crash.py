@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,19 +102,14 @@ def _project(tmp_path: Path, catalog_uri: str | None = None, ack: str = "durable
 @pytest.fixture
 def postgres_uri() -> Iterator[str]:
     """A database of its own on the test PostgreSQL server, dropped afterwards."""
-    import psycopg
-
+    from lake_support import create_database, drop_database
     from tests_support import service_url
 
-    base = service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test").rsplit("/", 1)[0]
-    name = f"lk_crash_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = create_database(service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test"))
     try:
-        yield f"{base}/{name}"
+        yield url
     finally:
-        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 def _run(root: Path, producer: Producer, spec: str, log: Path, new: int) -> str:

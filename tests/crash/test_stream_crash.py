@@ -10,14 +10,14 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lake_support import create_database, drop_database
 from lakestack import failpoints
-from nats_support import delete_stream, make_stream, publish
+from nats_support import publish
 from stream_support import assert_exactly_once, bronze_ids, event, quarantine_rows, stream_project
 from tests_support import service_url
 
@@ -65,26 +65,11 @@ def catalog_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    import psycopg
-
-    base = service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test")
-    admin = base.rpartition("/")[0] + "/postgres"
-    database = f"crash_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
+    url = create_database(service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test"))
     try:
-        yield {"STREAM_CATALOG_URL": base.rpartition("/")[0] + f"/{database}"}
+        yield {"STREAM_CATALOG_URL": url}
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-@pytest.fixture
-def nats_stream() -> Iterator[tuple[str, str, str]]:
-    url = service_url("nats", "nats://127.0.0.1:4222")
-    name, subject = make_stream(url)
-    yield url, name, subject
-    delete_stream(url, name)
+        drop_database(url)
 
 
 def _project(tmp_path: Path, url: str, name: str, env: dict[str, str]) -> Path:

@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +85,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class ProjectLock:
+class ProjectLock(ABC):
     """Acquire with a deadline; release. Subclasses try once (`_try`) and name the holder (`holder`)."""
 
     what = "project"
@@ -103,14 +104,17 @@ class ProjectLock:
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
         log.debug("%s: lock taken for %s", self.what, command)
 
+    @abstractmethod
     def _try(self, command: str) -> bool:
-        raise NotImplementedError
+        """Take the lock if free, without waiting."""
 
+    @abstractmethod
     def holder(self) -> Holder:
-        raise NotImplementedError
+        """Who holds the lock, as far as it told."""
 
+    @abstractmethod
     def release(self) -> None:
-        raise NotImplementedError
+        """Give the lock up."""
 
 
 class FileLock(ProjectLock):

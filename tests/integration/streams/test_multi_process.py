@@ -26,9 +26,8 @@ import pytest
 
 from aws_support import moto_server
 from kafka_support import CONSUMER_PROPERTIES, create_topic, kafka_broker, produce, unique
-from nats_support import delete_stream, lease_holder, make_stream, publish
+from nats_support import lease_holder, publish
 from stream_support import assert_exactly_once, bronze_ids, events_with_invalid, stream_project
-from tests_support import service_url
 
 pytestmark = [pytest.mark.integration]
 __all__ = ["kafka_broker", "moto_server"]
@@ -92,14 +91,6 @@ def stopping() -> Iterator[list[Stream]]:
 
 
 # -- NATS --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def nats_stream() -> Iterator[tuple[str, str, str]]:
-    url = service_url("nats", "nats://127.0.0.1:4222")
-    name, subject = make_stream(url)
-    yield url, name, subject
-    delete_stream(url, name)
 
 
 def _nats_project(tmp_path: Path, url: str, name: str) -> Path:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lakestack.ingest.stream import stream_positions
 from lakestack.pipeline.lake import Lake
-from nats_support import delete_stream, make_stream, publish
+from nats_support import publish
 from stream_support import bronze_ids, payload, quarantine_rows, stream_project
-from tests_support import service_url
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def nats_stream() -> Iterator[tuple[str, str, str]]:
-    url = service_url("nats", "nats://127.0.0.1:4222")
-    name, subject = make_stream(url)
-    yield url, name, subject
-    delete_stream(url, name)
 
 
 def _project(tmp_path: Path, url: str, name: str) -> Path:
