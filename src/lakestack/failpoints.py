@@ -78,6 +78,9 @@ NAMES: frozenset[str] = frozenset(
         "gold.after_publish",
         "checks.before_write",
         "checks.after_write",
+        # run records (pipeline/records.py): one commit per top-level run, after its data commits
+        "runs.before_commit",
+        "runs.after_commit",
     }
 )
 

@@ -204,6 +204,7 @@ class RunRecorder(RunListener):
     def _write(self, jobs: list[JobRun]) -> None:
         import pyarrow as pa
 
+        from lakestack.failpoints import failpoint
         from lakestack.storage.warehouse import append
 
         schema = runs_schema()
@@ -211,12 +212,14 @@ class RunRecorder(RunListener):
         table = self._warehouse().system_table(RUNS, schema)
         top = next((j for j in jobs if j.parent_run_id is None), jobs[-1])
         # the batch id is the top-level run's uuid: a retried commit that did land is not doubled
+        failpoint("runs.before_commit")
         append(
             table,
             pa.Table.from_pylist(rows, schema=schema),
             run_id=top.lake_run_id or top.run_id,
             batch_id=f"runs:{top.run_id}:{len(jobs)}",
         )
+        failpoint("runs.after_commit")
 
 
 # -- reading ------------------------------------------------------------------------------------
