@@ -7,18 +7,26 @@ SEED ?= 42
 RUN_DIR ?= .run/northwind
 BREAK_GOLD ?=
 PYTEST_ARGS ?=
+# make bench BENCH=merge: one benchmark of the suite (empty: all)
+BENCH ?=
+# test processes (pytest-xdist; one file stays on one process, so module fixtures are built once)
+JOBS ?= 2
 # the crash matrix (tests marked `crash`) is long: `make test` skips it, `.ci/run` runs it (CRASH=1)
 CRASH ?=
 MARKERS := $(if $(CRASH),,-m "not crash")
+# make run publishes Northwind Gold here (the example's `analytics` target, optional: a PostgreSQL
+# that does not answer is skipped with a note, and the run still succeeds); only for `run`, so the
+# tests' Northwind runs never publish to a shared server
+run: export NORTHWIND_POSTGRES_URL ?= $(or $(LAKESTACK_TEST_POSTGRES_URL),postgresql://postgres@127.0.0.1:5432/test)
 
-.PHONY: run test lint bench clean venv
+.PHONY: run test lint bench bench-check clean venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+$(VENV)/.installed-run: pyproject.toml Makefile | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[serve,postgres]'  # every README command works after make run (serve: lakestack serve)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
@@ -26,17 +34,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	touch $@ $(VENV)/.installed-run
 
 venv: $(VENV)/.installed-dev
+	scripts/install-chromium.sh
 
-## run: generate the Northwind example (ORDERS order lines) and run it end to end: ingest, promote, build
+## run: generate the Northwind example (ORDERS order lines) and run it end to end: ingest, promote, build,
+## publish to PostgreSQL (NORTHWIND_POSTGRES_URL, when it answers); then its run records (lineage: $(RUN_DIR)/warehouse/_lakestack/lineage/)
 run: $(VENV)/.installed-run
 	rm -rf $(RUN_DIR)
 	$(VENV)/bin/lakestack example northwind $(RUN_DIR) --orders $(ORDERS) --seed $(SEED) $(if $(BREAK_GOLD),--break-gold)
 	$(VENV)/bin/lakestack -p $(RUN_DIR) run
+	$(VENV)/bin/lakestack -p $(RUN_DIR) runs
 	$(VENV)/bin/lakestack -p $(RUN_DIR) tables
+	$(VENV)/bin/lakestack -p $(RUN_DIR) sla
+	@echo "The web console: $(VENV)/bin/lakestack -p $(RUN_DIR) serve --insecure-dev, then open http://127.0.0.1:8080/console/ (with API keys: lakestack keys create --role analyst)"
 
 ## test: the whole suite with coverage (services are read from LAKESTACK_TEST_* variables)
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest --cov=lakestack --cov-report=term --cov-report=xml:.coverage.xml $(MARKERS) $(PYTEST_ARGS)
+	scripts/install-chromium.sh
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --cov=lakestack --cov-report=term --cov-report=xml:.coverage.xml $(MARKERS) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy on the package
 lint: $(VENV)/.installed-dev
@@ -44,9 +58,16 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
-## bench: the benchmarks, side by side with their peers (medians of repeated runs)
+## bench: the benchmark suite, each benchmark with its peers at 4 sizes (medians; results in
+## benchmarks/results/, rendered into docs/benchmarks.md); BENCH=name runs one (benchmarks/run.py --help)
 bench: $(VENV)/.installed-dev
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH)
+	$(PY) benchmarks/render.py
+
+## bench-check: each benchmark again at a small size (its floor >= 0.1 s); fails when lakestack's ratio to
+## the floor drops more than 30 % below the committed results
+bench-check: $(VENV)/.installed-dev
+	$(PY) benchmarks/check.py
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.xml

@@ -123,7 +123,7 @@ def bench_http(seconds: float = 20.0, clients: int = 8, batch: int = 500, repeat
             port = _port()
             exe = Path(sys.executable).parent / "lakestack"
             proc = subprocess.Popen(
-                [str(exe), "-p", str(root), "serve", "--port", str(port)],
+                [str(exe), "-p", str(root), "serve", "--port", str(port), "--insecure-dev"],
                 stdout=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )

@@ -15,8 +15,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data import EVENT_SCHEMA, make_events
 from stream_kafka import _rows, drain_seconds
+
+from data import EVENT_SCHEMA, make_events
 
 
 def _put(client: Any, stream: str, payloads: list[bytes]) -> None:

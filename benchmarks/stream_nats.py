@@ -14,8 +14,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data import EVENT_SCHEMA, make_events
 from stream_kafka import _rows, drain_seconds
+
+from data import EVENT_SCHEMA, make_events
 
 URL = "nats://127.0.0.1:4222"
 

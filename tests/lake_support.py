@@ -36,10 +36,13 @@ def small_northwind(root: Path, *, orders: int = 1000, seed: int = 11, days: int
     northwind(root, orders=orders, seed=seed, days=days)
     config = yaml.safe_load((root / "lakestack.yaml").read_text(encoding="utf-8"))
     del config["sources"]["clickstream"], config["datasets"]["clickstream"]
+    dropped = ("dim_date", "dim_products", "product_performance", "customer_segments")
+    for block in config.get("publish", {}).values():  # the example's publish block names them too
+        block["datasets"] = {d: t for d, t in block["datasets"].items() if d.partition(".")[2] not in dropped}
     (root / "lakestack.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.rmtree(root / "landing" / "clickstream")
     (root / "contracts" / "clickstream.v1.json").unlink()
-    for model in ("dim_date", "dim_products", "product_performance", "customer_segments"):
+    for model in dropped:
         for path in (root / "models" / "gold").glob(f"{model}.*"):
             path.unlink()
     return root

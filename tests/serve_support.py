@@ -30,7 +30,7 @@ def running_server(root: Path) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(Lake.open(root)), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(Lake.open(root), insecure_dev=True), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -51,14 +51,18 @@ def running_server(root: Path) -> Iterator[str]:
 LAKESTACK = str(Path(sys.executable).parent / "lakestack")
 
 
-def start_serve(root: Path, port: int, failpoints: str = "", hits: Path | None = None) -> subprocess.Popen[bytes]:
-    """`lakestack serve` on 127.0.0.1:`port`, with failpoints armed when given (hits logged to `hits`)."""
+def start_serve(
+    root: Path, port: int, failpoints: str = "", hits: Path | None = None, *, insecure_dev: bool = True
+) -> subprocess.Popen[bytes]:
+    """`lakestack serve` on 127.0.0.1:`port`, with failpoints armed when given (hits logged to `hits`);
+    `insecure_dev` (the default in tests): requests without an API key are let in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKESTACK_FAILPOINTS")}
     if failpoints:
         env["LAKESTACK_FAILPOINTS"] = failpoints
     if hits is not None:
         env["LAKESTACK_FAILPOINTS_LOG"] = str(hits)
     command = [LAKESTACK, "-p", str(root), "serve", "--port", str(port), "--log-level", "warning"]
+    command += ["--insecure-dev"] if insecure_dev else []
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 

@@ -35,6 +35,28 @@ _KEYWORD = re.compile(r"(\w*(?:pass|secret|token|credential)\w*)\s*=\s*('[^']*'|
 _lock = threading.Lock()
 _parts: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_provider: Any = None  # the process's secrets provider (`lakestack.secrets`); None: environment variables
+
+
+def use_provider(provider: Any) -> None:
+    """Resolve `{secret: NAME}` through `provider` (a `lakestack.secrets.SecretsProvider`) from now
+    on; `Lake` installs its environment's provider when it opens."""
+    global _provider
+    _provider = provider
+
+
+def lookup(name: str) -> str:
+    """The value of the secret `name` from the installed provider, remembered for redaction.
+
+    Raises ConfigError (from the provider) when the secret does not exist."""
+    provider = _provider
+    if provider is None:
+        from lakestack.secrets import EnvProvider
+
+        provider = EnvProvider()
+    value: str = provider.get(name)
+    remember(value)  # from now on redacted from every message, log record and JSON output
+    return value
 
 
 def remember(value: str) -> None:

@@ -65,11 +65,27 @@ NAMES: frozenset[str] = frozenset(
         "files.after_quarantine_commit",
         "files.before_bronze_commit",
         "files.after_bronze_commit",
+        # REST pulls (ingest/rest.py): a page fetched and buffered, then each commit of its batch
+        "rest.after_fetch",
+        "rest.after_quarantine_commit",
+        "rest.after_bronze_commit",
+        # database pulls (ingest/database.py): quarantine, then Bronze, both carrying the pull's mark
+        "database.after_quarantine_commit",
+        "database.before_bronze_commit",
+        "database.after_bronze_commit",
+        # SFTP drops (ingest/sftp.py): a file downloaded to the run's private folder, not yet read
+        "sftp.after_download",
         # storage commits (storage/warehouse.py): after data files are written, before the catalog commit
         "storage.append.after_write",
         "storage.append.after_commit",
         "storage.replace.after_write",
         "storage.replace.after_commit",
+        # the compact checkpoint (storage/checkpoints.py): a side file (file ledger, folded batch ids)
+        # written, the commit that references it next
+        "checkpoints.side_file.after_write",
+        # schema evolution to a newer contract version (storage/evolution.py): one metadata commit
+        "schema.before_evolve",
+        "schema.after_evolve",
         # Silver MERGE, Gold build, check results (pipeline/)
         "silver.before_commit",
         "silver.after_commit",
@@ -78,9 +94,55 @@ NAMES: frozenset[str] = frozenset(
         "gold.after_publish",
         "checks.before_write",
         "checks.after_write",
+        # table maintenance (storage/maintenance.py, storage/expiry.py): each commit, and file deletion
+        "maintain.compact.after_write",
+        "maintain.compact.after_commit",
+        "maintain.manifests.after_write",
+        "maintain.manifests.after_commit",
+        "maintain.expire.before_commit",
+        "maintain.expire.after_commit",
+        "maintain.history.before_commit",
+        "maintain.history.after_commit",
+        "maintain.delete_file",
         # run records (pipeline/records.py): one commit per top-level run, after its data commits
         "runs.before_commit",
         "runs.after_commit",
+        # alert state (monitor/alerts.py): one compare-and-swap commit per change, alerts sent after it
+        "alerts.before_commit",
+        "alerts.after_commit",
+        # SLA evaluations (monitor/sla_history.py): one commit per evaluation
+        "sla.before_commit",
+        "sla.after_commit",
+        # rollback of a Silver/Gold table (storage/snapshots.py): one metadata commit
+        "rollback.before_commit",
+        "rollback.after_commit",
+        # backfill of a Silver dataset (pipeline/backfill.py): one commit replacing the range
+        "backfill.before_commit",
+        "backfill.after_commit",
+        # quarantine replay (storage/replayed.py, pipeline/replay.py): the `_replayed_from` column
+        # added to Bronze (one metadata commit, once), then one Bronze append of the replayed rows
+        "replay.before_schema",
+        "replay.after_schema",
+        "replay.before_commit",
+        "replay.after_commit",
+        # the audit log (pipeline/audit.py): one commit per CLI command, per flush interval in serve
+        "audit.before_commit",
+        "audit.after_commit",
+        # API keys (pipeline/apikeys.py): one commit per key created or revoked
+        "keys.before_commit",
+        "keys.after_commit",
+        # the token vault (pipeline/vault.py): one append per `lakestack policies vault`
+        "vault.before_commit",
+        "vault.after_commit",
+        # erasure (storage/rewrite.py, pipeline/erase.py): one rewrite commit per table holding the
+        # subject, then the expiry of the older snapshots (maintain.expire.*, maintain.delete_file),
+        # then the receipt in the audit log
+        "erase.rewrite.after_write",
+        "erase.rewrite.after_commit",
+        "erase.seal.after_commit",
+        "erase.before_expire",
+        "erase.receipt.before_commit",
+        "erase.receipt.after_commit",
     }
 )
 

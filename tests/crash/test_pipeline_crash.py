@@ -48,6 +48,7 @@ GROUPS: dict[str, tuple[list[str], list[tuple[str, str, tuple[str, str]]]]] = {
     "ingest-commits": (
         [],
         [
+            ("checkpoints.side_file.after_write", "ingest", ("kill", "kill@2")),  # quarantine's ledger, Bronze's
             ("storage.append.after_write", "ingest", ("kill", "kill")),  # orders' quarantine files, twice
             ("storage.append.after_commit", "ingest", ("kill", "kill")),  # orders' quarantine, then Bronze
             ("files.after_bronze_commit", "ingest", ("kill", "kill")),  # customers, then products
@@ -140,5 +141,9 @@ def test_run_killed_at_each_failpoint_twice_then_run_clean_equals_a_crash_free_r
 
 
 def test_the_matrix_covers_every_batch_failpoint() -> None:
-    batch = {n for n in failpoints.NAMES if n.startswith(("files.", "silver.", "gold.", "checks.", "storage."))}
+    batch = {
+        n
+        for n in failpoints.NAMES
+        if n.startswith(("files.", "silver.", "gold.", "checks.", "storage.", "checkpoints."))
+    }
     assert batch - NOT_IN_MATRIX == {p for _, points in GROUPS.values() for p, _, _ in points}

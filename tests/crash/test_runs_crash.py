@@ -1,5 +1,6 @@
-"""Run records crashed at their commit: the data a run committed stays, the record lands at most
-once, and the next run records itself."""
+"""Run records crashed at their commit: the data a run committed stays, the record lands exactly
+once (the next run records a run killed before its record as FAIL, from its in-flight marker), and
+the next run records itself."""
 
 from __future__ import annotations
 
@@ -32,5 +33,11 @@ def test_an_ingest_killed_at_its_run_record_keeps_its_data_and_records_once(
     assert again.returncode == 0, again.stderr
     assert lake_contents(project) == landed  # nothing landed twice
     runs = read_runs(Lake.open(project).warehouse)
-    top = [r["run_id"] for r in runs if r["parent_run_id"] is None]
-    assert len(top) == len(set(top)) == recorded + 1
+    top = [r for r in runs if r["parent_run_id"] is None]
+    assert len(top) == len({r["run_id"] for r in top}) == 2  # the killed run once, and the new one
+    killed, new = sorted(top, key=lambda r: r["started_at"])
+    assert new["status"] == "COMPLETE"
+    if recorded:  # killed after its record's commit: that record stands, not doubled by a FAIL
+        assert killed["status"] == "COMPLETE"
+    else:
+        assert killed["status"] == "FAIL" and "ended without finishing" in killed["error"], killed

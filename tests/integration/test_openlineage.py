@@ -475,7 +475,6 @@ def test_a_northwind_run_leaves_valid_events_chaining_ingest_silver_gold(tmp_pat
     """`lakestack example northwind` + a run: the NDJSON under the warehouse is schema-valid, and
     each job's inputs are the outputs (same snapshot ids) of the jobs before it."""
     from lakestack.pipeline.lake import Lake
-    from lakestack.pipeline.openlineage import lake_listeners
 
     folder = tmp_path / "nw"
     subprocess.run(
@@ -485,8 +484,7 @@ def test_a_northwind_run_leaves_valid_events_chaining_ingest_silver_gold(tmp_pat
         timeout=300,
     )
     lake = Lake.open(folder)
-    if not any(isinstance(listener, OpenLineageListener) for listener in lake.events.listeners):
-        lake.events.listeners += lake_listeners(lake.project, lake.environment)  # until Lake adds it itself
+    assert [type(listener) for listener in lake.events.listeners].count(OpenLineageListener) == 1  # by default
     lake.run()
     lake.close()
     assert lake.events.listener_errors == 0
@@ -538,3 +536,47 @@ def test_a_northwind_run_leaves_valid_events_chaining_ingest_silver_gold(tmp_pat
     assert all(f["namespace"] == warehouse for f in fields["amount_usd"]["inputFields"])
     root = by_job["run"]["run"]["runId"]
     assert all(e["run"]["facets"]["parent"]["root"]["run"]["runId"] == root for e in ends if e["job"]["name"] != "run")
+
+
+def test_a_lakestack_run_with_the_lineage_server_down_spools_and_a_later_command_delivers(tmp_path: Path) -> None:
+    """The CLI end to end: the server is down for a whole `lakestack run` (which neither fails nor
+    waits for it, beyond one bounded attempt at exit); the next command, with the server back,
+    sends every spooled event first, in order, then its own."""
+    import yaml
+
+    from lake_support import cli, small_northwind
+
+    project = small_northwind(tmp_path / "nw", orders=200)
+    port = _closed_port()
+    config = yaml.safe_load((project / "lakestack.yaml").read_text(encoding="utf-8"))
+    config["environments"]["dev"]["openlineage"] = {
+        "transport": "http",
+        "url": f"http://127.0.0.1:{port}",
+        "timeout": 1.0,
+        "retries": 1,
+    }
+    (project / "lakestack.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    started = time.perf_counter()
+    ran = cli(project, "run", "--json")
+    wall = time.perf_counter() - started
+    assert ran.returncode == 0, ran.stderr
+    run_s = json.loads(ran.stdout)["duration_s"]
+    assert wall - run_s < 15, f"the process took {wall:.1f} s for a {run_s:.1f} s run"  # start-up + one bounded close
+    spool = project / ".lakestack" / "openlineage-spool.ndjson"
+    spooled = [json.loads(line) for line in spool.read_text(encoding="utf-8").splitlines()]
+    assert len(spooled) >= 24 and [e["eventType"] for e in spooled].count("START") == len(spooled) // 2
+    runs = json.loads(cli(project, "runs", "--json").stdout)
+    assert [r["listener_drops"] for r in runs if r["parent_run_id"] is None] == [0]  # kept, not lost
+    jobs = 1 + len(config["sources"])  # the ingest and one job per source, each a START and a COMPLETE
+    server = Lineage(port)
+    try:
+        assert cli(project, "ingest").returncode == 0  # nothing new lands; its events follow the spooled ones
+        assert _wait(lambda: len(server.received) >= len(spooled) + 2 * jobs, 60), len(server.received)
+    finally:
+        server.stop()
+    assert server.received[: len(spooled)] == spooled  # none lost, none doubled, in order
+    later = server.received[len(spooled) :]
+    assert len(later) == 2 * jobs and {e["job"]["name"] for e in later} >= {"ingest", "ingest.orders"}
+    for event in server.received:
+        validate_event(event)
+    assert not spool.read_text(encoding="utf-8")

@@ -35,7 +35,7 @@ def _orders_contract(project: Path, regex: str) -> None:
 
 def _ingest(project: Path) -> dict[str, dict[str, int]]:
     started = time.monotonic()
-    out = run_capped("ingest", "--json", cwd=project, memory_mb=1536, timeout=120)
+    out = run_capped("ingest", "--json", cwd=project, timeout=120)
     assert out.code == 0, out.output
     assert time.monotonic() - started < BOUND_S
     report = json.loads(out.stdout)

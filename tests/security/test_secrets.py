@@ -67,7 +67,7 @@ def _urls(host: str, port: int, password: str) -> dict[str, str]:
 def test_secret_parts_never_in_catalog_errors(project: Path, server: tuple[str, int], password: str) -> None:
     _project(project)
     for case, url in _urls(*server, password).items():
-        out = run_capped("status", "--json", cwd=project, env={"LAKE_CAT_URL": url}, memory_mb=1536)
+        out = run_capped("status", "--json", cwd=project, env={"LAKE_CAT_URL": url})
         assert out.code == 3, (case, out.output)
         problem = json.loads(out.stdout)
         assert problem["error"] == "StorageError" and "cannot open the catalog" in problem["message"]

@@ -13,7 +13,10 @@ import pytest
 from lakestack._yaml import MAX_ALIAS_VALUES, MAX_PROJECT_BYTES, MAX_YAML_BYTES
 from security_support import lake_fingerprint, run_capped
 
-MEMORY_MB = 512
+# Address space, not memory in use: pyarrow maps ~300 MB on import, and with pandas installed (the
+# spark extra needs it) pyarrow imports it too, ~470 MB before the first contract is read. An alias
+# bomb unbounded takes 1.7 GB and more, so 1 GiB still shows the loader bounded.
+MEMORY_MB = 1024
 BOUND_S = 60  # the unbounded loader ran past 120 s and 1.7 GB on the first case
 
 

@@ -48,6 +48,7 @@ def test_requarantine_is_skipped_after_a_crash_between_the_two_commits(tmp_path:
     writer = _writer(root)
     writer.add([StreamRecord("EVENTS", 1, payload(1)), StreamRecord("EVENTS", 2, b"not json")])
     # commit only the quarantine part, as a process killed between the two commits would
+    from lakestack.storage.checkpoints import StreamBatch
     from lakestack.storage.warehouse import append
 
     bad = writer._bad[0]
@@ -60,7 +61,7 @@ def test_requarantine_is_skipped_after_a_crash_between_the_two_commits(tmp_path:
         stamp(bad, "run-1", datetime.now(UTC)),
         run_id="run-1",
         batch_id="x:q",
-        checkpoint={"stream": {"kind": "nats", "positions": {"EVENTS": "2"}}},
+        checkpoint=StreamBatch("nats", {"EVENTS": 2}),
     )
     restarted = _writer(root, "run-2")
     assert restarted.committed == {}

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
+from lakestack.cli.common import GATE_FAILED, JsonOpt, State
+from lakestack.cli.common import console as _console
+from lakestack.cli.common import state as _state
 from lakestack.errors import LakestackError, ProjectError
 
 app = typer.Typer(
@@ -30,28 +31,57 @@ example_app = typer.Typer(help="Bundled example projects.", no_args_is_help=True
 app.add_typer(example_app, name="example")
 checks_app = typer.Typer(help="Data-quality results.", no_args_is_help=True)
 app.add_typer(checks_app, name="checks")
-runs_app = typer.Typer(help="Run records: every job lakestack ran, with counts, datasets and checks.")
-app.add_typer(runs_app, name="runs")
-GATE_FAILED = 4  # exit code: the run finished what it could, and a quality gate blocked the rest
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
-@dataclass
-class State:
-    project: Path = Path(".")
-    env: str | None = None
-    wait: float = 0.0
+def _register_modules() -> None:
+    """Command groups kept in their own modules (each imports only cli/common.py and, lazily, the rest)."""
+    from lakestack.cli import (
+        alerts,
+        audit,
+        backfill,
+        checkpoints,
+        contracts,
+        deploy,
+        enrich,
+        erase,
+        export,
+        history,
+        keys,
+        maintain,
+        plan,
+        policies,
+        publish,
+        quarantine,
+        runs,
+        schedules,
+        sla,
+    )
 
-    def lake(self) -> Any:
-        from lakestack.pipeline.lake import Lake
+    for module in (
+        runs,
+        sla,
+        alerts,
+        maintain,
+        erase,
+        contracts,
+        history,
+        checkpoints,
+        backfill,
+        quarantine,
+        policies,
+        keys,
+        audit,
+        publish,
+        plan,
+        export,
+        schedules,
+        deploy,
+        enrich,
+    ):
+        module.register(app)
 
-        return Lake.open(self.project, self.env, lock_wait=self.wait)
 
-
-def _state(ctx: typer.Context) -> State:
-    state: State = ctx.ensure_object(State)
-    return state
+_register_modules()
 
 
 @app.callback()
@@ -78,31 +108,39 @@ def main_options(
             help="Seconds ingest, promote, build and run wait for another run's project lock (default: exit 3).",
         ),
     ] = 0.0,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            envvar="LAKESTACK_RUN_ID",
+            help="Use this run id (an orchestrator's run, one id across steps) instead of a new one.",
+        ),
+    ] = None,
 ) -> None:
+    if run_id is not None:
+        from lakestack.pipeline.runs import use_run_id
+
+        use_run_id(run_id)
     ctx.obj = State(project, env, wait)
-
-
-def _console() -> Console:
-    """Markup off: data, file names and messages print as they are (styling: render.markup)."""
-    from lakestack.cli.render import make_console
-
-    return make_console()
 
 
 @app.command()
 def init(
     name: str,
     path: Annotated[Path | None, typer.Option(help="Folder to create (default: ./NAME).")] = None,
+    template: Annotated[
+        str, typer.Option("--template", help="The sample source: ndjson (events), csv (orders) or parquet (products).")
+    ] = "ndjson",
     json_out: JsonOpt = False,
 ) -> None:
     """Create a new project with a sample contract and landing file."""
     from lakestack.pipeline.scaffold import init_project
 
-    folder = init_project(name, path or Path(name))
+    folder = init_project(name, path or Path(name), template)
     if json_out:
         from lakestack.cli.render import print_json
 
-        print_json(_console(), {"project": name, "path": str(folder)})
+        print_json(_console(), {"project": name, "path": str(folder), "template": template})
         return
     from lakestack.cli.render import markup
 
@@ -152,10 +190,13 @@ def ingest(
         list[str] | None,
         typer.Option("--file", "-f", help="Only these files (names inside the landing folder); needs one source."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also list each file an earlier run already ingested.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Ingest new landing files into Bronze; invalid records go to quarantine."""
-    from lakestack.cli.render import IngestProgress, ingest_table, markup, print_json, problem_files
+    from lakestack.cli.render import IngestProgress, ingest_table, markup, print_json, problem_files, unchanged_line
 
     console = _console()
     lake = _state(ctx).lake()
@@ -166,9 +207,16 @@ def ingest(
     with IngestProgress(console) as progress:
         report = lake.ingest(sources, files=file, observer=progress)
     console.print(ingest_table(report))
-    problems = problem_files(report)
+    for pulled in report.sources:  # a pull source's note per resource (pages, requests, a spent budget)
+        for part in pulled.files:
+            if part.status == "landed" and part.sha256 is None and part.reason:
+                console.print(markup("{} · {}: {}", pulled.source, part.name, part.reason))
+    problems = problem_files(report, verbose=verbose)
     if problems is not None:
         console.print(problems)
+    summary = None if verbose else unchanged_line(report)
+    if summary is not None:
+        console.print(summary)
     if report.quarantined:
         console.print(
             markup(
@@ -222,8 +270,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    insecure_dev: Annotated[
+        bool, typer.Option("--insecure-dev", help="Let requests without an API key in (loopback only; a warning).")
+    ] = False,
 ) -> None:
-    """Serve the HTTP API: the stream collector (POST /v1/streams/SOURCE/records) and docs at /docs."""
+    """Serve the HTTP API: the stream collector (POST /v1/streams/SOURCE/records), the read API
+    (/v1/datasets, /v1/query, /v1/runs, /v1/lineage, ...; docs/api.md), the console, docs at /docs."""
     try:
         import uvicorn
 
@@ -233,7 +285,10 @@ def serve(
 
         raise MissingExtraError("lakestack serve", "serve") from exc
     lake = _state(ctx).lake()
-    app_ = create_app(lake)
+    from lakestack.cli.keys import serve_gate
+
+    app_ = create_app(lake, base_url=f"http://{f'[{host}]' if ':' in host else host}:{port}", insecure_dev=insecure_dev)
+    serve_gate(lake, host, insecure_dev)  # an API key exists, or --insecure-dev on loopback: else exit 2
     from lakestack.cli.render import markup
 
     _console().print(
@@ -276,11 +331,32 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     )
 
 
+RoleOpt = Annotated[
+    str | None, typer.Option("--role", help="Read as this role (policies.yaml): masked, filtered, or denied.")
+]
+UserAttrOpt = Annotated[
+    list[str] | None, typer.Option("--user-attr", help="KEY=VALUE for the role's row filters (:user.KEY).")
+]
+
+
 @app.command()
-def tables(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def tables(
+    ctx: typer.Context,
+    pii: Annotated[bool, typer.Option("--pii", help="List where every PII class lives instead.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """Every table in the warehouse with rows, files and last commit."""
     from lakestack.cli.render import print_json, rows_table, to_jsonable
 
+    if pii:
+        from lakestack.pipeline.access import pii_locations
+
+        found = pii_locations(_state(ctx).lake())
+        if json_out:
+            print_json(_console(), found)
+        else:
+            _console().print(rows_table("PII columns", found, ["pii", "dataset", "column"]))
+        return
     infos = _state(ctx).lake().tables()
     if json_out:
         print_json(_console(), infos)
@@ -296,14 +372,21 @@ def show(
     ctx: typer.Context,
     table: Annotated[str, typer.Argument(help="A table such as bronze.orders or quarantine.orders.")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Rows to show.")] = 10,
+    role: RoleOpt = None,
+    user_attr: UserAttrOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """A table's schema and first rows."""
+    from lakestack.cli.audit import audit_read
+    from lakestack.cli.policies import user_attrs
     from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
 
     lake = _state(ctx).lake()
+    with audit_read(ctx, lake, "show", table, role) as audited:
+        data = lake.read(table, limit=limit, role=role, user=user_attrs(user_attr))  # a denied table: as if missing
+        audited.rows, audited.datasets = data.num_rows, (table,)
+        audited.columns = tuple(f"{table}.{c}" for c in data.column_names)
     info = lake.table_info(table)
-    data = lake.read(table, limit=limit)
     rows = data.to_pylist()
     if json_out:
         print_json(_console(), {"table": info, "schema": lake.schema(table), "rows": rows})
@@ -355,7 +438,7 @@ def build(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build Gold models from their SQL, in dependency order."""
+    """Build Gold models from their SQL, in dependency order; exit 4 when a model's checks blocked it."""
     from lakestack.cli.render import build_table, print_json
 
     console = _console()
@@ -363,8 +446,10 @@ def build(
         results = _state(ctx).lake().build(models, full_refresh=full_refresh)
     if json_out:
         print_json(console, results)
-        return
-    console.print(build_table(results))
+    else:
+        console.print(build_table(results))
+    if any(r.mode == "blocked" for r in results):  # write-audit-publish kept the last good snapshot
+        raise typer.Exit(GATE_FAILED)
 
 
 @app.command()
@@ -405,6 +490,12 @@ def run(
         console.print(build_table(list(report.built)))
     if report.checks:
         console.print(checks_table(list(report.checks), only_problems=True))
+    if report.published:
+        from lakestack.cli.publish import notes, publish_table
+
+        console.print(publish_table(report.published, "publish"))
+        for line in notes(report.published):
+            console.print(markup("{}", line))
     console.print(markup("run {} finished in {}s", report.run_id, f"{report.duration_s:.1f}"))
     if report.failed_checks:
         blocked = ", ".join(report.blocked)
@@ -436,12 +527,24 @@ def query(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds for running the query and writing its result.")
     ] = 60.0,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--as-of",
+            help="Read the tables as they were: a time (2026-12-01T10:00Z, 2h ago as 2h), a snapshot id, "
+            "or TABLE=time|snapshot id (repeatable). See 'lakestack history TABLE'.",
+        ),
+    ] = None,
+    role: RoleOpt = None,
+    user_attr: UserAttrOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Read-only SQL over the project's tables (DuckDB, locked down), streamed within row, byte and time limits."""
     import time
 
     from lakestack.cli import results
+    from lakestack.cli.audit import audit_read
+    from lakestack.cli.policies import user_attrs
     from lakestack.errors import UsageError
 
     if json_out and out is None and output not in ("table", "json"):
@@ -449,12 +552,17 @@ def query(
     results.check_output(out, "json" if json_out and out is None else output)
     limits = results.query_limits(out is not None, max_rows, max_bytes, timeout)
     started = time.perf_counter()
-    with _state(ctx).lake().query_stream(sql, limits) as stream:
+    lake, user = _state(ctx).lake(), user_attrs(user_attr)
+    with (
+        audit_read(ctx, lake, "query", sql, role) as audited,
+        lake.query_stream(sql, limits, as_of=as_of or None, role=role, user=user) as stream,
+    ):
         if json_out and out is None:
             results.to_stdout(lambda sink: results.json_document(stream, sink))
             written = results.Written(stream.rows, 0, None, stream.truncated)
         else:
             written = results.write_result(stream, output, out, show=limit, console=_console())
+        audited.rows = written.rows
     notice = results.truncation_notice(written)
     if notice:
         sys.stderr.write(notice + "\n")
@@ -493,13 +601,13 @@ def check(
 
 
 @checks_app.command("show")
-def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
+def checks_show(ctx: typer.Context, run_id: str, role: RoleOpt = None, json_out: JsonOpt = False) -> None:
     """The checks a run evaluated and its failing-row samples (PII masked)."""
     from lakestack.cli.render import check_rows, failure_rows, print_json, rows_table
 
     lake = _state(ctx).lake()
-    results = lake.check_results(run_id)
-    failures = lake.check_failures(run_id)
+    results = lake.check_results(run_id, role=role)
+    failures = lake.check_failures(run_id, role=role)
     if json_out:
         print_json(_console(), {"results": results, "failing_rows": failures})
         return
@@ -515,62 +623,6 @@ def checks_show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> N
         leading = lake.sample_columns({(f["dataset"], f["check"]) for f in failures})
         shown = failure_rows(failures, leading)
         console.print(rows_table("failing rows (sample, PII masked)", shown, ["dataset", "check", "row"]))
-
-
-@runs_app.callback(invoke_without_command=True)
-def runs(
-    ctx: typer.Context,
-    status: Annotated[
-        str | None, typer.Option("--status", help="Only runs in this status: COMPLETE, FAIL, BLOCKED, ABORT.")
-    ] = None,
-    job: Annotated[
-        str | None, typer.Option("--job", help="Only this job (promote.orders) or job type (ingest, build, run).")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only runs started since: 30m, 12h, 1d, 2w or an ISO date.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many (0: all).")] = 50,
-    all_jobs: Annotated[
-        bool, typer.Option("--all", "-a", help="The jobs inside runs too (with --job, they always are).")
-    ] = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Run records, newest first; 'lakestack runs show RUN_ID' shows one with its jobs."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from datetime import UTC, datetime
-
-    from lakestack.cli.render import print_json, runs_table
-    from lakestack.pipeline.records import list_runs, parse_since
-
-    after = parse_since(since, datetime.now(UTC)) if since else None
-    lake = _state(ctx).lake()
-    top_only = not (all_jobs or job)
-    rows = list_runs(lake.warehouse, status=status, job=job, since=after, limit=limit or None, top_only=top_only)
-    if json_out:
-        print_json(_console(), rows)
-        return
-    kind = "runs" if top_only else "runs and jobs"
-    _console().print(runs_table(rows, f"{kind} · {len(rows):,} shown, newest first", ids=not top_only))
-
-
-@runs_app.command("show")
-def runs_show(
-    ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="A run's uuid, its lakestack run id, or a unique prefix of either.")],
-    json_out: JsonOpt = False,
-) -> None:
-    """One run with its jobs, datasets, checks and stage timings."""
-    from lakestack.cli.render import print_json, run_view
-    from lakestack.pipeline.records import find_run
-
-    run, children = find_run(_state(ctx).lake().warehouse, run_id)
-    if json_out:
-        print_json(_console(), {"run": run, "jobs": children})
-        return
-    console = _console()
-    for part in run_view(run, children):
-        console.print(part)
 
 
 def main() -> None:

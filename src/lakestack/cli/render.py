@@ -226,14 +226,15 @@ def promote_table(results: list[Any]) -> Table:
 
 def build_table(results: list[Any]) -> Table:
     table = Table(title="build · gold", title_justify="left")
-    for col in ("model", "mode", "rows written", "partitions", "snapshot", "duration"):
-        table.add_column(col, justify="left" if col in ("model", "mode") else "right")
+    for col in ("model", "mode", "rows written", "partitions", "by", "snapshot", "duration"):
+        table.add_column(col, justify="left" if col in ("model", "mode", "by") else "right")
     for r in results:
         table.add_row(
             plain(r.dataset),
             plain(r.mode),
             f"{r.rows_written:,}",
             str(r.partitions or ""),
+            plain(r.granularity or ""),  # day, month or year partitions
             str(r.snapshot_id or "unchanged"),
             f"{r.duration_s:.2f}s",
         )
@@ -404,8 +405,22 @@ def run_view(run: dict[str, Any], children: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def problem_files(report: Any) -> Table | None:
-    rows = [(s.source, f) for s in report.sources for f in s.files if f.status in ("rejected", "refused", "skipped")]
+def unchanged(report: Any, f: Any) -> bool:
+    """A file an earlier run already ingested (same content): news only with --verbose. A duplicate
+    inside this drop, or one a concurrent run committed, is still listed."""
+    reason = f.reason or ""
+    return f.status == "skipped" and reason.startswith("same content as ") and f"(run {report.run_id})" not in reason
+
+
+def problem_files(report: Any, *, verbose: bool = False) -> Table | None:
+    """The files that did not land, one row each; with `verbose` False the files an earlier run
+    already ingested are left out (`unchanged_line` counts them)."""
+    rows = [
+        (s.source, f)
+        for s in report.sources
+        for f in s.files
+        if f.status in ("rejected", "refused", "skipped") and (verbose or not unchanged(report, f))
+    ]
     if not rows:
         return None
     table = Table(title="files not landed", title_justify="left")
@@ -416,6 +431,17 @@ def problem_files(report: Any) -> Table | None:
         status = plain(f.status, STATUS_STYLE[f.status])
         table.add_row(plain(source), plain(f.name), status, plain(f"{f.reason}{where}"))
     return table
+
+
+def unchanged_line(report: Any) -> Text | None:
+    """`15 files unchanged (already ingested): orders 14, fx_rates 1`, or None when there are none."""
+    per_source = {s.source: sum(unchanged(report, f) for f in s.files) for s in report.sources}
+    total = sum(per_source.values())
+    if not total:
+        return None
+    parts = ", ".join(f"{name} {n:,}" for name, n in per_source.items() if n)
+    noun = "file" if total == 1 else "files"
+    return plain(f"{total:,} {noun} unchanged (already ingested): {parts}; --verbose lists them", "dim")
 
 
 def _red(n: int) -> Text:

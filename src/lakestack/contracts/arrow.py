@@ -75,3 +75,22 @@ def _getter(name: str) -> Any:
     import operator
 
     return operator.attrgetter(name)
+
+
+def as_version(typed: pa.Table, old: Contract, new: Contract) -> pa.Table:
+    """Records typed under `old` as the columns of `new`: a column renamed in `new` (`renamed_from`)
+    takes the old column's values, one `old` lacks is null, and one `new` lacks is left out (the raw
+    record keeps it). Raises ValueError when an old value does not fit the new type."""
+    names = set(typed.column_names)
+    columns = []
+    for f in new.fields:
+        was = f.name if f.name in names else f.renamed_from if f.renamed_from in names else None
+        target = arrow_type(f)
+        if was is None:
+            columns.append(pa.nulls(typed.num_rows, target))
+            continue
+        try:
+            columns.append(typed[was].cast(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ValueError(f"'{was}' of {old.ref} does not fit {new.ref}'s {f.type_name}: {exc}") from None
+    return pa.Table.from_arrays(columns, schema=arrow_schema(new))

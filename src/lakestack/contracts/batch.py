@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +13,7 @@ from lakestack._yaml import load_yaml, pydantic_problem
 from lakestack.contracts.model import (
     MAX_ENUM,
     PII_CLASSES,
+    ColumnText,
     Constraints,
     Contract,
     CsvOptions,
@@ -26,17 +28,51 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _texts(value: Any) -> Any:
+    """A list of spellings is text as written in the file; YAML reads some bare words as other
+    things (NULL, ~ → no value; yes, no, true, off → booleans), so those must be quoted."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, bool) or item is None or isinstance(item, float):
+            words = {None: "NULL, null or ~", True: "yes, on or true", False: "no, off or false"}
+            shown = repr(item) if isinstance(item, float) else words[item]
+            raise ValueError(
+                f"YAML reads {shown} as {item!r}, not text: put the spelling in quotes (e.g. 'NULL', 'yes')"
+            )
+        out.append(str(item) if isinstance(item, int) else item)
+    return out
+
+
 class CsvFile(_Frozen):
     delimiter: str = ","
     quote: str = '"'
     header: bool = True
     encoding: str = "utf-8"
+    null_values: list[str] = [""]
+    true_values: list[str] = []
+    false_values: list[str] = []
+    thousands: str | None = None
+    decimal: str = "."
 
-    @field_validator("delimiter", "quote")
+    @field_validator("delimiter", "quote", "decimal")
     @classmethod
     def _one_char(cls, value: str) -> str:
         if len(value) != 1:
             raise ValueError("must be exactly one character")
+        return value
+
+    @field_validator("null_values", "true_values", "false_values", mode="before")
+    @classmethod
+    def _spellings(cls, value: Any) -> Any:
+        return _texts(value)
+
+    @field_validator("thousands")
+    @classmethod
+    def _separator(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value.isdigit() or value in "+-eE"):
+            raise ValueError("must be exactly one character, not a digit, sign or exponent")
         return value
 
     @field_validator("encoding")
@@ -69,6 +105,17 @@ class ColumnSpec(_Frozen):
     regex: str | None = None
     min_length: int | None = None
     max_length: int | None = None
+    renamed_from: str | None = None
+    # how a CSV file spells this column (contracts/csvtext.py); None: as the file's `csv:` section says
+    null_values: list[str] | None = None
+    true_values: list[str] | None = None
+    false_values: list[str] | None = None
+    format: str | None = None
+
+    @field_validator("null_values", "true_values", "false_values", mode="before")
+    @classmethod
+    def _spellings(cls, value: Any) -> Any:
+        return _texts(value)
 
     @field_validator("type")
     @classmethod
@@ -109,7 +156,10 @@ class BatchContractFile(_Frozen):
     version: int
     description: str | None = None
     owner: str | None = None
-    compatibility: Literal["backward", "forward", "full", "none"] = "backward"
+    compatibility: Literal[
+        "backward", "forward", "full", "none", "backward_transitive", "forward_transitive", "full_transitive"
+    ] = "backward"
+    accept_previous_until: date | None = None
     key: list[str] = []
     event_time: str | None = None
     strict: bool = True
@@ -137,6 +187,7 @@ def _field(col: ColumnSpec) -> Field:
         scale=scale,
         pii=col.pii,
         description=col.description,
+        renamed_from=col.renamed_from,
     )
 
 
@@ -164,7 +215,7 @@ def load_batch_contract(path: Path, source: str, version: int, display: str) -> 
             )
         seen[col.name] = i
     fields = tuple(_field(c) for c in spec.columns)
-    csv = spec.file.csv
+    csv = _csv_options(spec, smap)
     return Contract(
         source=source,
         version=version,
@@ -173,11 +224,76 @@ def load_batch_contract(path: Path, source: str, version: int, display: str) -> 
         key=tuple(spec.key),
         event_time=spec.event_time,
         compatibility=spec.compatibility,
+        accept_previous_until=spec.accept_previous_until,
         strict=spec.strict,
-        file=FileSpec(
-            spec.file.pattern, spec.file.format, CsvOptions(csv.delimiter, csv.quote, csv.header, csv.encoding)
-        ),
+        file=FileSpec(spec.file.pattern, spec.file.format, csv),
         description=spec.description,
         owner=spec.owner,
         path=display,
     )
+
+
+def _csv_options(spec: BatchContractFile, smap: Any) -> CsvOptions:
+    """The file's CSV options with each column's own spellings; a spelling that cannot apply to
+    its column's type (a `format` on an integer) is refused with its line."""
+    csv = spec.file.csv
+    if csv.thousands is not None and csv.thousands == csv.decimal:
+        raise ContractError(
+            "file.csv: `thousands` and `decimal` must differ", smap.locate(("file", "csv", "thousands"))
+        )
+    columns = []
+    for i, col in enumerate(spec.columns):
+        kind = parse_type(col.type)[0]
+        if col.format is not None and kind not in ("date", "timestamp"):
+            raise ContractError(
+                f"column '{col.name}': `format` applies to date and timestamp columns, not {kind}",
+                smap.locate(("columns", i, "format")),
+            )
+        if (col.true_values is not None or col.false_values is not None) and kind != "boolean":
+            raise ContractError(
+                f"column '{col.name}': `true_values`/`false_values` apply to boolean columns, not {kind}",
+                smap.locate(("columns", i, "true_values" if col.true_values is not None else "false_values")),
+            )
+        if col.format is not None:
+            _check_format(col.format, col.name, kind, smap.locate(("columns", i, "format")))
+        if any(v is not None for v in (col.null_values, col.true_values, col.false_values, col.format)):
+            columns.append(
+                ColumnText(
+                    col.name,
+                    _tuple(col.null_values),
+                    _tuple(col.true_values),
+                    _tuple(col.false_values),
+                    col.format,
+                )
+            )
+    return CsvOptions(
+        csv.delimiter,
+        csv.quote,
+        csv.header,
+        csv.encoding,
+        tuple(csv.null_values),
+        tuple(csv.true_values),
+        tuple(csv.false_values),
+        csv.thousands,
+        csv.decimal,
+        tuple(columns),
+    )
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _check_format(fmt: str, name: str, kind: str, where: Location) -> None:
+    """A strptime format must name the parts of its type: a date needs %Y (or %y), %m (or %b/%B) and %d."""
+    import re
+
+    directives = set(re.findall(r"%(.)", fmt.replace("%%", "")))
+    needs = [("%Y or %y", {"Y", "y"}), ("%m, %b or %B", {"m", "b", "B"}), ("%d", {"d"})]
+    missing = [label for label, options in needs if not directives & options]
+    if missing or not directives <= set("YymbBdHIMSfzpjaAe"):
+        detail = f"it lacks {', '.join(missing)}" if missing else "it uses a directive lakestack does not read"
+        raise ContractError(
+            f'column \'{name}\': format {fmt!r} cannot read a {kind} ({detail}; e.g. "%d/%m/%Y" or "%d/%m/%Y %H:%M")',
+            where,
+        )

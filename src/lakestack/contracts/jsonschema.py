@@ -7,6 +7,7 @@ Only the keywords lakestack can enforce are accepted; anything else (`oneOf`, `$
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from lakestack.errors import ContractError, Location
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 _ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly"}
-_COMMON = {"type", "enum", "const", "x-lakestack-pii", "x-lakestack-type"} | _ANNOTATIONS
+_COMMON = {"type", "enum", "const", "x-lakestack-pii", "x-lakestack-type", "x-lakestack-renamed-from"} | _ANNOTATIONS
 _BY_TYPE = {
     "string": {"minLength", "maxLength", "pattern", "format"},
     "integer": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"},
@@ -41,6 +42,7 @@ _TOP_LEVEL = {
     "x-lakestack-key",
     "x-lakestack-event-time",
     "x-lakestack-compatibility",
+    "x-lakestack-accept-previous-until",
     "x-lakestack-file",
     "x-lakestack-owner",
 }
@@ -71,12 +73,16 @@ class _Loader:
         pii = schema.get("x-lakestack-pii")
         if pii is not None and pii not in PII_CLASSES:
             raise self.fail(f"unknown PII class '{pii}' (expected one of: {', '.join(PII_CLASSES)})", pointer)
+        renamed_from = schema.get("x-lakestack-renamed-from")
+        if renamed_from is not None and not isinstance(renamed_from, str):
+            raise self.fail("x-lakestack-renamed-from is the property's previous name", pointer)
         common: dict[str, Any] = {
             "name": name,
             "required": required,
             "nullable": nullable,
             "pii": pii,
             "description": schema.get("description"),
+            "renamed_from": renamed_from,
         }
         if type_name == "object":
             return self._object(schema, pointer, common)
@@ -247,6 +253,7 @@ def load_event_contract(path: Path, source: str, version: int, display: str) -> 
         key=_key(doc, loader),
         event_time=doc.get("x-lakestack-event-time"),
         compatibility=_compat(doc.get("x-lakestack-compatibility", "backward"), loader),
+        accept_previous_until=_until(doc.get("x-lakestack-accept-previous-until"), loader),
         strict=not extra,
         file=_file_spec(doc.get("x-lakestack-file"), loader),
         description=doc.get("description"),
@@ -268,6 +275,17 @@ def _compat(value: Any, loader: _Loader) -> str:
     if value not in COMPATIBILITY:
         raise loader.fail(f"compatibility must be one of: {', '.join(COMPATIBILITY)}", "/x-lakestack-compatibility")
     return str(value)
+
+
+def _until(value: Any, loader: _Loader) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise loader.fail("x-lakestack-accept-previous-until is a date (YYYY-MM-DD)", "/x-lakestack-accept-previous-until")
 
 
 def _file_spec(value: Any, loader: _Loader) -> FileSpec | None:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 TYPES = ("string", "integer", "double", "boolean", "date", "timestamp", "decimal", "struct", "list", "json")
-PII_CLASSES = ("email", "phone", "name", "address", "ip", "id", "dob", "financial", "other")
-COMPATIBILITY = ("backward", "forward", "full", "none")
+PII_CLASSES = (
+    "email", "phone", "name", "address", "ip", "id", "dob", "ssn", "card", "financial", "sensitive", "other",
+)  # fmt: skip
+# As in a schema registry; `_transitive` checks the newest version against every earlier one, not just
+# the previous (contracts/compat.py).
+COMPATIBILITY = (
+    "backward",
+    "forward",
+    "full",
+    "none",
+    "backward_transitive",
+    "forward_transitive",
+    "full_transitive",
+)
 FORMATS = ("csv", "ndjson", "parquet")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # A contract is reviewed text, but it is parsed before anyone reads it: bound what it may declare.
@@ -54,6 +67,7 @@ class Field:
     items: Field | None = None
     pii: str | None = None
     description: str | None = None
+    renamed_from: str | None = None  # the name this field had in the previous version (a rename by field id)
 
     @property
     def type_name(self) -> str:
@@ -65,11 +79,28 @@ class Field:
 
 
 @dataclass(frozen=True, slots=True)
+class ColumnText:
+    """How one CSV column's text is read, where it differs from the file's defaults (None: as the file)."""
+
+    name: str
+    null_values: tuple[str, ...] | None = None
+    true_values: tuple[str, ...] | None = None
+    false_values: tuple[str, ...] | None = None
+    format: str | None = None  # a strptime format for a date or timestamp column, e.g. "%d/%m/%Y"
+
+
+@dataclass(frozen=True, slots=True)
 class CsvOptions:
     delimiter: str = ","
     quote: str = '"'
     header: bool = True
     encoding: str = "utf-8"
+    null_values: tuple[str, ...] = ("",)  # texts read as null (replaces the default, which is the empty field)
+    true_values: tuple[str, ...] = ()  # boolean spellings accepted besides true/false/1/0
+    false_values: tuple[str, ...] = ()
+    thousands: str | None = None  # removed from integer, double and decimal columns
+    decimal: str = "."  # read as the decimal point in double and decimal columns
+    columns: tuple[ColumnText, ...] = ()  # per-column overrides
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +123,14 @@ class Contract:
     key: tuple[str, ...] = ()
     event_time: str | None = None
     compatibility: str = "backward"
+    accept_previous_until: date | None = None  # the previous version is still accepted until this day (UTC)
     strict: bool = True
     file: FileSpec | None = None
     description: str | None = None
     owner: str | None = None
     path: str = ""
+    # the version before this one, attached by the registry when this one has accept_previous_until
+    previous: Contract | None = field(default=None, compare=False, repr=False)
     _by_name: dict[str, Field] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 
 from lakestack.contracts.batch import load_batch_contract
@@ -45,6 +46,8 @@ class ContractRegistry:
             contract = loader(path, source, version, display)
             check_contract(contract)
             found.setdefault(source, {})[version] = contract
+        for versions in found.values():
+            _attach_previous(versions)
         return cls(found)
 
     def get(self, ref: str) -> Contract:
@@ -65,9 +68,26 @@ class ContractRegistry:
     def versions(self, source: str) -> list[int]:
         return sorted(self._contracts.get(source, {}))
 
+    def sources(self) -> list[str]:
+        """The sources that have at least one contract version, by name."""
+        return sorted(self._contracts)
+
+    def history(self, source: str) -> list[Contract]:
+        """Every version of a source's contract, oldest first (empty for an unknown source)."""
+        versions = self._contracts.get(source, {})
+        return [versions[v] for v in sorted(versions)]
+
     def __iter__(self):  # type: ignore[no-untyped-def]
         for versions in self._contracts.values():
             yield from versions.values()
+
+
+def _attach_previous(versions: dict[int, Contract]) -> None:
+    """A version with a transition window (accept_previous_until) carries the version before it."""
+    ordered = [versions[v] for v in sorted(versions)]
+    for before, contract in pairwise(ordered):
+        if contract.accept_previous_until is not None:
+            object.__setattr__(contract, "previous", before)  # frozen: set once, while loading
 
 
 def check_contract(contract: Contract) -> None:
@@ -85,6 +105,11 @@ def check_contract(contract: Contract) -> None:
     for name in names:
         if name.startswith("_"):
             raise ContractError(f"column '{name}': names starting with '_' are reserved for lakestack", where)
+    for f in contract.fields:
+        if f.renamed_from is not None and f.renamed_from in names:
+            raise ContractError(
+                f"column '{f.name}' is renamed from '{f.renamed_from}', which is still a column of the contract", where
+            )
     if contract.file is not None:
         try:
             FilePattern(contract.file.pattern)

@@ -27,7 +27,9 @@ from lakestack.engine.base import (
     SqlRefused,
     SqlTimeout,
     Truncation,
+    WriteTarget,
 )
+from lakestack.storage.readpath import PlannedTable
 
 log = logging.getLogger(__name__)
 STREAM_BATCH_ROWS = 8192  # rows per record batch when streaming: memory follows this, not the result
@@ -38,22 +40,48 @@ _MISSING_TABLE = re.compile(r"Table with name (?P<name>.+?) does not exist")
 
 
 class DuckDBEngine(Engine):
+    """The embedded default: one in-memory DuckDB connection (TimeZone UTC), no extensions."""
+
     name = "duckdb"
+    dialect = "duckdb"
 
     def __init__(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
-        import duckdb
-
-        self.con = duckdb.connect(
-            ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-        )
-        self.con.execute("SET enable_progress_bar = false")
+        self._threads, self._memory_limit = threads, memory_limit
+        self._con: Any = None
         self._files: list[str] = []
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            self.con.execute("SET memory_limit = ?", [memory_limit])
+        self._closed = False
 
-    def register(self, name: str, table: Any, snapshot_id: int | None = None) -> None:
+    @property
+    def con(self) -> Any:
+        """The connection, opened on first use (an engine asked only for sandboxes never opens one)."""
+        if self._con is None:
+            import duckdb
+
+            from lakestack.storage.filesystems import attach
+
+            if self._closed:
+                raise RuntimeError("the DuckDB engine is closed")
+            con = duckdb.connect(
+                ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+            )
+            con.execute("SET enable_progress_bar = false")
+            attach(con)  # an S3 warehouse: its data files are read through pyarrow's filesystem (ADR 25)
+            con.execute("SET TimeZone = 'UTC'")
+            if self._threads:
+                con.execute(f"SET threads = {int(self._threads)}")
+            if self._memory_limit:
+                con.execute("SET memory_limit = ?", [self._memory_limit])
+            self._con = con
+        return self._con
+
+    @classmethod
+    def for_limits(cls, limits: SqlLimits | None) -> DuckDBEngine:
+        """An engine within `limits` (memory and threads); DuckDB's own defaults without."""
+        if limits is None:
+            return cls()
+        return cls(threads=limits.threads, memory_limit=limits.memory_limit)
+
+    def register_table(self, name: str, table: Any, snapshot_id: int | None = None) -> None:
         """A view `name` (optionally `schema.name`) over the table's data files at a snapshot.
 
         Without delete files the view reads the Parquet files pyiceberg plans; with them, or for an
@@ -61,39 +89,145 @@ class DuckDBEngine(Engine):
         """
         import sqlglot.expressions as exp
 
-        view = exp.to_table(name, dialect="duckdb").sql("duckdb")
+        view = self._relation(name)
         scan = table.scan(snapshot_id=snapshot_id) if snapshot_id is not None else table.scan()
         tasks = list(scan.plan_files()) if table.current_snapshot() is not None else []
         if not tasks or any(t.delete_files for t in tasks):
             arrow = scan.to_arrow() if tasks else table.schema().as_arrow().empty_table()
             self.register_arrow(name, arrow)
             return
-        select = exp.select("*").from_(parquet_scan([t.file.file_path for t in tasks]))
+        by_id = field_id_columns(table, scan.projection())
+        if by_id is False:  # an evolved table with nested columns: pyiceberg resolves its field ids
+            self.register_arrow(name, scan.to_arrow())
+            return
+        select = exp.select("*").from_(parquet_scan([t.file.file_path for t in tasks], by_id=by_id))
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")
         self._files += [t.file.file_path.removeprefix("file://") for t in tasks]
 
-    def register_arrow(self, name: str, arrow: Any) -> None:
-        """A view `name` over an Arrow table held in memory (a staged result, an empty table)."""
+    def register_planned(self, name: str, planned: Any) -> None:
+        """A view `name` over a `storage.readpath.PlannedTable`'s Parquet files (recorded for a
+        table whose schema never evolved and whose snapshot has no delete files: read by name)."""
         import sqlglot.expressions as exp
 
-        view = exp.to_table(name, dialect="duckdb").sql("duckdb")
+        view = self._relation(name)
+        select = exp.select("*").from_(parquet_scan(list(planned.files)))
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")
+        self._files += [_local(p) for p in planned.files]
+
+    def register_files(self, name: str, paths: Sequence[str], table: Any) -> None:
+        """A view `name` over exactly `paths` (by field id once the table's schema evolved)."""
+        import sqlglot.expressions as exp
+
+        if not paths:
+            self.register_arrow(name, table.schema().as_arrow().empty_table())
+            return
+        by_id = field_id_columns(table, table.schema())
+        scan = parquet_scan(list(paths), by_id=by_id if by_id is not False else None)
+        view = self._relation(name)
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {exp.select('*').from_(scan).sql('duckdb')}")
+        self._files += [_local(p) for p in paths]
+
+    def materialize(self, name: str, query: Any) -> None:
+        target = self._relation(name)
+        kind = "TABLE" if "." in target else "TEMP TABLE"  # a temp table lives in the temp schema only
+        self.con.execute(f"CREATE OR REPLACE {kind} {target} AS {self._sql(query)}")
+
+    def execute(self, query: Any, batch_rows: int = 131_072) -> Any:
+        return self.con.sql(self._sql(query)).to_arrow_reader(batch_rows)
+
+    def fetch(self, query: Any) -> Any:
+        relation = self.con.sql(self._sql(query))
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB 2.x / 1.x
+        return fetch()
+
+    def rows(self, query: Any) -> list[tuple[Any, ...]]:
+        return list(self.con.execute(self._sql(query)).fetchall())
+
+    def write_data_files(self, query: Any, target: WriteTarget) -> list[Any]:
+        """The result is fetched as Arrow (DuckDB's parallel scan; memory: the result) and written
+        by storage's partitioned writer, as lakestack wrote data files before the engine seam."""
+        from lakestack.storage.evolution import conform
+        from lakestack.storage.warehouse import write_data_files
+
+        data = conform(self.fetch(query), target.schema)
+        return write_data_files(target.metadata, target.io, data, target.write_uuid)
+
+    def open_sandbox(
+        self,
+        inputs: Inputs,
+        limits: SqlLimits,
+        *,
+        label: str = "the query",
+        naming: Sequence[str] = (),
+    ) -> Sandbox:
+        return DuckDBSandbox(inputs, limits, label, naming)
+
+    def _relation(self, name: str) -> str:
+        """`name` as DuckDB SQL, its schema created first (`silver.orders`)."""
+        import sqlglot.expressions as exp
+
+        table = exp.to_table(name, dialect="duckdb")
+        if table.db:
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(table.db)}")
+        return str(table.sql("duckdb"))
+
+    def _sql(self, query: Any) -> str:
+        return query if isinstance(query, str) else str(query.sql("duckdb"))
+
+    def register_projected(self, name: str, table: Any, projection: Any, snapshot_id: int | None = None) -> None:
+        """A table `name` holding only `projection(source, estimate)` of the table (a role's masked,
+        filtered columns), computed now; the raw data files are read here and never become
+        reachable to the SQL that runs after the lock (not in `allowed_paths`, no view over them).
+        `estimate(query, params)` lets the projection run one statistics query first (its row)."""
+        import pyarrow as pa
+        import sqlglot.expressions as exp
+
+        target = exp.to_table(name, dialect="duckdb").sql("duckdb")
+        alias = None
+        if isinstance(table, pa.Table):
+            source: Any = exp.to_table(alias := f"_arrow_{abs(hash(name))}")
+            self.con.register(alias, table)
+        else:
+            scan = table.scan(snapshot_id=snapshot_id) if snapshot_id is not None else table.scan()
+            tasks = list(scan.plan_files()) if table.current_snapshot() is not None else []
+            by_id = field_id_columns(table, scan.projection()) if tasks else None
+            if not tasks or any(t.delete_files for t in tasks) or by_id is False:
+                arrow = scan.to_arrow() if tasks else table.schema().as_arrow().empty_table()
+                source = exp.to_table(alias := f"_arrow_{abs(hash(name))}")
+                self.con.register(alias, arrow)
+            else:
+                source = parquet_scan([t.file.file_path for t in tasks], by_id=by_id)
+
+        def estimate(query: Any, params: dict[str, Any]) -> tuple[Any, ...]:
+            return tuple(self.con.execute(query.sql("duckdb"), params or None).fetchone() or ())
+
+        try:
+            select, params = projection(source, estimate)
+            self.con.execute(f"CREATE OR REPLACE TABLE {target} AS {select.sql('duckdb')}", params or None)
+        finally:
+            if alias is not None:
+                self.con.unregister(alias)
+
+    def register_arrow(self, name: str, arrow: Any) -> None:
+        """A view `name` over an Arrow table held in memory (a staged result, an empty table)."""
+
+        view = self._relation(name)
         alias = f"_arrow_{abs(hash(name))}"
         self.con.register(alias, arrow)
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {alias}")
 
-    def files_holding(self, paths: list[str], keys: list[str], table: str) -> set[str]:
-        """Which of the Parquet files `paths` hold a row whose `keys` appear in the view/table `table`."""
+    def files_holding(self, paths: Sequence[str], keys: Sequence[str], relation: str) -> set[str]:
+        """Which of the Parquet files `paths` hold a row whose `keys` appear in the view/table `relation`."""
         from sqlglot import exp
 
         if not paths:
             return set()
         columns = [exp.column(k, quoted=True) for k in keys]
-        condition = exp.In(
-            this=exp.Tuple(expressions=columns), query=exp.select(*[c.copy() for c in columns]).from_(table).subquery()
-        )
+        incoming = exp.select(*[c.copy() for c in columns]).from_(relation).subquery()
+        condition = exp.In(this=exp.Tuple(expressions=columns), query=incoming)
         query = (
             exp.select(exp.Distinct(expressions=[exp.column("filename")]))
-            .from_(parquet_scan(paths, filename=True))
+            .from_(parquet_scan(list(paths), filename=True))
             .where(condition)
         )
         found = {row[0] for row in self.con.execute(query.sql("duckdb")).fetchall()}
@@ -125,7 +259,10 @@ class DuckDBEngine(Engine):
         return fetch()
 
     def close(self) -> None:
-        self.con.close()
+        self._closed = True
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 class DuckDBSandbox(Sandbox):
@@ -139,17 +276,20 @@ class DuckDBSandbox(Sandbox):
         self._engine = DuckDBEngine()
         try:
             con = self._engine.con
-            con.execute("SET TimeZone = 'UTC'")
             if callable(inputs):  # parse with this connection: a second DuckDB instance costs ~600 MB of address space
                 inputs = inputs(sorted({n for sql in naming for n in tables_named(sql, con)}))
             for item in inputs:
                 schema = item.name.rpartition(".")[0]
                 if schema:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
-                if isinstance(item.table, pa.Table):
+                if item.projection is not None:
+                    self._engine.register_projected(item.name, item.table, item.projection, item.snapshot_id)
+                elif isinstance(item.table, pa.Table):
                     self._engine.register_arrow(item.name, item.table)
+                elif isinstance(item.table, PlannedTable):
+                    self._engine.register_planned(item.name, item.table)
                 else:
-                    self._engine.register(item.name, item.table, snapshot_id=item.snapshot_id)
+                    self._engine.register_table(item.name, item.table, snapshot_id=item.snapshot_id)
             self._engine.lock_down(memory_limit=limits.memory_limit, threads=limits.threads)
         except BaseException:
             self._engine.close()
@@ -440,11 +580,13 @@ def _local(path: str) -> str:
     return path.removeprefix("file://")
 
 
-def parquet_scan(paths: list[str], *, filename: bool = False) -> Any:
-    """`read_parquet([...])` over data files, by column name, ignoring Hive-style folder names."""
+def parquet_scan(paths: list[str], *, filename: bool = False, by_id: Any = None) -> Any:
+    """`read_parquet([...])` over data files, by column name, ignoring Hive-style folder names; with
+    `by_id` (from :func:`field_id_columns`), by Iceberg field id instead."""
     from sqlglot import exp
 
-    options = [("union_by_name", exp.true()), ("hive_partitioning", exp.false())]
+    options = [("union_by_name", exp.true()) if by_id is None else ("schema", by_id)]
+    options.append(("hive_partitioning", exp.false()))
     if filename:
         options.append(("filename", exp.true()))
     return exp.Table(
@@ -454,3 +596,45 @@ def parquet_scan(paths: list[str], *, filename: bool = False) -> Any:
             *[exp.EQ(this=exp.column(k), expression=v) for k, v in options],
         )
     )
+
+
+_DUCKDB_TYPES = {
+    "boolean": "BOOLEAN",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "string": "VARCHAR",
+    "uuid": "UUID",
+    "binary": "BLOB",
+}
+
+
+def field_id_columns(table: Any, schema: Any) -> Any:
+    """How DuckDB must read the data files of a table whose schema evolved (renamed, added or widened
+    columns): a `schema` map from Iceberg field id to the column's current name and type, so files
+    written under an older schema read as the current one. None for a table that never evolved (read
+    by name); False when a column is nested (DuckDB maps top-level field ids only)."""
+    from sqlglot import exp
+
+    if len(table.metadata.schemas) < 2:
+        return None
+    entries = []
+    for field in schema.fields:
+        text = str(field.field_type)
+        duck = _DUCKDB_TYPES.get(text) or (text.upper() if text.startswith("decimal") else None)
+        if duck is None:
+            return False
+        spec = exp.Struct(
+            expressions=[
+                exp.PropertyEQ(this=exp.to_identifier("name"), expression=exp.Literal.string(field.name)),
+                exp.PropertyEQ(this=exp.to_identifier("type"), expression=exp.Literal.string(duck)),
+                exp.PropertyEQ(this=exp.to_identifier("default_value"), expression=exp.Null()),
+            ]
+        )
+        entries.append(exp.PropertyEQ(this=exp.Literal.number(field.field_id), expression=spec))
+    return exp.ToMap(this=exp.Struct(expressions=entries))

@@ -85,6 +85,8 @@ SOURCE_KINDS: dict[str, str] = {
     "kafka": "lakestack.ingest.kafka:KafkaSource",
     "kinesis": "lakestack.ingest.kinesis:KinesisSource",
     "nats": "lakestack.ingest.jetstream:NatsSource",
+    "rest": "lakestack.ingest.rest:RestSource",
+    "database": "lakestack.ingest.database:DatabaseSource",
 }
 
 

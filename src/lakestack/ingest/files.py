@@ -3,7 +3,8 @@
 Each valid record lands in `bronze.<source>` with its typed columns and lineage columns; each
 invalid record (or unreadable file) lands in `quarantine.<source>` with every error. Files are
 committed in batches: first the quarantine part, then Bronze, each snapshot carrying the list
-of files (name and sha256) it holds. A file is done once its hash is in Bronze's history, so a
+of files (name and sha256) it holds. A file is done once its hash is in Bronze's file ledger
+(`storage.checkpoints.FileLedger`, carried forward by every commit), so a
 re-dropped file is skipped, and a crash between the two commits is repaired by the next run
 without duplicating the quarantine part.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakestack.contracts.arrow import records_to_arrow
+from lakestack.contracts.arrow import as_version, records_to_arrow
 from lakestack.contracts.model import Contract, FileSpec
 from lakestack.contracts.patterns import FileMatch, FilePattern
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
@@ -33,8 +34,10 @@ from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
 from lakestack.ingest.readers import READERS, Chunk, FileRejected, Limits, open_landing
 from lakestack.ingest.rows import reason, repeat, stamp
+from lakestack.ingest.versions import Versions
+from lakestack.storage.checkpoints import BatchFile, FileBatch, FileLedger, LedgerEntry, read_checkpoint
 from lakestack.storage.schema import error_struct_type
-from lakestack.storage.warehouse import Attempt, Warehouse, append, history
+from lakestack.storage.warehouse import Attempt, Warehouse, append
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class FileSource(Source):
         *,
         limits: Any = None,
         project: Path | None = None,
+        previous: Contract | None = None,
     ) -> None:
         base = contract.file or FileSpec(pattern or "*", "ndjson" if contract.kind == "event" else "csv")
         self.spec = FileSpec(pattern or base.pattern, format or base.format, base.csv)  # type: ignore[arg-type]
@@ -84,6 +88,9 @@ class FileSource(Source):
         self.limits = Limits.resolve(limits)
         self.pattern = FilePattern(self.spec.pattern)
         self.validator = RecordValidator(contract)
+        self.columns = _column_validator(contract, self.spec, self.validator)  # None: record by record
+        # in a transition window, the version before `contract` is accepted too (ingest/versions.py)
+        self.versions = Versions(contract, previous, _validators={contract.version: self.validator})
 
     # -- finding files -------------------------------------------------------------------------
     def discover(self, only: list[str] | None = None) -> tuple[list[Candidate], list[FileOutcome]]:
@@ -158,9 +165,14 @@ class FileSource(Source):
         if not warehouse.exists(identifier):
             return self.discover()[0], 0
         done = _ledger(warehouse.load(identifier))
-        names = {v["name"] for v in done.values()}
-        waiting = [c for c in self.discover()[0] if c.name not in names and _sha256(c.path) not in done]
+        names = {v.name for v in done.values()}
+        waiting = [c for c in self.discover()[0] if c.name not in names and self._hash(c) not in done]
         return waiting, len(done)
+
+    def _hash(self, cand: Candidate) -> str:
+        """The file's content hash (its identity in the file ledger). A remote landing (S3) may know
+        it without reading the file again."""
+        return _sha256(cand.path)
 
     # -- ingesting -----------------------------------------------------------------------------
     def ingest(
@@ -180,7 +192,7 @@ class FileSource(Source):
         fenced: dict[str, str] = {}  # sha256 → the run that committed the file while this one read it
         to_read: list[tuple[Candidate, str]] = []
         for cand in candidates:  # content hashes first: a file seen before (or twice in this drop) is skipped
-            sha = _sha256(cand.path)
+            sha = self._hash(cand)
             if sha in done:
                 first = done[sha]
                 skipped = FileOutcome(
@@ -188,12 +200,12 @@ class FileSource(Source):
                     "skipped",
                     sha,
                     cand.size,
-                    reason=f"same content as {first['name']}, already ingested (run {first['run']})",
+                    reason=f"same content as {first.name}, already ingested (run {first.run})",
                 )
                 outcomes.append(skipped)
                 observer.file_finished(self.name, skipped)
                 continue
-            done[sha] = {"name": cand.name, "run": run_id}
+            done[sha] = LedgerEntry(cand.name, run_id)
             to_read.append((cand, sha))
         for cand, sha, read in self._read_all(to_read):
             outcome = self._collect(cand, sha, read, batch, quarantined)
@@ -242,7 +254,7 @@ class FileSource(Source):
             return ("rejected", exc.reason, exc.line)
 
     def _collect(
-        self, cand: Candidate, sha: str, read: tuple[Any, ...], batch: _Batch, quarantined: dict[str, dict[str, Any]]
+        self, cand: Candidate, sha: str, read: tuple[Any, ...], batch: _Batch, quarantined: dict[str, LedgerEntry]
     ) -> FileOutcome:
         if read[0] == "ok":
             _, good, bad, rows_in = read
@@ -272,37 +284,85 @@ class FileSource(Source):
         """The file's Bronze and quarantine rows. Memory: the file's rows (held until their batch
         commits, so a file is never split across commits), bounded by Limits.max_decompressed_bytes,
         plus one chunk being validated (CHUNK_ROWS rows or CHUNK_BYTES)."""
+        failpoint("files.before_read")
+        try:
+            return self._read_as(cand, sha, self.contract)
+        except FileRejected as exc:
+            previous = self.versions.accepting()
+            if previous is None:
+                raise
+            rejected = exc
+        try:  # in a transition window: a file whose columns are the previous version's
+            return self._read_as(cand, sha, previous)
+        except FileRejected:
+            raise rejected from None
+
+    def _read_as(self, cand: Candidate, sha: str, contract: Contract) -> tuple[pa.Table, pa.Table, int]:
+        if self.columns is not None and contract is self.contract and self.versions.accepting() is None:
+            from lakestack.ingest.vectorised import NotVectorisable
+
+            try:
+                return self._read_columns(cand, sha)
+            except NotVectorisable as exc:  # read record by record, which reports the file exactly
+                log.debug("%s: read record by record (%s)", cand.name, exc)
         reader = READERS[self.spec.format]
         goods, bads, rows_in = [], [], 0
-        failpoint("files.before_read")
-        for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
-            outcome = self._validate(chunk)
+        for chunk in reader(cand.path, cand.match.compression, contract, self.spec, self.limits):
             rows_in += len(chunk.positions) + len(chunk.broken)
-            goods.append(self._bronze_rows(chunk, outcome, cand))
-            bads.append(self._quarantine_rows(chunk, outcome, cand, sha))
+            for i, (version, outcome) in enumerate(self.versions.validate(chunk.kind, chunk.values, contract)):
+                goods.append(self._bronze_rows(chunk, outcome, cand, version))
+                if i == 0:
+                    bads.append(self._quarantine_rows(chunk, outcome, cand, sha))
         return pa.concat_tables(goods), pa.concat_tables(bads), rows_in
 
-    def _validate(self, chunk: Chunk) -> Outcome:
-        if chunk.kind == "text":
-            return self.validator.validate_rows(chunk.values)
-        if chunk.kind == "json":
-            return self.validator.validate_json(chunk.values)
-        return self.validator.validate_objects(chunk.values)
+    def _read_columns(self, cand: Candidate, sha: str) -> tuple[pa.Table, pa.Table, int]:
+        """The vectorised path (contracts/vector.py): blocks of columns; rows it cannot accept go
+        through the record path, which lists their errors."""
+        from lakestack.ingest.vectorised import columns_reader
 
-    def _bronze_rows(self, chunk: Chunk, outcome: Outcome, cand: Candidate) -> pa.Table:
-        typed = records_to_arrow(outcome.valid, self.contract)
-        n = typed.num_rows
+        assert self.columns is not None
+        reader = columns_reader(self.spec.format)
+        goods, bads, rows_in = [], [], 0
+        for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
+            rows_in += chunk.rows
+            verdict = self.columns.validate(chunk.kind, chunk.table, chunk.raws)
+            raws, lines = chunk.raws, chunk.lines
+            if len(verdict.valid) < chunk.rows:
+                raws, lines = raws.take(verdict.valid), lines.take(verdict.valid)
+            goods.append(self._with_meta(verdict.typed, raws, lines, cand, self.contract))
+            if verdict.invalid:
+                rows = [(chunk.lines[i].as_py(), chunk.raws[i].as_py(), issues) for i, issues in verdict.invalid]
+                bads.append(self._quarantine_table(cand, sha, "record", rows))
+        good = pa.concat_tables(goods) if goods else self._with_meta(*_no_rows(self.contract), cand, self.contract)
+        bad = pa.concat_tables(bads) if bads else self._quarantine_table(cand, sha, "record", [])
+        return good, bad, rows_in
+
+    def _bronze_rows(self, chunk: Chunk, outcome: Outcome, cand: Candidate, version: Contract) -> pa.Table:
+        typed = records_to_arrow(outcome.valid, version)
+        if version is not self.contract:
+            try:
+                typed = as_version(typed, version, self.contract)
+            except ValueError as exc:
+                raise FileRejected(str(exc)) from None
         idx = outcome.valid_positions
+        raws = pa.array([chunk.raws[i] for i in idx], pa.string())
+        return self._with_meta(typed, raws, pa.array([chunk.positions[i] for i in idx], pa.int64()), cand, version)
+
+    def _with_meta(
+        self, typed: pa.Table, raws: pa.Array, lines: pa.Array, cand: Candidate, version: Contract
+    ) -> pa.Table:
+        """Typed rows with Bronze's lineage columns."""
+        n = typed.num_rows
         meta = {
-            "_raw": pa.array([chunk.raws[i] for i in idx], pa.string()),
+            "_raw": raws,
             "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),  # set when the batch commits
             "_source": repeat(self.name, n, pa.string()),
             "_source_file": repeat(cand.name, n, pa.string()),
-            "_source_line": pa.array([chunk.positions[i] for i in idx], pa.int64()),
+            "_source_line": lines,
             "_file_date": repeat(cand.match.file_date, n, pa.date32()),
             "_source_position": pa.nulls(n, pa.string()),
             "_run_id": pa.nulls(n, pa.string()),
-            "_contract_version": repeat(self.contract.version, n, pa.int32()),
+            "_contract_version": repeat(version.version, n, pa.int32()),
         }
         for name, column in meta.items():
             typed = typed.append_column(name, column)
@@ -355,7 +415,10 @@ class FileSource(Source):
         if not batch.files:
             return {}
         now = datetime.now(UTC)
-        key = hashlib.sha256("".join(sorted(f["sha256"] for f in batch.files)).encode()).hexdigest()[:20]
+        # The batch id names this run's try at these files: another run (another host) committing
+        # the same files must not pass for this one's earlier attempt (`append`'s batch-id check),
+        # or this run would report rows as landed that the other one committed.
+        key = run_id + ":" + hashlib.sha256("".join(sorted(f["sha256"] for f in batch.files)).encode()).hexdigest()[:20]
         out: dict[str, int] = {}
         if batch.quarantine:
             rows = stamp(pa.concat_tables(batch.quarantine), run_id, now)
@@ -387,12 +450,12 @@ class _NothingLeft(Exception):
 def _quarantine_attempt(rows: pa.Table, files: list[dict[str, Any]], bronze: Any) -> Attempt:
     """Quarantine rows of the files whose quarantine part (or whole) no run has committed yet."""
 
-    def attempt(table: Any) -> tuple[pa.Table, dict[str, Any] | None]:
+    def attempt(table: Any) -> tuple[pa.Table, FileBatch | None]:
         committed = {**_ledger(table), **_ledger(bronze.refresh())}
         data, keep = _fenced(rows, files, committed, "_file_hash", "sha256")
         if not data.num_rows:
             raise _NothingLeft
-        return data, {"files": keep}
+        return data, _file_batch(keep)
 
     return attempt
 
@@ -400,17 +463,17 @@ def _quarantine_attempt(rows: pa.Table, files: list[dict[str, Any]], bronze: Any
 def _bronze_attempt(rows: pa.Table, files: list[dict[str, Any]], fenced: dict[str, str]) -> Attempt:
     """Bronze rows of the files no run has committed to Bronze yet; the others go into `fenced`."""
 
-    def attempt(table: Any) -> tuple[pa.Table, dict[str, Any] | None]:
+    def attempt(table: Any) -> tuple[pa.Table, FileBatch | None]:
         committed = _ledger(table)
         data, keep = _fenced(rows, files, committed, "_source_file", "name")
         for f in files:
             if f["sha256"] in committed:
-                fenced[f["sha256"]] = committed[f["sha256"]]["run"] or "unknown"
+                fenced[f["sha256"]] = committed[f["sha256"]].run or "unknown"
             else:
                 fenced.pop(f["sha256"], None)
         if not keep:
             raise _NothingLeft
-        return data, {"files": keep}
+        return data, _file_batch(keep)
 
     return attempt
 
@@ -444,6 +507,23 @@ def _committed_elsewhere(outcome: FileOutcome, fenced: dict[str, str]) -> FileOu
 
 
 _WORKER_SOURCE: FileSource | None = None
+
+
+def _column_validator(contract: Contract, spec: FileSpec, validator: RecordValidator) -> Any:
+    """The vectorised validator for a source, or None (nested columns, a format without a column
+    reader, or LAKESTACK_VECTORISED=0)."""
+    from lakestack.contracts.vector import ColumnValidator, supports
+    from lakestack.ingest.vectorised import columns_reader
+
+    if os.environ.get("LAKESTACK_VECTORISED", "1") == "0" or columns_reader(spec.format) is None:
+        return None
+    return ColumnValidator(contract, validator, spec.csv) if supports(contract) else None
+
+
+def _no_rows(contract: Contract) -> tuple[pa.Table, pa.Array, pa.Array]:
+    from lakestack.contracts.arrow import arrow_schema
+
+    return arrow_schema(contract).empty_table(), pa.array([], pa.string()), pa.array([], pa.int64())
 
 
 def _worker_result(cand: Candidate, future: Any) -> tuple[Any, ...]:
@@ -504,11 +584,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _ledger(table: Any) -> dict[str, dict[str, Any]]:
-    """sha256 → {name, run} of every file recorded in a table's commits."""
+def _ledger(table: Any) -> dict[str, LedgerEntry]:
+    """sha256 → (name, run) of every file a table holds (a copy: the caller adds to it)."""
     failpoint("files.ledger.read")
-    out: dict[str, dict[str, Any]] = {}
-    for commit in history(table):
-        for f in (commit.checkpoint or {}).get("files", []):
-            out.setdefault(f["sha256"], {"name": f["name"], "run": commit.run_id})
-    return out
+    return dict(read_checkpoint(table, FileLedger).files)
+
+
+def _file_batch(files: list[dict[str, Any]]) -> FileBatch:
+    return FileBatch(tuple(BatchFile(**f) for f in files))

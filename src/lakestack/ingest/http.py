@@ -33,7 +33,7 @@ from lakestack.ingest.base import IngestObserver, Source, SourceReport
 from lakestack.ingest.stream import Prepared, RowBuilder, StreamRecord, StreamWriter
 from lakestack.ingest.wal import LogHealth, SourceLock, Wal
 from lakestack.ingest.workers import RowPool, Rows, builder, default_workers, from_ipc, from_rows, to_rows
-from lakestack.storage.warehouse import history
+from lakestack.storage.checkpoints import HttpBatches, read_checkpoint
 
 if TYPE_CHECKING:
     from lakestack.config import SourceConfig
@@ -163,6 +163,7 @@ class Collector:
         lock = lock or SourceLock(wal_dir, name)  # first: nobody else may write the log or commit it
         try:
             self.writer = StreamWriter(warehouse, name, contract, "http", config.stream, run_id)
+            self.writer.http_keep_ms = int(self.limits.dedup_hours * 3600 * 1000)
             committed = self.writer.committed.get(WAL_PARTITION, -1)
             ahead = self.writer.quarantined_upto.get(WAL_PARTITION, -1)  # a crash between the two commits
             self.wal = Wal(wal_dir, committed=committed, at_least=ahead, source=name, lock=lock)
@@ -622,10 +623,5 @@ def _batch_key(batch_id: str) -> str:
 
 
 def _batches(table: Any, horizon_ms: float) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for commit in history(table):
-        if commit.timestamp_ms < horizon_ms:
-            continue
-        for key in ((commit.checkpoint or {}).get("http") or {}).get("batches", []):
-            out[key] = commit.timestamp_ms
-    return out
+    """Client batch key → when its commit was made (ms), for commits since `horizon_ms`."""
+    return dict(read_checkpoint(table, HttpBatches, since_ms=horizon_ms).batches)

@@ -36,7 +36,15 @@ class KinesisSource(StreamSource):
         settings = self.config.kinesis
         assert settings is not None
         self._settings = settings
-        self._client = boto3.client("kinesis", region_name=settings.region, endpoint_url=settings.endpoint_url)
+        from botocore.exceptions import NoRegionError  # type: ignore[import-untyped]
+
+        try:
+            self._client = boto3.client("kinesis", region_name=settings.region, endpoint_url=settings.endpoint_url)
+        except NoRegionError:
+            raise LakestackError(
+                f"source '{self.name}': no AWS region for Kinesis: set kinesis.region in lakestack.yaml, "
+                "or AWS_REGION / AWS_DEFAULT_REGION"
+            ) from None
         self._positions = positions
         self._iterators: dict[str, str | None] = {}  # open shard → its next iterator
         self._finished: set[str] = set()  # shards read to their end (closed by resharding)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from lakestack.contracts.csvtext import TextRules
 from lakestack.contracts.model import Contract, CsvOptions, FileSpec
 
 CHUNK_ROWS = 100_000
@@ -353,6 +354,8 @@ def _read_csv(
             line[0] = state[1] = reader.line_num
             columns = _check_header(header, "".join(buf[: line[0]]), contract, opts)
         order = [columns.index(c) for c in contract.column_names]
+        rules = TextRules(contract, opts)  # null markers, boolean words, separators, formats
+        spell = None if rules.plain else rules.row
         width = len(columns)
         chunk = Chunk([], [], [], "text", [])
         size = 0
@@ -368,7 +371,10 @@ def _read_csv(
             if len(row) == width:
                 chunk.positions.append(start)
                 chunk.raws.append(raw)
-                chunk.values.append([row[i] or None for i in order])
+                if spell is None:
+                    chunk.values.append([row[i] or None for i in order])
+                else:
+                    chunk.values.append(spell([row[i] for i in order]))
             elif row != [""]:
                 chunk.broken.append((start, raw, "field_count", f"has {len(row)} fields; the header has {width}"))
             if len(chunk.positions) + len(chunk.broken) >= CHUNK_ROWS or size >= CHUNK_BYTES:

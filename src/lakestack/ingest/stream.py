@@ -45,8 +45,9 @@ from lakestack.errors import RunError
 from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
 from lakestack.ingest.rows import reason, repeat, stamp
+from lakestack.storage.checkpoints import StreamBatch, StreamPositions, positions_after, read_checkpoint
 from lakestack.storage.schema import error_struct_type
-from lakestack.storage.warehouse import append, history
+from lakestack.storage.warehouse import append
 
 if TYPE_CHECKING:
     from lakestack.config import SourceConfig, StreamConfig
@@ -214,22 +215,37 @@ class RowBuilder:
     can run in a worker process."""
 
     def __init__(self, name: str, contract: Contract, max_record_bytes: int) -> None:
+        from lakestack.ingest.versions import Versions
+
         self.name = name
         self.contract = contract
         self.validator = RecordValidator(contract, max_record_bytes=max_record_bytes)
+        # in the contract's transition window, records of the version before it are accepted too
+        self.versions = Versions(contract, None, max_record_bytes, {contract.version: self.validator})
 
     def prepare(self, records: Sequence[StreamRecord], keep: Callable[[StreamRecord], bool] | None = None) -> Prepared:
         """`keep` decides which rejected records go to quarantine (default: all)."""
         if not records:
             return Prepared(Outcome([], [], []), None, None, 0)
-        outcome = self.validator.validate_json([r.payload for r in records])
-        good = self._bronze_rows(records, outcome) if outcome.valid else None
+        parts = self.versions.validate("json", [r.payload for r in records], self.contract)
+        outcome = parts[0][1]
+        goods = [self._bronze_rows(records, part, version) for version, part in parts if part.valid]
+        good = pa.concat_tables(goods) if goods else None
+        if len(parts) > 1:  # the Outcome callers count: every record accepted by some version is valid
+            taken = parts[1][1]
+            outcome = Outcome(
+                outcome.valid + taken.valid, outcome.valid_positions + taken.valid_positions, outcome.invalid
+            )
         rejected = [(records[i], issues) for i, issues in outcome.invalid if keep is None or keep(records[i])]
         bad = self._quarantine_rows(rejected) if rejected else None
         return Prepared(outcome, good, bad, len(records))
 
-    def _bronze_rows(self, records: Sequence[StreamRecord], outcome: Outcome) -> pa.Table:
-        typed = records_to_arrow(outcome.valid, self.contract)
+    def _bronze_rows(self, records: Sequence[StreamRecord], outcome: Outcome, version: Contract) -> pa.Table:
+        typed = records_to_arrow(outcome.valid, version)
+        if version is not self.contract:
+            from lakestack.contracts.arrow import as_version
+
+            typed = as_version(typed, version, self.contract)
         n = typed.num_rows
         idx = outcome.valid_positions
         kept = [records[i] for i in idx]
@@ -243,7 +259,7 @@ class RowBuilder:
             "_file_date": pa.nulls(n, pa.date32()),
             "_source_position": pa.array([r.label for r in kept], pa.string()),
             "_run_id": pa.nulls(n, pa.string()),
-            "_contract_version": repeat(self.contract.version, n, pa.int32()),
+            "_contract_version": repeat(version.version, n, pa.int32()),
         }
         for name, column in meta.items():
             typed = typed.append_column(name, column)
@@ -296,6 +312,7 @@ class StreamWriter:
         self.quarantined_upto: dict[str, int] = {}
         self.epoch: int | None = None  # the owner lease's fencing epoch, written in every checkpoint
         self.owner_check: Callable[[], None] | None = None  # raises OwnershipLost; called before commits
+        self.http_keep_ms: int | None = None  # how long the client batch ids of a commit are remembered
         self._lock = threading.RLock()
         self.reload()
         self._reset()
@@ -440,7 +457,7 @@ class StreamWriter:
         and lands only if quarantine did not change after that read (its pyiceberg retries are off)."""
         tries = itertools.count()
 
-        def attempt(table: Any) -> tuple[pa.Table, dict[str, Any]] | None:
+        def attempt(table: Any) -> tuple[pa.Table, StreamBatch] | None:
             if next(tries) and self._read:  # a rival committed: its Bronze positions may have moved too
                 self._fence(self.bronze.refresh())
             if self._read:
@@ -459,7 +476,7 @@ class StreamWriter:
     def _commit_bronze(self, now: datetime, batch_key: str) -> None:
         tries = itertools.count()
 
-        def attempt(table: Any) -> tuple[pa.Table, dict[str, Any]] | None:
+        def attempt(table: Any) -> tuple[pa.Table, StreamBatch] | None:
             if next(tries) and self._read:  # a retry after a rival's commit: fence again
                 self._fence(table)
             self._check_epoch(table)
@@ -481,17 +498,15 @@ class StreamWriter:
                     f"(epoch {self.epoch}) took the source; stopping without committing {self._count} records"
                 )
 
-    def _checkpoint(self) -> dict[str, Any]:
+    def _checkpoint(self) -> StreamBatch:
         """The positions this batch advanced (only those: this writer's view of the others may be
-        stale, as another member of a Kafka group owns them now) and the batches it holds."""
-        advanced = {p: str(v) for p, v in sorted(self._pending.items())}
-        checkpoint: dict[str, Any] = {"stream": {"kind": self.kind, "positions": advanced}}
-        if self.epoch is not None:
-            checkpoint["stream"]["epoch"] = self.epoch
-        for extra in self._extra:
-            for key, value in extra.items():
-                checkpoint.setdefault(key, {}).setdefault("batches", []).extend(value.get("batches", []))
-        return checkpoint
+        stale, as another member of a Kafka group owns them now) and the client batches it holds.
+        The commit carries every other partition's position forward from the table it lands on."""
+        batches = tuple(b for extra in self._extra for b in (extra.get("http") or {}).get("batches", []))
+        until = None
+        if batches and self.http_keep_ms is not None:
+            until = int(time.time() * 1000) + self.http_keep_ms
+        return StreamBatch(self.kind, dict(self._pending), self.epoch, batches, until)
 
     def _landing_rows(self, now: datetime) -> pa.Table:
         if self._good:
@@ -549,33 +564,18 @@ class StreamWriter:
 def newest_epoch(table: Any) -> int | None:
     """The owner epoch of the newest stream commit of a table (None: it carries none). Only an owner
     holding the newest epoch can commit, so the newest commit's epoch is the highest."""
-    for commit in history(table, newest_first=True):
-        stream = (commit.checkpoint or {}).get("stream")
-        if stream:
-            epoch = stream.get("epoch")
-            return int(epoch) if epoch is not None else None
-    return None
+    return read_checkpoint(table, StreamPositions).epoch
 
 
 def stream_positions(
     table: Any, partitions: Collection[str] | None = None, *, after: int | None = None
 ) -> dict[str, int]:
-    """partition → last committed position, from the newest commit that mentions each partition
-    (only `partitions`, when given: the walk back stops once each is found; only commits after
-    snapshot `after`, when given)."""
-    out: dict[str, int] = {}
-    for commit in history(table, newest_first=True):
-        if after is not None and commit.snapshot_id == after:
-            break
-        stream = (commit.checkpoint or {}).get("stream")
-        if not stream:
-            continue
-        for partition, value in stream.get("positions", {}).items():
-            if partitions is None or partition in partitions:
-                out.setdefault(partition, int(value))
-        if partitions is not None and len(out) == len(partitions):
-            break
-    return out
+    """partition → last committed position (only `partitions`, when given; only what commits after
+    snapshot `after` advanced, when given: the quarantine fence)."""
+    if after is not None:
+        return positions_after(table, after, partitions)
+    positions = read_checkpoint(table, StreamPositions).positions
+    return {p: v for p, v in positions.items() if partitions is None or p in partitions}
 
 
 def _snapshot_id(table: Any) -> int | None:

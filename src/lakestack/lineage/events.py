@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from lakestack.lineage.columns import ColumnLineage, Transformation, column_lineage
 
@@ -317,6 +317,11 @@ def _outside(source: str, name: str, ctx: EventContext) -> tuple[str, str]:
     path; a folder in the project (`landing/orders`); else the kind of source (`kafka`) under the
     job namespace, keeping the dataset's own name."""
     parts = urlsplit(source)
+    if parts.scheme == "file":  # a landing folder: in the project, named by its path in it
+        path = Path(unquote(parts.path))
+        if path.is_relative_to(ctx.project_root):
+            return ctx.project_root.as_uri(), path.relative_to(ctx.project_root).as_posix()
+        return "file://", path.as_posix()
     if parts.scheme and parts.netloc:
         return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/") or name
     if "/" in source or source.startswith("."):

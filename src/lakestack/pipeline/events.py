@@ -29,7 +29,21 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
-JobType = Literal["run", "ingest", "stream", "promote", "build", "check", "publish", "backfill", "maintain", "replay"]
+JobType = Literal[
+    "run",
+    "ingest",
+    "stream",
+    "promote",
+    "build",
+    "check",
+    "publish",
+    "backfill",
+    "maintain",
+    "replay",
+    "rollback",
+    "erase",
+    "apply",
+]
 Status = Literal["RUNNING", "COMPLETE", "FAIL", "ABORT"]
 
 

@@ -12,8 +12,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -126,12 +126,24 @@ class Lake:
             raise ConfigError(
                 f"unknown environment '{self.environment}' (defined: {', '.join(project.config.environments)})"
             )
+        from lakestack.secrets import install as install_secrets
+
+        install_secrets(self.env.secrets, project.root)  # `{secret: NAME}` resolves through it from now on
         self._warehouse: Any = None
+        self._audit: Any = None
         # Every job reports through `events` (pipeline/events.py); run records always listen.
         self.events = RunEvents()
-        self.recorder = RunRecorder(lambda: self.warehouse, self.events)
+        from lakestack.pipeline.inflight import InFlight
+
+        self.recorder = RunRecorder(
+            lambda: self.warehouse,
+            self.events,
+            inflight=InFlight(project.root / ".lakestack" / "runs" / self.environment),
+        )
         self.events.add(self.recorder)
-        for listener in listeners:
+        from lakestack.pipeline.listeners import default_listeners
+
+        for listener in [*default_listeners(project, self.environment), *listeners]:
             self.events.add(listener)
         self._current_run: JobHandle | None = None  # the top-level run the jobs in progress belong to
         self._gate_failures: dict[str, list[str]] = {}  # dataset → its failing blocking checks
@@ -148,8 +160,17 @@ class Lake:
         return cls(Project.load(path), environment, lock_wait=lock_wait, listeners=listeners)
 
     def close(self) -> None:
-        """Flush what listeners buffer (run records of a run that never ended)."""
+        """Flush what listeners buffer (run records of a run that never ended, lineage events not yet
+        written, audit rows); the CLI closes its lake when a command ends."""
         self.events.close()
+        if self._audit is not None:
+            self._audit.close()  # one audit commit per CLI command
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     @contextmanager
     def _top(self, command: str, lake_run_id: str) -> Iterator[JobHandle]:
@@ -165,16 +186,26 @@ class Lake:
             finally:
                 self._current_run = None
 
-    def _snapshots(self, identifiers: Sequence[str]) -> dict[str, tuple[int | None, int | None]]:
-        """Each existing table's current snapshot id and total rows (from the snapshot summary)."""
-        out: dict[str, tuple[int | None, int | None]] = {}
+    def _snapshots(self, identifiers: Sequence[str]) -> dict[str, DatasetIO]:
+        """Each existing table as an input at its current snapshot: the snapshot id, its total rows
+        (from the snapshot summary) and its columns."""
+        from lakestack.pipeline.dataset_io import table_columns
+
+        out: dict[str, DatasetIO] = {}
         for identifier in identifiers:
             if not self.warehouse.exists(identifier):
                 continue
-            snap = self.warehouse.load(identifier).current_snapshot()
+            table = self.warehouse.load(identifier)
+            snap = table.current_snapshot()
             summary = snap.summary.additional_properties if snap and snap.summary else {}
             total = summary.get("total-records")
-            out[identifier] = (snap.snapshot_id if snap else None, int(total) if total is not None else None)
+            out[identifier] = DatasetIO(
+                identifier,
+                "input",
+                snap.snapshot_id if snap else None,
+                rows=int(total) if total is not None else None,
+                columns=table_columns(table),
+            )
         return out
 
     @contextmanager
@@ -206,6 +237,15 @@ class Lake:
         return self.project.config.environments[self.environment]
 
     @property
+    def audit(self) -> Any:
+        """The audit log (`_lakestack.audit`, pipeline/audit.py): rows buffered, committed on close."""
+        if self._audit is None:
+            from lakestack.pipeline.audit import AuditLog
+
+            self._audit = AuditLog(lambda: self.warehouse)
+        return self._audit
+
+    @property
     def warehouse(self) -> Any:
         if self._warehouse is None:
             from lakestack.storage.catalog import open_catalog
@@ -214,6 +254,16 @@ class Lake:
             self._warehouse = Warehouse(open_catalog(self.env, self.project.root, self.project.name))
             self._warehouse.ensure_namespaces()
         return self._warehouse
+
+    @property
+    def read_path(self) -> Any:
+        """The read path without pyiceberg (`storage.readpath.ReadPath`) for a local SQLite catalog
+        and warehouse; None elsewhere (query, show and tables then open the catalog)."""
+        if not hasattr(self, "_read_path"):
+            from lakestack.storage.readpath import ReadPath
+
+            self._read_path = ReadPath.open(self.env, self.project.root, self.project.name)
+        return self._read_path
 
     def _sources(self, names: list[str] | None) -> list[str]:
         known = list(self.project.config.sources)
@@ -225,10 +275,32 @@ class Lake:
     def source(self, name: str) -> Any:
         cfg = self.project.config.sources[name]
         cls = source_class(cfg.kind)
-        if cfg.is_stream:
+        if cfg.kind == "database":  # a pull from a database (ingest/database.py)
+            from lakestack.config import locate
+
+            where = locate(self.project.config, "sources", name, "database")
+            return cls(name, self.project.contract(name), cfg.database, location=where)  # type: ignore[call-arg]
+        if cfg.is_stream or cfg.kind == "rest":  # rest: ingest/rest.py reads its `rest:` block
             return cls(name, self.project.contract(name), cfg, self.project.name)  # type: ignore[call-arg]
         landing, root = self.project.landing(name), self.project.root
-        return cls(name, self.project.contract(name), landing, cfg.pattern, cfg.format, limits=cfg.limits, project=root)  # type: ignore[call-arg]
+        from lakestack.pipeline.evolution import previous_accepted
+
+        # in a contract's transition window, the version before it is accepted too
+        options = {"limits": cfg.limits, "project": root, "previous": previous_accepted(self.project, name)}
+        if cfg.landing and cfg.landing.startswith("s3://"):  # an S3 prefix (ingest/s3files.py)
+            from lakestack.ingest.s3files import S3FileSource
+
+            contract = self.project.contract(name)
+            cache = self.project.root / ".lakestack" / "landing" / self.environment / f"{name}.json"
+            return S3FileSource(
+                name, contract, cfg.landing, cfg.pattern, cfg.format, env=self.env, hash_cache=cache, **options
+            )
+        if cfg.landing and cfg.landing.startswith("sftp://"):  # a folder on an SFTP server (ingest/sftp.py)
+            from lakestack.ingest.sftp import SftpFileSource
+
+            contract = self.project.contract(name)
+            return SftpFileSource(name, contract, cfg.landing, cfg.pattern, cfg.format, settings=cfg.sftp, **options)
+        return cls(name, self.project.contract(name), landing, cfg.pattern, cfg.format, **options)  # type: ignore[call-arg]
 
     # -- ingest --------------------------------------------------------------------------------
     @_exclusive("ingest")
@@ -249,6 +321,11 @@ class Lake:
         if sources is None:  # the HTTP collector is pushed to by `lakestack serve`; there is nothing to pull
             names = [n for n in names if self.project.config.sources[n].kind != "http"]
         reports: list[SourceReport] = []
+        from lakestack.pipeline.evolution import evolve_bronze
+
+        # a newer contract version than Bronze holds: refused (exit 2, nothing written) when it breaks
+        # its compatibility mode; otherwise Bronze's schema evolves to it first
+        evolve_bronze(self.project.contracts, self.warehouse, [self.project.contract(n) for n in names])
         with self._top("ingest", run_id) as top:
             for name in names:
                 with self.events.job("ingest", f"ingest.{name}", parent=top.run) as job:
@@ -259,32 +336,48 @@ class Lake:
         return IngestReport(run_id, started, time.perf_counter() - t0, tuple(reports))
 
     def _report_ingest(self, job: JobHandle, name: str, report: SourceReport) -> None:
-        from lakestack.storage.schema import contract_schema
+        from lakestack.pipeline.dataset_io import source_url, table_io
 
         read = [f for f in report.files if f.status in ("landed", "rejected")]
-        landing = self.project.landing(name)
-        where = str(landing.relative_to(self.project.root)) if landing.is_relative_to(self.project.root) else None
-        job.dataset(
-            DatasetIO(f"landing.{name}", "input", rows=report.rows_in, bytes=sum(f.size for f in read), source=where)
-        )
-        columns = tuple((f.name, str(f.field_type)) for f in contract_schema(self.project.contract(name)).fields)
+        where = source_url(self.project, name)  # file:// of the landing folder
+        contract = self._contract_columns(name)
         job.dataset(
             DatasetIO(
-                f"bronze.{name}",
-                "output",
-                report.snapshots.get(f"bronze.{name}"),
-                rows=report.landed,
-                quarantined=report.quarantined,
-                columns=columns,
+                f"landing.{name}",
+                "input",
+                rows=report.rows_in,
+                bytes=sum(f.size for f in read),
+                columns=contract,
+                source=where,
             )
         )
+        bronze = table_io(
+            self.warehouse,
+            f"bronze.{name}",
+            "output",
+            report.snapshots.get(f"bronze.{name}"),
+            rows=report.landed,
+            quarantined=report.quarantined,
+        )
+        job.dataset(bronze if bronze.columns else replace(bronze, columns=contract))
         if report.quarantined:
             job.dataset(
-                DatasetIO(
-                    f"quarantine.{name}", "output", report.snapshots.get(f"quarantine.{name}"), rows=report.quarantined
+                table_io(
+                    self.warehouse,
+                    f"quarantine.{name}",
+                    "output",
+                    report.snapshots.get(f"quarantine.{name}"),
+                    rows=report.quarantined,
                 )
             )
         job.stage("ingest", report.duration_s)
+
+    def _contract_columns(self, source: str) -> tuple[tuple[str, str], ...]:
+        """The columns a source's contract declares (what a landing file or a stream record holds)."""
+        from lakestack.pipeline.dataset_io import schema_columns
+        from lakestack.storage.schema import contract_schema
+
+        return schema_columns(contract_schema(self.project.contract(source)))
 
     def stream(
         self,
@@ -305,6 +398,9 @@ class Lake:
         source = self.source(name)
         if not isinstance(source, StreamSource):
             raise UsageError(f"source '{name}' reads {kind}, not a stream; use 'lakestack ingest {name}'")
+        from lakestack.pipeline.evolution import evolve_bronze
+
+        evolve_bronze(self.project.contracts, self.warehouse, [source.contract])
         run_id = run_id or new_run_id()
         with self.events.job("stream", f"stream.{name}", lake_run_id=run_id) as job:
             last = [time.monotonic()]
@@ -317,13 +413,16 @@ class Lake:
                     job.progress(**_stream_figures(stats))
 
             stats = run_stream(source, self.warehouse, run_id, stop, idle_stop=idle_stop, on_status=status)
-            _report_stream(job, kind, name, stats)
+            self._report_stream(job, name, stats)
         return stats
 
     @contextmanager
-    def stream_session(self, name: str, stats: Callable[[], Any], run_id: str, kind: str = "http") -> Iterator[Any]:
+    def stream_session(
+        self, name: str, stats: Callable[[], Any], run_id: str, kind: str = "http", *, collector: str | None = None
+    ) -> Iterator[Any]:
         """One run for a session that is pushed to (the `serve` collector of one source): a thread
-        tells listeners `stats()` every STREAM_PROGRESS_S until the block ends, then the totals."""
+        tells listeners `stats()` every STREAM_PROGRESS_S until the block ends, then the totals.
+        `collector` is the served base URL (`http://host:port`), where the session's input is."""
         import threading
 
         done = threading.Event()
@@ -343,7 +442,29 @@ class Lake:
             finally:
                 done.set()
                 thread.join()
-                _report_stream(job, kind, name, stats())
+                self._report_stream(job, name, stats(), collector=collector)
+
+    def _report_stream(self, job: JobHandle, name: str, stats: Any, *, collector: str | None = None) -> None:
+        """A stream session's totals: its last progress, what it received (from where: a URL, no
+        credentials) and what it landed."""
+        from lakestack.pipeline.dataset_io import source_urls, table_io
+
+        kind = self.project.config.sources[name].kind
+        job.progress(**_stream_figures(stats))
+        contract = self._contract_columns(name)
+        urls = source_urls(self.project, name, collector) or [kind]  # a secret location: the kind alone
+        job.dataset(DatasetIO(f"{kind}.{name}", "input", rows=stats.received, columns=contract, source=urls[0]))
+        for n, url in enumerate(urls[1:], 2):  # a Kafka source's other topics
+            job.dataset(DatasetIO(f"{kind}.{name}.{n}", "input", columns=contract, source=url))
+        bronze = table_io(
+            self.warehouse,
+            f"bronze.{name}",
+            "output",
+            rows=stats.landed,
+            quarantined=stats.quarantined,
+            dropped=stats.duplicates,
+        )
+        job.dataset(bronze if bronze.columns else replace(bronze, columns=contract))
 
     # -- promote -------------------------------------------------------------------------------
     def silver_datasets(self, names: list[str] | None = None) -> list[str]:
@@ -358,6 +479,7 @@ class Lake:
         self, datasets: list[str] | None = None, *, run_id: str | None = None, step: Step | None = None
     ) -> list[Any]:
         """Merge what Bronze committed since each Silver dataset's checkpoint into Silver."""
+        from lakestack.pipeline.dataset_io import schema_columns, table_io
         from lakestack.pipeline.silver import SilverPromotion, model_from_config
         from lakestack.storage.schema import contract_schema
 
@@ -373,15 +495,15 @@ class Lake:
                     self.events.job("promote", f"promote.{name}", parent=top.run) as job,
                 ):
                     bronze = f"bronze.{model.source}"
-                    before = self._snapshots([bronze]).get(bronze, (None, None))[0]
-                    result = SilverPromotion(model, self.warehouse, run_id).run()
+                    before = self._snapshots([bronze]).get(bronze, DatasetIO(bronze, "input"))
+                    result = SilverPromotion(model, self.warehouse, run_id, self.env).run()
                     results.append(result)
-                    job.dataset(DatasetIO(bronze, "input", before, rows=result.bronze_rows))
-                    columns = tuple((f.name, str(f.field_type)) for f in contract_schema(model.contract).fields)
+                    job.dataset(replace(before, rows=result.bronze_rows))
                     written = result.inserted + result.updated
-                    job.dataset(
-                        DatasetIO(model.identifier, "output", result.snapshot_id, rows=written, columns=columns)
-                    )
+                    silver = table_io(self.warehouse, model.identifier, "output", result.snapshot_id, rows=written)
+                    if not silver.columns:  # nothing was written to a table that does not exist yet
+                        silver = replace(silver, columns=schema_columns(contract_schema(model.contract)))
+                    job.dataset(silver)
                     job.stage("merge", result.duration_s)
         return results
 
@@ -413,7 +535,7 @@ class Lake:
                 raise UsageError(f"unknown gold model '{name}' (models: {', '.join(available) or 'none'})")
         run_id = run_id or new_run_id()
         checks = self.dataset_checks()
-        evaluation = Evaluation(self.warehouse, run_id)
+        evaluation = Evaluation(self.warehouse, run_id, environment=self.env)
         results = []
         with self._top("build", run_id) as top:
 
@@ -433,6 +555,7 @@ class Lake:
 
     def _build_one(self, top: JobHandle, model: Any, run_id: str, full_refresh: bool, audit: Any) -> Any:
         """One Gold model as a `build` job: its upstream snapshots in, its table out."""
+        from lakestack.pipeline.dataset_io import table_io
         from lakestack.pipeline.gold import GoldBuild
 
         path = model.path
@@ -440,22 +563,24 @@ class Lake:
         with self.events.job("build", f"build.{model.name}", parent=top.run, sql=model.sql, source_file=where) as job:
             upstream = self._snapshots(model.upstream)
             try:
-                result = GoldBuild(model, self.warehouse, run_id, self.project.root).run(full_refresh, audit)
+                target = self.env.maintenance.target_file_mb * 1024 * 1024  # picks the partition granularity
+                build = GoldBuild(
+                    model, self.warehouse, run_id, self.project.root, target_bytes=target, environment=self.env
+                )
+                result = build.run(full_refresh, audit)
             except Exception:  # what it was reading when it failed
-                for name, (snapshot, _) in upstream.items():
-                    job.dataset(DatasetIO(name, "input", snapshot))
+                for read in upstream.values():
+                    job.dataset(replace(read, rows=None))
                 raise
-            for name, (snapshot, rows) in upstream.items():  # a full build read every row of its inputs
-                job.dataset(DatasetIO(name, "input", snapshot, rows=rows if result.mode == "full" else None))
+            for read in upstream.values():  # a full build read every row of its inputs
+                job.dataset(read if result.mode == "full" else replace(read, rows=None))
             job.stage(result.mode, result.duration_s)
             if result.mode == "blocked":
                 failing = ", ".join(self._gate_failures.get(model.identifier, [])) or "its checks"
                 job.fail(f"gate({model.identifier}) failed: {failing}", blocked=True)
             elif result.mode != "skipped":
-                table = self.warehouse.load(model.identifier)
-                columns = tuple((f.name, str(f.field_type)) for f in table.schema().fields)
                 job.dataset(
-                    DatasetIO(model.identifier, "output", result.snapshot_id, rows=result.rows_written, columns=columns)
+                    table_io(self.warehouse, model.identifier, "output", result.snapshot_id, rows=result.rows_written)
                 )
         return result
 
@@ -478,15 +603,17 @@ class Lake:
         drop: Callable[[list[Any]], int] | None = None,
     ) -> list[Any]:
         """The checks of one dataset as a `check` job (a failing blocking check ends it BLOCKED)."""
+        from lakestack.pipeline.dataset_io import arrow_columns
+
         with self.events.job("check", f"check.{dataset}", parent=top.run) as job:
             t0 = time.perf_counter()
             found: list[Any] = evaluation.run(dataset, checks, contract=self._contract_of(dataset), staged=staged)
             job.stage("evaluate", time.perf_counter() - t0)
             if staged is None:  # the table as the checks read it
-                snapshot, rows = self._snapshots([dataset]).get(dataset, (None, None))
+                job.dataset(self._snapshots([dataset]).get(dataset, DatasetIO(dataset, "input")))
             else:  # a build's staged result, before it is published
-                snapshot, rows = None, getattr(staged, "num_rows", None)
-            job.dataset(DatasetIO(dataset, "input", snapshot, rows=rows))
+                schema = arrow_columns(staged.schema) if hasattr(staged, "schema") else ()
+                job.dataset(DatasetIO(dataset, "input", rows=getattr(staged, "num_rows", None), columns=schema))
             by_name = {c.check_name: c for c in checks}
             for r in found:
                 columns = _checked_columns(by_name.get(r.check))
@@ -505,8 +632,8 @@ class Lake:
             if drop is not None:
                 dropped = drop(found)
                 if dropped:
-                    after = self._snapshots([dataset]).get(dataset, (None, None))[0]
-                    job.dataset(DatasetIO(dataset, "output", after, rows=0, dropped=dropped))
+                    after = self._snapshots([dataset]).get(dataset, DatasetIO(dataset, "input"))
+                    job.dataset(replace(after, role="output", rows=0, dropped=dropped))
             failing = [r.check for r in found if r.blocks]
             if failing:
                 self._gate_failures[dataset] = failing
@@ -566,7 +693,7 @@ class Lake:
             if name not in checks:
                 raise UsageError(f"no checks for '{name}' (datasets with checks: {', '.join(sorted(checks))})")
         run_id = run_id or new_run_id()
-        evaluation = Evaluation(self.warehouse, run_id)
+        evaluation = Evaluation(self.warehouse, run_id, environment=self.env)
         results: list[Any] = []
         with self._top("check", run_id) as top:
             for dataset in datasets or sorted(checks):
@@ -577,13 +704,17 @@ class Lake:
                 top.fail(f"checks failed on {', '.join(failing)}", blocked=True)
         return results
 
-    def check_results(self, run_id: str) -> list[dict[str, Any]]:
-        """The check evaluations a run recorded."""
-        return self._system_rows("_lakestack.check_results", run_id)
+    def check_results(self, run_id: str, *, role: str | None = None) -> list[dict[str, Any]]:
+        """The check evaluations a run recorded (of the datasets `role` may read)."""
+        from lakestack.pipeline.access import governed_checks
 
-    def check_failures(self, run_id: str) -> list[dict[str, Any]]:
-        """The failing-row samples (PII masked) a run recorded."""
-        return self._system_rows("_lakestack.check_failures", run_id)
+        return governed_checks(self, self._system_rows("_lakestack.check_results", run_id), role)
+
+    def check_failures(self, run_id: str, *, role: str | None = None) -> list[dict[str, Any]]:
+        """The failing-row samples (PII masked) a run recorded, as `role` may see them."""
+        from lakestack.pipeline.access import governed_checks
+
+        return governed_checks(self, self._system_rows("_lakestack.check_failures", run_id), role)
 
     def sample_columns(self, checks: set[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
         """For each (dataset, check name): the columns the check looks at, then the dataset's key —
@@ -610,6 +741,27 @@ class Lake:
         rows = self.warehouse.load(identifier).scan(row_filter=condition).to_arrow().to_pylist()
         return sorted(rows, key=lambda r: (r["dataset"], r["check"]))
 
+    # -- SLAs ------------------------------------------------------------------------------------
+    def sla(self, now: datetime | None = None, *, names: list[str] | None = None, store: bool = True) -> list[Any]:
+        """Evaluate the SLAs of `slas.yaml` (all, or `names`) at `now` (default: now): a list of
+        `monitor.sla.SlaResult` with error budgets, stored in `_lakestack.sla_results` unless `store` is off."""
+        from lakestack.monitor.sla import evaluate
+
+        return evaluate(self, now, names=names, store=store)
+
+    def sla_interval(self) -> float | None:
+        """Seconds between SLA evaluations in `lakestack serve` (`evaluate_every` of slas.yaml); None without SLAs."""
+        from lakestack.monitor.sla import load_spec
+
+        spec = load_spec(self.project.root, self.project.config)
+        return spec.every_s if spec is not None and spec.slas else None
+
+    def sla_history(self, names: list[str] | None, since: datetime) -> list[dict[str, Any]]:
+        """Stored SLA evaluations since `since` (of `names`, or all), oldest first."""
+        from lakestack.monitor.sla_history import read_history
+
+        return read_history(self.warehouse, names, since)
+
     # -- run -------------------------------------------------------------------------------------
     @_exclusive("run")
     def run(
@@ -627,6 +779,17 @@ class Lake:
                 top.fail(f"quality gate failed: blocked {', '.join(report.blocked)}", blocked=True)
         return report
 
+    def _enrich(self, dataset: str, run_id: str) -> None:
+        """A Silver dataset's lookup within `run`: an API that stays down (5xx, timeouts) is a warning
+        and Gold joins the cache as it is; refused credentials and other errors fail the run."""
+        from lakestack.ingest.restclient import RestUnavailable
+        from lakestack.pipeline.enrich import enrich
+
+        try:
+            enrich(self, dataset, run_id)
+        except RestUnavailable as exc:
+            log.warning("enrich %s: %s; Gold joins the lookup cache as it is", dataset, exc)
+
     def _run(
         self, top: JobHandle, run_id: str, select: list[str] | None, full_refresh: bool, observer: IngestObserver | None
     ) -> Any:
@@ -638,7 +801,7 @@ class Lake:
         started, t0 = datetime.now(UTC), time.perf_counter()
         step = getattr(observer, "step", None)
         checks = self.dataset_checks()
-        evaluation = Evaluation(self.warehouse, run_id)
+        evaluation = Evaluation(self.warehouse, run_id, environment=self.env)
         results: list[Any] = []
         blocked: set[str] = set()
 
@@ -650,7 +813,7 @@ class Lake:
                 model = model_from_config(dataset.partition(".")[2], self.project)
 
                 def drop(found: list[Any]) -> int:
-                    return drop_failing_rows(self.warehouse, model, checks[dataset], found, run_id)
+                    return drop_failing_rows(self.warehouse, model, checks[dataset], found, run_id, self.env)
 
             with _step(step, "check", dataset):
                 found = self._evaluate(top, evaluation, dataset, checks[dataset], staged=staged, drop=drop)
@@ -673,6 +836,11 @@ class Lake:
             promoted += self.promote([name], run_id=run_id, step=step)
         for result in promoted:  # gate(silver), once every Silver dataset is promoted (checks may join them)
             gate(result.dataset)
+        for result in promoted:  # enrichment lookups (pipeline/enrich.py) of Silver datasets past their gate
+            lookup = self.project.config.datasets[result.dataset.partition(".")[2]].lookup
+            if lookup is not None and result.dataset not in blocked:
+                with _step(step, "enrich", result.dataset):
+                    self._enrich(result.dataset.partition(".")[2], run_id)
         built = []
         for gold in build_order(self.gold_models()):
             if select and gold.name not in select:
@@ -684,6 +852,7 @@ class Lake:
                 continue
             with _step(step, "build", gold.identifier):
                 built.append(self._build_one(top, gold, run_id, full_refresh, gate))
+        published = self._publish_after_gates(run_id, select, blocked)
         return RunReport(
             run_id,
             started,
@@ -693,33 +862,242 @@ class Lake:
             tuple(built),
             tuple(results),
             tuple(sorted(blocked)),
+            published.tables,
         )
 
-    def query(self, sql: str, *, timeout_s: float = 60.0, limits: Any = None) -> Any:
+    def _publish_after_gates(self, run_id: str, select: list[str] | None, blocked: set[str]) -> Any:
+        """A run's publish step (pipeline/publish.py): the blocks' datasets whose gates passed."""
+        from lakestack.pipeline.publish import PublishResult, run_publish
+
+        chosen = [d for c in self.project.config.publish.values() for d in c.datasets]
+        if select:
+            chosen = [d for d in chosen if d.partition(".")[2] in select or d in select]
+        if not chosen:
+            return PublishResult(run_id, ())
+        return run_publish(self, chosen, run_id=run_id, top=self._top, after_run=True, blocked=frozenset(blocked))
+
+    @_exclusive("publish")
+    def publish(self, datasets: list[str] | None = None, *, run_id: str | None = None) -> Any:
+        """Publish datasets (`gold.x`; None: every one) to the targets of the project's `publish:`
+        blocks, each a `publish` job (pipeline/publish.py); a `PublishResult`."""
+        from lakestack.pipeline.publish import run_publish
+
+        return run_publish(self, datasets, run_id=run_id or new_run_id(), top=self._top)
+
+    def query(
+        self,
+        sql: str,
+        *,
+        timeout_s: float = 60.0,
+        limits: Any = None,
+        as_of: Any = None,
+        role: str | None = None,
+        user: dict[str, str] | None = None,
+    ) -> Any:
         """Read-only SQL over the project's tables (`silver.orders`, `gold.daily_order_metrics`, ...)
-        as one Arrow table; `limits` (an `engine.SqlLimits`) bounds time, memory, rows and bytes."""
+        as one Arrow table; `limits` (an `engine.SqlLimits`) bounds time, memory, rows and bytes;
+        `as_of` (a datetime, a snapshot id, `"silver.orders=<id>"` or a `timetravel.AsOf`) reads
+        the tables as they were then; `role` (and the caller's `user` attributes for row filters)
+        reads them as that role may (`policies.yaml`)."""
         from lakestack.engine.base import SqlLimits
 
-        with self.query_stream(sql, limits or SqlLimits(timeout_s=timeout_s)) as result:
+        limits = limits or SqlLimits(timeout_s=timeout_s)
+        with self.query_stream(sql, limits, as_of=as_of, role=role, user=user) as result:
             return result.read_all()
 
-    def query_stream(self, sql: str, limits: Any = None) -> Any:
+    def query_stream(
+        self, sql: str, limits: Any = None, *, as_of: Any = None, role: str | None = None, user: Any = None
+    ) -> Any:
         """The same as a stream of record batches (an `engine.ResultStream`, a context manager): the
-        sandbox sees only the tables the SQL names, and the result stops at the limits."""
+        sandbox sees only the tables the SQL names that the role may read, masked, and the result
+        stops at the limits."""
+        return self.open_sandbox([sql], limits, as_of=as_of, role=role, user=user).stream(sql)
+
+    def open_sandbox(
+        self,
+        naming: list[str],
+        limits: Any = None,
+        *,
+        as_of: Any = None,
+        role: str | None = None,
+        user: dict[str, str] | None = None,
+        label: str = "the query",
+    ) -> Any:
+        """A locked-down sandbox over the tables the SQL texts `naming` name, as `role` may read
+        them (pipeline/access.py); `role` None is the policy's default role."""
         from lakestack.engine import open_sandbox
         from lakestack.engine.base import SqlInput
+        from lakestack.pipeline.access import sandbox_inputs
+        from lakestack.pipeline.timetravel import AsOf, pin
+
+        when = AsOf.of(as_of) if as_of is not None else None
+        chosen = self.role(role)
 
         def inputs(named: list[str]) -> list[SqlInput]:
-            return [SqlInput(t, self.warehouse.load(t)) for t in named if "." in t and self.warehouse.exists(t)]
+            planned = self._planned([t for t in named if "." in t]) if chosen is None and when is None else None
+            if planned is not None:  # every table as it is: views over recorded plans, no catalog opened
+                return [SqlInput(t, table) for t, table in planned.items()]
+            tables = {t: self.warehouse.load(t) for t in named if "." in t and self.warehouse.exists(t)}
+            pins = pin(when, tables) if when is not None else {}
+            sql = naming[0] if len(naming) == 1 else None
+            return sandbox_inputs(self.policy, chosen, tables, pins, user=user, sql=sql)
 
-        return open_sandbox(inputs, limits, naming=[sql]).stream(sql)
+        if self.read_path is None:
+            self.warehouse  # noqa: B018  opened first: an S3 warehouse's filesystem is then on the sandbox (ADR 25)
+        return open_sandbox(inputs, limits, label=label, naming=naming)
+
+    def _planned(self, identifiers: list[str]) -> dict[str, Any] | None:
+        """Each existing table of `identifiers` at its current snapshot, through the read path: a
+        recorded plan (`storage.readpath.PlannedTable`), else the pyiceberg table (its plan then
+        recorded for the next read). None when the read path does not apply."""
+        read_path = self.read_path
+        pointers = read_path.pointers(identifiers) if read_path is not None else None
+        if pointers is None:
+            return None
+        out: dict[str, Any] = {}
+        for identifier, location in pointers.items():
+            planned = read_path.plan(identifier, location)
+            if planned is None:
+                planned = self.warehouse.load(identifier)
+                read_path.remember(identifier, location, planned)
+            out[identifier] = planned
+        return out
+
+    @property
+    def policy(self) -> Any:
+        """The project's `governance.policy.Policy` (`policies.yaml` over the default roles)."""
+        from lakestack.governance.policy import load_policies
+
+        if getattr(self, "_policy", None) is None:
+            self._policy = load_policies(self.project)
+        return self._policy
+
+    def role(self, name: str | None) -> str | None:
+        """The role a read runs as: `name`, else the policy's default; None (no policy layer: every
+        table as it is) for the default role without a `policies.yaml`. Unknown: exit 2 with the roles."""
+        chosen: str = self.policy.role(name)
+        return None if name is None and self.policy.source is None else chosen
+
+    # -- time travel and rollback ----------------------------------------------------------------
+    def history(self, identifier: str, *, limit: int | None = None) -> list[Any]:
+        """A table's snapshots, newest first, with the run and job that made each (`HistoryEntry`)."""
+        from lakestack.pipeline.timetravel import table_history
+
+        return table_history(self.warehouse, identifier, limit)
+
+    @_exclusive("rollback")
+    def rollback(self, identifier: str, snapshot_id: int, *, run_id: str | None = None) -> Any:
+        """Make an earlier snapshot of a Silver or Gold table current again (a `rollback` job).
+
+        The next promote / build goes on from that snapshot's checkpoint: what the rolled-back
+        commits had merged is promoted or built again. Bronze and quarantine are refused."""
+        from lakestack.pipeline.timetravel import RollbackResult, rollback_target, rows_at
+        from lakestack.storage.snapshots import rollback
+
+        table = rollback_target(self.warehouse, identifier, snapshot_id)
+        run_id = run_id or new_run_id()
+        with (
+            self._top("rollback", run_id) as top,
+            self.events.job("rollback", f"rollback.{identifier}", parent=top.run) as job,
+        ):
+            done = rollback(table, snapshot_id, run_id=run_id)
+            before = rows_at(table, done.from_snapshot)
+            job.dataset(DatasetIO(identifier, "input", done.from_snapshot, rows=before))
+            job.dataset(DatasetIO(identifier, "output", snapshot_id, rows=0))
+        after = rows_at(table, snapshot_id)
+        return RollbackResult(
+            run_id, identifier, done.from_snapshot, snapshot_id, done.changed, before, after, self._readers(identifier)
+        )
+
+    @_exclusive("backfill")
+    def backfill(
+        self,
+        dataset: str,
+        start: date | None = None,
+        end: date | None = None,
+        *,
+        downstream: bool = False,
+        run_id: str | None = None,
+    ) -> Any:
+        """Re-derive a Silver dataset for the event days [start, end] (both None: all of it) from
+        Bronze with the promotion code, in one commit; partitions outside are untouched. With
+        `downstream`, the Gold models reading it build next (pipeline/backfill.py)."""
+        from lakestack.pipeline.backfill import run_backfill
+
+        return run_backfill(self, dataset, start, end, downstream=downstream, run_id=run_id or new_run_id())
+
+    def _readers(self, identifier: str) -> tuple[str, ...]:
+        """The Gold models that read a table (none when the models cannot be loaded)."""
+        try:
+            models = self.gold_models()
+        except ProjectError:
+            return ()
+        return tuple(m.identifier for m in models.values() if identifier in m.upstream)
+
+    @_exclusive("replay")
+    def replay(self, source: str, where: Any = None, *, dry_run: bool = False, run_id: str | None = None) -> Any:
+        """Re-validate `source`'s quarantined records (a `ReplayFilter`) against its current contract;
+        those that pass land in Bronze once, as a `replay` job (pipeline/replay.py)."""
+        from lakestack.pipeline.replay import ReplayFilter, run_replay
+
+        where = where or ReplayFilter()
+        return run_replay(self, source, where, dry_run=dry_run, run_id=run_id or new_run_id(), top=self._top)
+
+    # -- maintenance -------------------------------------------------------------------------------
+    @_exclusive("maintain")
+    def maintain(self, tables: list[str] | None = None, *, dry_run: bool = False, step: Step | None = None) -> Any:
+        """Compact, rewrite manifests, expire snapshots, remove orphan files and old history rows,
+        table by table, each a `maintain` job (pipeline/maintain.py). `dry_run`: only say what would
+        be done; nothing is written, not even a run record."""
+        from lakestack.pipeline.maintain import maintain
+
+        return maintain(self, tables, dry_run=dry_run, step=step, top=self._top)
+
+    @_exclusive("erase")
+    def erase(self, subject: str, *, dry_run: bool = False, retention: str = "0s") -> Any:
+        """Erase a data subject (`COLUMN=VALUE`) from every layer, expire the snapshots that still
+        hold the old files once `retention` has passed, and write the receipt to the audit log, as
+        an `erase` run (pipeline/erase.py). `dry_run`: only say what would be erased."""
+        from lakestack.config import duration_seconds
+        from lakestack.pipeline.erase import erase
+        from lakestack.pipeline.erase_targets import Subject
+
+        try:
+            seconds = duration_seconds(retention)
+        except ValueError as exc:
+            raise UsageError(f"--retention: {exc}") from exc
+        return erase(self, Subject.parse(subject), dry_run=dry_run, retention_s=seconds, top=self._top)
 
     # -- looking ---------------------------------------------------------------------------------
     def tables(self) -> list[TableInfo]:
+        pointers = self.read_path.pointers() if self.read_path is not None else None
+        if pointers is not None:  # figures from the metadata files: no catalog library loaded
+            infos = [self._figures(t, location) for t, location in pointers.items()]
+            if all(info is not None for info in infos):
+                return [info for info in infos if info is not None]
         return [self.table_info(t) for t in self.warehouse.tables()]
+
+    def _figures(self, identifier: str, location: str) -> TableInfo | None:
+        figures = self.read_path.figures(location)
+        if figures is None:
+            return None
+        return TableInfo(
+            identifier,
+            figures.rows,
+            figures.files,
+            figures.snapshots,
+            figures.last_commit,
+            figures.last_run,
+            figures.location,
+        )
 
     def table_info(self, identifier: str) -> TableInfo:
         from lakestack.storage.warehouse import history
+
+        pointers = self.read_path.pointers([identifier]) if self.read_path is not None else None
+        info = self._figures(identifier, pointers[identifier]) if pointers and identifier in pointers else None
+        if info is not None:
+            return info
 
         table = self.warehouse.load(identifier)
         snap = table.current_snapshot()
@@ -734,6 +1112,11 @@ class Lake:
             last_run=commits[-1].run_id if commits else None,
             location=table.location(),
         )
+
+    def may_read(self, role: str | None, identifier: str) -> bool:
+        """Whether `role` (default: the policy's) may read `identifier` at all."""
+        chosen = self.role(role)
+        return chosen is None or self.policy.may_read(chosen, identifier)
 
     def schema(self, identifier: str) -> list[dict[str, Any]]:
         """Columns of a table: name, Iceberg type, required, and PII class where the contract gave one."""
@@ -756,7 +1139,15 @@ class Lake:
                 landing = f"{cfg.kind} stream"
             else:
                 pending, ingested = source.pending(self.warehouse)
-                landing = str(self.project.landing(name).relative_to(self.project.root))
+                landing = (
+                    cfg.landing
+                    if cfg.landing and "://" in cfg.landing
+                    else str(self.project.landing(name).relative_to(self.project.root))
+                )
+                if cfg.kind == "database" and cfg.database is not None:  # the URL is a secret: the table
+                    landing = f"database: {cfg.database.table or 'query'}"
+                if cfg.kind == "rest" and cfg.rest is not None:  # the API (credentials go in headers)
+                    landing = cfg.rest.base_url
             bronze = self._info_or_none(f"bronze.{name}")
             quarantine = self._info_or_none(f"quarantine.{name}")
             out.append(
@@ -777,31 +1168,32 @@ class Lake:
     def _info_or_none(self, identifier: str) -> TableInfo | None:
         return self.table_info(identifier) if self.warehouse.exists(identifier) else None
 
-    def read(self, identifier: str, *, limit: int | None = None, columns: list[str] | None = None) -> Any:
-        """Rows of a table as Arrow (through DuckDB over the planned Parquet files)."""
-        from lakestack.engine.duckdb import DuckDBEngine
+    def read(
+        self,
+        identifier: str,
+        *,
+        limit: int | None = None,
+        columns: list[str] | None = None,
+        role: str | None = None,
+        user: dict[str, str] | None = None,
+    ) -> Any:
+        """Rows of a table as Arrow (through the embedded engine over the planned Parquet files, as
+        `lakestack query`); with a `role` (or a `policies.yaml`), through that role's sandbox: masked,
+        filtered, or as if missing."""
+        from sqlglot import exp
 
-        if not self.warehouse.exists(identifier):
+        from lakestack.engine import create_engine
+
+        if not self.warehouse.exists(identifier) or not self.may_read(role, identifier):
             raise StorageError(f"table {identifier} does not exist (see 'lakestack tables')")
-        engine = DuckDBEngine()
-        try:
-            engine.register("t", self.warehouse.load(identifier))
-            select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-            query = f"SELECT {select} FROM t" + (" LIMIT ?" if limit is not None else "")
-            return engine.sql(query, [limit] if limit is not None else None)
-        finally:
-            engine.close()
+        if self.role(role) is not None:
+            from lakestack.pipeline.access import read_sql
 
-
-def _report_stream(job: JobHandle, kind: str, name: str, stats: Any) -> None:
-    """A stream session's totals: its last progress, what it received and what it landed."""
-    job.progress(**_stream_figures(stats))
-    job.dataset(DatasetIO(f"{kind}.{name}", "input", rows=stats.received, source=kind))
-    job.dataset(
-        DatasetIO(
-            f"bronze.{name}", "output", rows=stats.landed, quarantined=stats.quarantined, dropped=stats.duplicates
-        )
-    )
+            return self.query(read_sql(identifier, limit, columns), role=role, user=user)
+        with create_engine(purpose="read") as engine:  # interactive reads stay embedded, like queries
+            engine.register_table("t", self.warehouse.load(identifier))
+            query = exp.select(*([exp.column(c, quoted=True) for c in columns] if columns else ["*"])).from_("t")
+            return engine.fetch(query.limit(limit) if limit is not None else query)
 
 
 def _stream_figures(stats: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lakestack.config import OpenLineageConfig, SecretRef
+from lakestack.engine import ENGINE_PACKAGES, ENGINES
 from lakestack.errors import ConfigError
 from lakestack.lineage.events import EventContext, EventType, Root, model_lineage, run_event
 from lakestack.pipeline.events import DatasetIO, JobRun, RunListener
@@ -95,7 +97,8 @@ class OpenLineageListener(RunListener):
         self._send(self._item("START", job), job, release=False)
 
     def on_dataset(self, job: JobRun, dataset: DatasetIO) -> None:
-        self._release(self._tree(job))  # the command got to data: it was not refused
+        if dataset.role == "output":  # the command wrote: it was not refused (what it only read may be,
+            self._release(self._tree(job))  # like a hostile model's inputs: run records keep nothing of it)
 
     def on_progress(self, job: JobRun) -> None:
         self._send(self._item("RUNNING", job), job, release=True)
@@ -123,6 +126,12 @@ class OpenLineageListener(RunListener):
         self._closed = True
         for tree in list(self._held):  # trees still open: nothing says they were refused
             self._release(tree)
+        with self._lock:
+            idle = self._thread is None and self._queue.empty()
+        if idle:  # nothing was ever queued, or all of it is built: no thread to start and stop
+            self.transport.close()
+            _LIVE.discard(self)
+            return
         with suppress(queue.Full):
             self._queue.put(None, timeout=wait)
         thread = self._ensure_builder()
@@ -262,14 +271,14 @@ def lake_listeners(project: Project, environment: str) -> list[RunListener]:
 
     `Lake` adds them to its run events: `self.events.listeners += lake_listeners(project, env)`.
     """
-    from lakestack.storage.catalog import warehouse_uri
-
     env = project.config.environments[environment]
+    location = env.warehouse  # as `storage.catalog.warehouse_uri` gives it, without making the folder
+    warehouse = location if "://" in location else (project.root / location).resolve().as_uri()
     listener = create_listener(
         env.openlineage,
         project=project.name,
         environment=environment,
-        warehouse=warehouse_uri(env, project.root),
+        warehouse=warehouse,
         root=project.root,
         engine=env.engine,
     )
@@ -277,7 +286,7 @@ def lake_listeners(project: Project, environment: str) -> list[RunListener]:
 
 
 def create_listener(
-    config: OpenLineageConfig, *, project: str, environment: str, warehouse: str, root: Path, engine: str = "duckdb"
+    config: OpenLineageConfig, *, project: str, environment: str, warehouse: str, root: Path, engine: str = ENGINES[0]
 ) -> OpenLineageListener | None:
     """The listener an environment asks for (None for `transport: none`).
 
@@ -300,8 +309,8 @@ def create_listener(
     transport: Transport
     if config.transport == "console":
         transport = ConsoleTransport()
-    elif config.transport == "http":
-        transport = HttpTransport(config, spool=root / SPOOL_FILE)
+    elif config.transport == "http":  # its sender thread, spool and API key only once there is an event
+        transport = DeferredTransport(lambda: HttpTransport(config, spool=root / SPOOL_FILE))
     else:
         transport = FileTransport(lineage_dir(warehouse, root))
     return OpenLineageListener(context, transport)
@@ -318,11 +327,12 @@ def lineage_dir(warehouse: str, root: Path) -> Path:
     return root / ".lakestack" / "lineage"
 
 
+@functools.cache  # once per process: every lake opened asks, and reading package metadata is not free
 def _version(distribution: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("pyspark" if distribution == "spark" else distribution)
+        return version(ENGINE_PACKAGES.get(distribution, distribution))
     except PackageNotFoundError:
         return "unknown"
 
@@ -369,6 +379,33 @@ class FileTransport:
 
     def close(self) -> None:
         """Nothing is buffered."""
+
+
+class DeferredTransport:
+    """A transport made when the first event is emitted: a lake that emits nothing (a read-only
+    command such as `lakestack query`) starts no thread, reads no secret and touches no spool."""
+
+    def __init__(self, make: Callable[[], Transport]) -> None:
+        self._make = make
+        self.made: Transport | None = None
+        self._dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped + (self.made.dropped if self.made is not None else 0)
+
+    @dropped.setter
+    def dropped(self, value: int) -> None:
+        self._dropped = value - (self.made.dropped if self.made is not None else 0)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.made is None:
+            self.made = self._make()
+        self.made.emit(event)
+
+    def close(self) -> None:
+        if self.made is not None:
+            self.made.close()
 
 
 class ConsoleTransport:

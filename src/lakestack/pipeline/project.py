@@ -84,6 +84,13 @@ def _check_silver(config: ProjectConfig, name: str, contracts: ContractRegistry)
                     f"{key} names '{column}', which is not a column of contract {contract.ref}",
                     locate(config, "datasets", name, key),
                 )
+    lookup = dataset.lookup
+    for column in lookup.keys if lookup is not None else []:
+        if lookup is not None and column not in columns:
+            raise ConfigError(
+                f"lookup '{lookup.name}' is keyed by '{column}', which is not a column of contract {contract.ref}",
+                locate(config, "datasets", name, "lookup", "keys"),
+            )
     if not (dataset.key or contract.key):
         raise ConfigError(
             f"silver dataset '{name}' needs a key (set key here or x-lakestack-key / key in contract {contract.ref})",

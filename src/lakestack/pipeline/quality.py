@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lakestack._yaml import load_yaml, pydantic_problem
+from lakestack.config import PROJECT_SQL_DIALECT
 from lakestack.errors import ProjectError
 from lakestack.failpoints import failpoint
 from lakestack.quality.model import (
@@ -79,8 +80,9 @@ def contract_checks(dataset: str, contract: Any, key: tuple[str, ...]) -> Datase
 class Evaluation:
     """Evaluates the checks of one dataset against its current snapshot (or a staged Arrow table)."""
 
-    def __init__(self, warehouse: Any, run_id: str, *, sample_rows: int = SAMPLE_ROWS) -> None:
+    def __init__(self, warehouse: Any, run_id: str, *, sample_rows: int = SAMPLE_ROWS, environment: Any = None) -> None:
         self.warehouse = warehouse
+        self.environment = environment  # its `engine:` evaluates the checks
         self.run_id = run_id
         self.sample_rows = sample_rows
         self.now = datetime.now(UTC)
@@ -94,7 +96,7 @@ class Evaluation:
         staged: Any = None,
         pii: dict[str, str] | None = None,
     ) -> list[CheckResult]:
-        from lakestack.engine import open_sandbox
+        from lakestack.engine import create_engine
         from lakestack.engine.base import CHECK_LIMITS
 
         checks = list(checks)
@@ -104,14 +106,16 @@ class Evaluation:
             tables, found["snapshot"], found["pii"] = self._inputs(dataset, checks, named, staged, pii)
             return tables
 
-        custom = [c.sql for c in checks if isinstance(c, CustomSql)]
-        with open_sandbox(inputs, CHECK_LIMITS, label=f"checks of {dataset}", naming=custom) as sandbox:
-            snapshot, pii = found["snapshot"], found["pii"]
-            results, samples = [], []
-            for check in checks:
-                result, rows = self._one(sandbox, dataset, check, snapshot, contract)
-                results.append(result)
-                samples += [(result.check, row) for row in rows]
+        with create_engine(self.environment, purpose="checks", limits=CHECK_LIMITS) as engine:
+            label = f"checks of {dataset}"
+            custom = [engine.transpile(c.sql, label=label) for c in checks if isinstance(c, CustomSql)]
+            with engine.open_sandbox(inputs, CHECK_LIMITS, label=label, naming=custom) as sandbox:
+                snapshot, pii = found["snapshot"], found["pii"]
+                results, samples = [], []
+                for check in checks:
+                    result, rows = self._one(sandbox, engine, dataset, check, snapshot, contract)
+                    results.append(result)
+                    samples += [(result.check, row) for row in rows]
         self._record(results, samples, pii or {})
         return results
 
@@ -147,7 +151,7 @@ class Evaluation:
         return inputs, snapshot, pii or {}
 
     def _one(
-        self, sandbox: Any, dataset: str, check: Any, snapshot: int | None, contract: Any
+        self, sandbox: Any, engine: Any, dataset: str, check: Any, snapshot: int | None, contract: Any
     ) -> tuple[CheckResult, list[dict[str, Any]]]:
         from lakestack.engine.base import SqlRefused
         from lakestack.quality.compile import compile_check
@@ -167,14 +171,14 @@ class Evaluation:
             else:
                 sandbox.label = f"check {name} on {dataset}"
                 if isinstance(check, CustomSql):
-                    sandbox.check(check.sql)  # the check's own text, before we wrap it in a count
+                    sandbox.check(engine.transpile(check.sql, label=sandbox.label))  # its own text, unwrapped
                 compiled = compile_check(check, dataset, now=self.now)
-                value = sandbox.table(compiled.observed.sql("duckdb")).column(0)[0].as_py()
+                value = sandbox.table(_render(engine, compiled.observed, sandbox.label)).column(0)[0].as_py()
                 observed = float(value) if value is not None else None
                 ok, threshold, message = compiled.passes(observed), compiled.threshold, ""
                 failing = int(observed or 0) if compiled.failing is not None else 0
                 rows = (
-                    sandbox.table(compiled.failing.limit(self.sample_rows).sql("duckdb")).to_pylist()
+                    sandbox.table(_render(engine, compiled.failing.limit(self.sample_rows), sandbox.label)).to_pylist()
                     if compiled.failing is not None and failing
                     else []
                 )
@@ -315,10 +319,9 @@ def _total_rows(table: Any, snapshot_id: int | None) -> int:
     return int(summary.get("total-records", 0))
 
 
-def _quoted(identifier: str) -> str:
-    from sqlglot import exp
-
-    return exp.to_table(identifier).sql("duckdb")
+def _render(engine: Any, query: Any, label: str) -> str:
+    """A compiled check (a sqlglot tree in the project's dialect) as SQL for `engine`'s sandbox."""
+    return str(engine.transpile(query.sql(PROJECT_SQL_DIALECT), label=label))
 
 
 def _schemas() -> tuple[Any, Any]:
@@ -354,12 +357,11 @@ def _schemas() -> tuple[Any, Any]:
     return results, failures
 
 
-def _failing_rows(warehouse: Any, dataset: str, drops: list[Any]) -> Any:
+def _failing_rows(engine: Any, warehouse: Any, dataset: str, drops: list[Any]) -> Any:
     """The rows the `drop` checks fail, each with a `_check` column naming the check, as Arrow;
     computed in the project-SQL sandbox (a `custom_sql` drop check is project SQL)."""
     from sqlglot import exp
 
-    from lakestack.engine import open_sandbox
     from lakestack.engine.base import CHECK_LIMITS, SqlInput, SqlRefused
     from lakestack.quality.compile import compile_check
 
@@ -369,7 +371,8 @@ def _failing_rows(warehouse: Any, dataset: str, drops: list[Any]) -> Any:
         tables = sorted(fixed | set(named))
         return [SqlInput(t, warehouse.load(t)) for t in tables if "." in t and warehouse.exists(t)]
 
-    custom = [c.sql for c in drops if isinstance(c, CustomSql)]
+    label = f"drop checks of {dataset}"
+    custom = [engine.transpile(c.sql, label=label) for c in drops if isinstance(c, CustomSql)]
     parts = []
     for check in drops:
         failing = compile_check(check, dataset).failing
@@ -380,17 +383,18 @@ def _failing_rows(warehouse: Any, dataset: str, drops: list[Any]) -> Any:
     union = parts[0]
     for part in parts[1:]:
         union = exp.Union(this=union, expression=part, distinct=False, by_name=True)  # type: ignore[assignment]
-    with open_sandbox(inputs, CHECK_LIMITS, label=f"drop checks of {dataset}", naming=custom) as sandbox:
+    with engine.open_sandbox(inputs, CHECK_LIMITS, label=label, naming=custom) as sandbox:
         try:
-            for check in drops:
-                if isinstance(check, CustomSql):
-                    sandbox.check(check.sql)
-            return sandbox.table(union.sql("duckdb"))
+            for sql in custom:
+                sandbox.check(sql)
+            return sandbox.table(_render(engine, union, label))
         except SqlRefused as exc:
             raise ProjectError(exc.reason) from None
 
 
-def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: list[CheckResult], run_id: str) -> int:
+def drop_failing_rows(
+    warehouse: Any, model: Any, checks: list[Any], results: list[CheckResult], run_id: str, environment: Any = None
+) -> int:
     """For `drop` checks that failed on a Silver dataset: move the failing rows to quarantine.<source>.
 
     The rows leave Silver in one snapshot that rewrites only the files holding them, and land in the
@@ -399,7 +403,7 @@ def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: li
     import pyarrow as pa
     from sqlglot import exp
 
-    from lakestack.engine.duckdb import DuckDBEngine, parquet_scan
+    from lakestack.engine import create_engine
     from lakestack.storage.warehouse import append, replace_files
 
     failed = {r.check for r in results if r.severity == "drop" and r.failing_rows}
@@ -407,25 +411,18 @@ def drop_failing_rows(warehouse: Any, model: Any, checks: list[Any], results: li
     if not drops:
         return 0
     table = warehouse.load(model.identifier)
-    dropped = _failing_rows(warehouse, model.identifier, drops)
     keys = [exp.column(k, quoted=True) for k in model.key]
-    engine = DuckDBEngine()  # only our own SQL from here on: the project's ran in the sandbox
-    try:
-        engine.con.execute("SET TimeZone = 'UTC'")
-        engine.con.register("dropped", dropped)
+    with create_engine(environment, purpose="checks") as engine:
+        dropped = _failing_rows(engine, warehouse, model.identifier, drops)  # project SQL: in the sandbox
+        engine.register_arrow("dropped", dropped)  # our own SQL from here on
         files = [t.file for t in table.scan().plan_files()]
         holding = engine.files_holding([f.file_path for f in files], list(model.key), "dropped")
         touched = [f for f in files if f.file_path in holding]
-        kept_source = parquet_scan([f.file_path for f in touched])
-        kept = engine.sql(
-            exp.select("*")
-            .from_(kept_source)
-            .join("dropped", using=[k.copy() for k in keys], join_type="anti")
-            .sql("duckdb")
+        engine.register_files("touched", [f.file_path for f in touched], table)  # by field id once evolved
+        kept = engine.fetch(
+            exp.select("*").from_("touched").join("dropped", using=[k.copy() for k in keys], join_type="anti")
         )
-        moved = engine.sql("SELECT * FROM dropped").to_pylist()
-    finally:
-        engine.close()
+        moved = dropped.to_pylist()
     replace_files(table, touched, kept, run_id=run_id, batch_id=f"drop:{model.identifier}:{run_id}")
     now = datetime.now(UTC)
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}

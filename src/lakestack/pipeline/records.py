@@ -11,9 +11,10 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from lakestack.pipeline.events import JobRun, RunEvents, RunListener
+from lakestack.pipeline.inflight import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,22 @@ class RunRecorder(RunListener):
     lake), rows written, quarantined and dropped by all of them. Listener errors and drops (listeners with an integer
     `dropped` attribute, such as a lineage spool) are counted on the top-level row."""
 
-    def __init__(self, warehouse: Callable[[], Any], events: RunEvents | None = None) -> None:
+    def __init__(
+        self, warehouse: Callable[[], Any], events: RunEvents | None = None, *, inflight: InFlight | None = None
+    ) -> None:
         self._warehouse = warehouse
         self._events = events
         self._pending: list[JobRun] = []
         self.errors = 0  # records that could not be written
+        self.inflight = inflight  # markers of top-level runs in flight (pipeline/inflight.py)
+
+    def on_start(self, job: JobRun) -> None:
+        if self.inflight is not None and job.parent_run_id is None:
+            self.inflight.start(job)
+
+    def on_progress(self, job: JobRun) -> None:
+        if self.inflight is not None and job.parent_run_id is None:
+            self.inflight.touch(job.run_id)
 
     def on_complete(self, job: JobRun) -> None:
         self._ended(job)
@@ -172,15 +184,41 @@ class RunRecorder(RunListener):
 
     def flush(self) -> None:
         jobs, self._pending = self._pending, []
-        if not jobs or _refused(jobs):
-            return
+        ended = [j.run_id for j in jobs if j.parent_run_id is None]
         try:
-            self._write(jobs)
-        except Exception as exc:  # a run record never fails the job it records
-            self.errors += 1
-            text = str(exc).strip().splitlines()
-            log.warning("could not record %d run record(s) in %s: %s", len(jobs), RUNS, text[0] if text else exc)
-            log.debug("run record failure", exc_info=True)
+            if not jobs or _refused(jobs):
+                return
+            abandoned = self._abandoned(exclude=set(ended))
+            try:
+                self._write(jobs)
+                if abandoned:  # after the run's own record: a failure here never costs it
+                    unrecorded = self._unrecorded(abandoned)  # killed after its record's commit: recorded
+                    if unrecorded:
+                        self._write(unrecorded)
+            except Exception as exc:  # a run record never fails the job it records
+                self.errors += 1
+                text = str(exc).strip().splitlines()
+                log.warning("could not record %d run record(s) in %s: %s", len(jobs), RUNS, text[0] if text else exc)
+                log.debug("run record failure", exc_info=True)
+                if self.inflight is not None:
+                    self.inflight.settle([j.run_id for j in abandoned], recorded=False)
+            else:
+                if self.inflight is not None:
+                    self.inflight.settle([j.run_id for j in abandoned], recorded=True)
+        finally:
+            if self.inflight is not None:
+                self.inflight.finish(ended)
+
+    def _abandoned(self, exclude: set[str]) -> list[JobRun]:
+        """FAIL records for the runs on this host whose process ended without finishing them."""
+        if self.inflight is None:
+            return []
+        try:
+            markers = [m for m in self.inflight.abandoned() if m.run_id not in exclude]
+            return [m.as_job() for m in markers if self.inflight.claim(m)]
+        except Exception as exc:  # never fails the job
+            log.debug("could not look for abandoned runs: %s", exc)
+            return []
 
     def _rows(self, jobs: list[JobRun]) -> list[dict[str, Any]]:
         rows = [job_row(j) for j in jobs]
@@ -200,6 +238,15 @@ class RunRecorder(RunListener):
                 if row["parent_run_id"] is None:
                     row["listener_errors"], row["listener_drops"] = self._events.listener_errors, drops
         return rows
+
+    def _unrecorded(self, jobs: list[JobRun]) -> list[JobRun]:
+        from pyiceberg.expressions import In
+
+        table = self._warehouse().load(RUNS)
+        ids = {j.run_id for j in jobs}
+        found = table.scan(row_filter=cast(Any, In)("run_id", ids), selected_fields=("run_id",)).to_arrow()
+        recorded = set(found.column("run_id").to_pylist())
+        return [j for j in jobs if j.run_id not in recorded]
 
     def _write(self, jobs: list[JobRun]) -> None:
         import pyarrow as pa
@@ -258,11 +305,14 @@ def list_runs(
     since: datetime | None = None,
     limit: int | None = 50,
     top_only: bool = False,
+    inflight: InFlight | None = None,
 ) -> list[dict[str, Any]]:
     """Records matching the filters, newest first. `job` matches a job's name or its type;
-    `top_only` keeps the top-level runs (a `run`, a standalone command, a stream session)."""
+    `top_only` keeps the top-level runs (a `run`, a standalone command, a stream session). With
+    `inflight`, the runs still going (no record yet) come first as RUNNING."""
     out = []
-    for row in read_runs(warehouse):
+    running = [m.as_row() for m in inflight.running()] if inflight is not None else []
+    for row in [*running, *read_runs(warehouse)]:
         if top_only and row["parent_run_id"] is not None:
             continue
         if status and row["status"] != status.upper():

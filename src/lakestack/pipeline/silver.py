@@ -1,8 +1,9 @@
 """Silver promotion: new Bronze rows → dedup by key (latest wins) → MERGE into `silver.<dataset>`.
 
 The MERGE rewrites only the day partitions the incoming keys touch. It reads those partitions'
-data files, lets DuckDB pick the winning version of every key among the stored and the incoming
-rows, and commits one snapshot that removes exactly the files it read and adds the merged rows.
+data files, lets the environment's engine (`lakestack.engine`) pick the winning version of every
+key among the stored and the incoming rows, and commits one snapshot that removes exactly the
+files it read and adds the merged rows (written by the engine inside storage's transaction).
 The snapshot carries the Bronze snapshot id it has read up to, so the next promotion reads only
 what Bronze committed after it, and a promotion with nothing new makes no snapshot.
 """
@@ -20,6 +21,7 @@ import sqlglot.expressions as exp
 from lakestack.contracts.model import Contract
 from lakestack.errors import CommitConflictError, RunError
 from lakestack.failpoints import failpoint
+from lakestack.storage.checkpoints import UpstreamSnapshots, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,6 @@ def _col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def _files(paths: list[str]) -> exp.Expression:
-    from lakestack.engine.duckdb import parquet_scan
-
-    scan: exp.Expression = parquet_scan(paths)
-    return scan
-
-
 def normalized_columns(model: SilverModel) -> list[Any]:
     """The Silver columns computed from a Bronze row: cleaned values plus lineage columns."""
     out: list[Any] = []
@@ -110,16 +105,18 @@ def _latest(source: exp.Expression, model: SilverModel, tie_break: list[exp.Orde
 
 
 class SilverPromotion:
-    """One promotion of one Silver model, on a DuckDB connection, against the warehouse."""
+    """One promotion of one Silver model, on the environment's engine, against the warehouse."""
 
-    def __init__(self, model: SilverModel, warehouse: Any, run_id: str) -> None:
-        from lakestack.engine.duckdb import DuckDBEngine
+    def __init__(self, model: SilverModel, warehouse: Any, run_id: str, environment: Any = None) -> None:
+        from lakestack.engine import create_engine
 
         self.model = model
         self.warehouse = warehouse
         self.run_id = run_id
-        self.engine = DuckDBEngine()
-        self.engine.con.execute("SET TimeZone = 'UTC'")
+        self.engine = create_engine(environment, purpose="silver")
+        from lakestack.pipeline.evolution import evolve_silver
+
+        evolve_silver(warehouse, model)  # a newer contract version (checked when Bronze ingested it)
 
     def run(self, retries: int = 5) -> PromoteResult:
         """Promote what Bronze committed since Silver's checkpoint (retried from a fresh read on conflict)."""
@@ -127,7 +124,7 @@ class SilverPromotion:
 
     def merge_arrow(self, rows: Any, batch_id: str, retries: int = 5) -> PromoteResult:
         """MERGE an Arrow table of Bronze-shaped rows (contract columns + lineage) into Silver."""
-        self.engine.con.register("arrow_in", rows)
+        self.engine.register_arrow("arrow_in", rows)
         return self._retrying(lambda t0: self._merge_source(t0, exp.to_table("arrow_in"), None, batch_id), retries)
 
     def _retrying(self, attempt_fn: Any, retries: int) -> PromoteResult:
@@ -146,36 +143,39 @@ class SilverPromotion:
             self.engine.close()
 
     def _from_bronze(self, started: float) -> PromoteResult:
-        from lakestack.storage.warehouse import files_added_after, last_checkpoint
+        from lakestack.storage.warehouse import files_added_after
 
-        bronze = self.warehouse.load(f"bronze.{self.model.source}")
+        upstream = f"bronze.{self.model.source}"
+        bronze = self.warehouse.load(upstream)
         silver = self.warehouse.silver_table(self.model)
-        checkpoint = last_checkpoint(silver) or {}
-        since = checkpoint.get(f"bronze.{self.model.source}")
-        paths, current = files_added_after(bronze, since)
+        checkpoint = read_checkpoint(silver, UpstreamSnapshots)
+        since = checkpoint.snapshots.get(upstream)
+        paths, current = files_added_after(bronze, since, checkpoint.sequences.get(upstream))
         if current is None or current == since:
             return PromoteResult(self.model.identifier, duration_s=time.perf_counter() - started)
-        if paths:
-            source: exp.Expression = _files(paths)
-        else:  # Bronze moved on without new rows (an empty batch): advance the checkpoint only
-            self.engine.con.register("bronze_empty", bronze.schema().as_arrow().empty_table())
-            source = exp.to_table("bronze_empty")
-        new_checkpoint = {**checkpoint, f"bronze.{self.model.source}": current}
+        # No paths: Bronze moved on without new rows (an empty batch); the checkpoint advances only.
+        self.engine.register_files("bronze_new", paths, bronze)  # by field id once evolved
+        source = exp.to_table("bronze_new")
+        sequence = int(bronze.current_snapshot().sequence_number or 0)  # still valid once `current` is expired
+        new_checkpoint = UpstreamSnapshots(
+            {**checkpoint.snapshots, upstream: current}, {**checkpoint.sequences, upstream: sequence}
+        )
         return self._merge_source(started, source, new_checkpoint, f"silver:{self.model.name}:{since}:{current}")
 
     def _merge_source(
-        self, started: float, source: exp.Expression, checkpoint: dict[str, Any] | None, batch_id: str
+        self, started: float, source: exp.Expression, checkpoint: UpstreamSnapshots | None, batch_id: str
     ) -> PromoteResult:
         from lakestack.storage.warehouse import replace_files
 
         silver = self.warehouse.silver_table(self.model)
-        con = self.engine.con
+        engine = self.engine
         incoming = exp.select(*normalized_columns(self.model)).from_(source).subquery("b")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS {_latest(incoming, self.model).sql('duckdb')}")
-        bronze_rows = int(con.execute("SELECT count(*) FROM incoming").fetchall()[0][0])
+        engine.materialize("incoming", _latest(incoming, self.model))
+        bronze_rows = int(engine.rows(_count("incoming"))[0][0])
         touched, removed = self._touched_files(silver)
-        stored = _files([f.file_path for f in removed]) if removed else None
-        merged, inserted, updated = self._merge(stored)
+        if removed:
+            engine.register_files("stored", [f.file_path for f in removed], silver)
+        merged, inserted, updated = self._merge(stored=bool(removed))
         failpoint("silver.before_commit")
         silver = replace_files(silver, removed, merged, run_id=self.run_id, batch_id=batch_id, checkpoint=checkpoint)
         failpoint("silver.after_commit")
@@ -195,21 +195,17 @@ class SilverPromotion:
         if self.model.partition_by is None:
             return {0}, [t.file for t in silver.scan().plan_files()]
         part = _col(self.model.partition_by)
-        days_sql = (
-            exp.select(
-                exp.Distinct(
-                    expressions=[
-                        exp.Sub(
-                            this=exp.Cast(this=part, to=exp.DataType.build("date")),
-                            expression=exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("date")),
-                        )
-                    ]
-                )
+        days_sql = exp.select(
+            exp.Distinct(
+                expressions=[
+                    exp.Sub(
+                        this=exp.Cast(this=part, to=exp.DataType.build("date")),
+                        expression=exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("date")),
+                    )
+                ]
             )
-            .from_("incoming")
-            .sql("duckdb")
-        )
-        days = {int(r[0]) for r in self.engine.con.execute(days_sql).fetchall() if r[0] is not None}
+        ).from_("incoming")
+        days = {int(r[0]) for r in self.engine.rows(days_sql) if r[0] is not None}
         tasks = [t.file for t in silver.scan().plan_files()]
         by_day = [(f, _ordinal(f.partition[0])) for f in tasks]
         removed = [f for f, day in by_day if day in days]
@@ -224,21 +220,21 @@ class SilverPromotion:
         """Files outside the touched partitions that hold an incoming key (its partition moved)."""
         return self.engine.files_holding([f.file_path for f in files], list(self.model.key), "incoming")
 
-    def _merge(self, stored: exp.Expression | None) -> tuple[Any, int, int]:
-        """The merged rows of the touched partitions, and how many keys were inserted / updated.
+    def _merge(self, stored: bool) -> tuple[Any, int, int]:
+        """The merged rows of the touched partitions (an engine writer for storage's commit), and
+        how many keys were inserted / updated. `stored`: the relation `stored` holds the touched files.
 
         Only keys that are both stored and incoming are ranked; stored rows of other keys pass through
         an anti-join, so the sort works on the change, not on the touched partitions.
         """
-        con = self.engine.con
+        engine = self.engine
         run = exp.alias_(exp.Literal.string(self.run_id), "_run_id", quoted=True)
-        if stored is None:
-            table = _arrow(con.sql(exp.select("*", run).from_("incoming").sql("duckdb")))
-            return table, table.num_rows, 0
+        if not stored:
+            incoming_rows = int(engine.rows(_count("incoming"))[0][0])
+            return engine.writer(exp.select("*", run).from_("incoming")), incoming_rows, 0
         keys: list[Any] = [exp.to_identifier(k, quoted=True) for k in self.model.key]
-        con.execute(f"CREATE OR REPLACE TEMP VIEW stored AS {exp.select('*').from_(stored).sql('duckdb')}")
         contested = exp.select("*").from_("stored").join("incoming", using=keys, join_type="semi")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE contested AS {contested.sql('duckdb')}")
+        engine.materialize("contested", contested)
         both = exp.Union(
             this=exp.select("*", exp.alias_(exp.Literal.number(1), "_incoming"), run).from_("incoming"),
             expression=exp.select(
@@ -251,12 +247,12 @@ class SilverPromotion:
         )
         # A full tie (the same Bronze row promoted again) keeps the stored row, so nothing changes.
         winners = _latest(both.subquery("both"), self.model, [exp.Ordered(this=exp.column("_incoming"), desc=False)])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE winners AS {winners.sql('duckdb')}")
-        counts = con.execute(
-            "SELECT (SELECT count(*) FROM incoming), (SELECT count(*) FROM contested), "
-            "(SELECT count_if(_incoming = 1) FROM winners)"
-        ).fetchall()[0]
-        incoming_keys, existing_keys, incoming_won = (int(v) for v in counts)
+        engine.materialize("winners", winners)
+        won = exp.select(exp.Count(this=exp.Star())).from_("winners").where(exp.column("_incoming").eq(1))
+        counts = engine.rows(exp.select(_count("incoming").subquery(), _count("contested").subquery(), won.subquery()))[
+            0
+        ]
+        incoming_keys, existing_keys, incoming_won = (int(v or 0) for v in counts)  # NULL over no rows
         inserted = incoming_keys - existing_keys
         kept = exp.select("*").from_("stored").join("incoming", using=keys, join_type="anti")
         merged = exp.Union(
@@ -265,13 +261,11 @@ class SilverPromotion:
             distinct=False,
             by_name=True,
         )
-        table = _arrow(con.sql(merged.sql("duckdb")))
-        return table, inserted, incoming_won - inserted
+        return engine.writer(merged), inserted, incoming_won - inserted
 
 
-def _arrow(relation: Any) -> Any:
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # DuckDB 2.x / 1.x
-    return fetch()
+def _count(relation: str) -> exp.Select:
+    return exp.select(exp.Count(this=exp.Star())).from_(relation)
 
 
 def model_from_config(name: str, project: Any) -> SilverModel:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from lakestack.config import PROJECT_SQL_DIALECT
 from lakestack.quality.model import (
     AcceptedValues,
     CustomSql,
@@ -83,7 +84,7 @@ def compile_check(check: object, dataset: str, *, now: datetime | None = None) -
     if isinstance(check, ReferentialIntegrity):
         return _referential(table, check)
     if isinstance(check, CustomSql):
-        failing = sqlglot.parse_one(check.sql, read="duckdb")
+        failing = sqlglot.parse_one(check.sql, read=PROJECT_SQL_DIALECT)
         if not isinstance(failing, exp.Select):
             raise ValueError("custom_sql must be one SELECT returning the failing rows")
         return Compiled(_count(failing), failing, "0 failing rows", lambda observed: observed == 0)

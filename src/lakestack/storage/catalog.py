@@ -38,12 +38,27 @@ def catalog_uri(env: EnvironmentConfig, root: Path) -> str:
 
 
 def open_catalog(env: EnvironmentConfig, root: Path, name: str = "lakestack") -> Any:
-    """A pyiceberg catalog for the environment (SQLite by default; PostgreSQL by URL)."""
+    """A pyiceberg catalog for the environment: SQLite by default, PostgreSQL by URL (`type: sql`),
+    AWS Glue (`type: glue`) or an Iceberg REST server (`type: rest`); the warehouse a local folder
+    or an `s3://bucket/prefix` (`storage/filesystems.py`)."""
+    from lakestack.storage import filesystems
+
+    store: dict[str, str] = {}
+    if filesystems.is_object_store(env.warehouse):
+        filesystems.check_reachable(env, env.warehouse, "warehouse")
+        store = filesystems.fileio_properties(env.s3)
+        filesystems.remember(env.s3)
     if env.catalog.type != "sql":
-        raise ConfigError(
-            f"catalog type '{env.catalog.type}' is not available yet; use type: sql (SQLite or PostgreSQL)"
-        )
+        from lakestack.storage.remote_catalogs import open_remote
+
+        return open_remote(env, name, store)
     uri = catalog_uri(env, root)
+    if uri.startswith("sqlite") and "://" in env.warehouse:
+        log.warning(
+            "the catalog is a SQLite file on this machine while the warehouse (%s) is shared: SQLite is for "
+            "one machine; two hosts sharing this warehouse need a shared catalog (PostgreSQL, Glue or REST)",
+            env.warehouse,
+        )
     if uri.startswith("postgresql"):
         try:
             import psycopg  # noqa: F401
@@ -51,7 +66,10 @@ def open_catalog(env: EnvironmentConfig, root: Path, name: str = "lakestack") ->
             raise MissingExtraError("a PostgreSQL catalog", "postgres") from None
     from pyiceberg.catalog.sql import SqlCatalog
 
-    props = {k: reveal(v) or "" for k, v in env.catalog.properties.items()}
+    from lakestack.storage import pyiceberg_fixes
+
+    pyiceberg_fixes.apply()
+    props = {**store, **{k: reveal(v) or "" for k, v in env.catalog.properties.items()}}
     for attempt in range(3):
         try:
             catalog = SqlCatalog(name, uri=uri, warehouse=warehouse_uri(env, root), **props)

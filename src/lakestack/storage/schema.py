@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import count
+from typing import Any
 
 import pyarrow as pa
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -127,3 +128,22 @@ def day_partition(schema: Schema, column: str) -> PartitionSpec:
 
 def error_struct_type() -> pa.DataType:
     return pa.struct([("path", pa.string()), ("rule", pa.string()), ("message", pa.string())])
+
+
+def same_columns(table: Any, schema: pa.Schema) -> bool:
+    """Whether an Arrow result has a table's columns (names and types in order). pyiceberg gives a
+    table's strings, binaries and lists as their `large_` Arrow types; those equal the plain ones."""
+    current = table.schema().as_arrow()
+    return [(f.name, _plain(f.type)) for f in current] == [(f.name, _plain(f.type)) for f in schema]
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind):
+        return pa.binary()
+    if pa.types.is_large_list(kind) or pa.types.is_list(kind):
+        return pa.list_(_plain(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _plain(f.type)) for f in kind])
+    return kind

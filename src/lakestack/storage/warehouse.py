@@ -8,6 +8,7 @@ retry never duplicates data (see DESIGN.md, "exactly-once by construction").
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -21,14 +22,15 @@ import pyarrow as pa
 from lakestack.contracts.model import Contract
 from lakestack.errors import CommitConflictError, StorageError
 from lakestack.failpoints import failpoint
+from lakestack.storage.checkpoints import BATCH_ID, CHECKPOINT, RUN_ID, Checkpoint, commit_properties
+from lakestack.storage.datafiles import DataFileWriter, WriteTarget
+from lakestack.storage.evolution import conform
 from lakestack.storage.schema import bronze_schema, day_partition, quarantine_schema
 
 log = logging.getLogger(__name__)
 
 NAMESPACES = ("bronze", "silver", "gold", "quarantine", "_lakestack")
-RUN_ID = "lakestack.run-id"
-BATCH_ID = "lakestack.batch-id"
-CHECKPOINT = "lakestack.checkpoint"
+__all__ = ["BATCH_ID", "CHECKPOINT", "RUN_ID"]  # the summary keys live in storage.checkpoints
 CONTRACT = "lakestack.contract"
 # Every lakestack table is committed with its own retries (`append`'s batch-id check and fences,
 # Silver's recomputed MERGE), never blindly by pyiceberg: a blind retry re-applies a commit whose
@@ -130,9 +132,16 @@ class Warehouse:
         return self._create(identifier, schema, spec, props)
 
     def gold_table(
-        self, model: Any, schema: pa.Schema, *, replace: bool = False, pii: dict[str, str] | None = None
+        self,
+        model: Any,
+        schema: pa.Schema,
+        *,
+        replace: bool = False,
+        pii: dict[str, str] | None = None,
+        granularity: str = "day",
     ) -> Any:
-        """`gold.<name>` with the columns a model's SELECT returns; day-partitioned when it has partition_by."""
+        """`gold.<name>` with the columns a model's SELECT returns; partitioned by `granularity`
+        (day, month or year of its partition_by column) when it has partition_by."""
         from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
         from pyiceberg.schema import Schema
 
@@ -152,10 +161,12 @@ class Warehouse:
         if settings.partition_by:
             iceberg: Schema = table.schema()
             with table.update_spec() as spec:
-                from pyiceberg.transforms import DayTransform
+                from lakestack.storage.partitioning import transform
 
                 spec.add_field(
-                    iceberg.find_field(settings.partition_by).name, DayTransform(), f"{settings.partition_by}_day"
+                    iceberg.find_field(settings.partition_by).name,
+                    transform(granularity),  # type: ignore[arg-type]
+                    f"{settings.partition_by}_{granularity}",
                 )
             table = self.load(identifier)
         return table
@@ -202,9 +213,13 @@ class Warehouse:
 
 
 def history(table: Any, *, newest_first: bool = False) -> Iterator[Commit]:
-    """The commits of a table, oldest first (or newest first), with what lakestack stored in them."""
-    snapshots = table.metadata.snapshots
-    for snap in reversed(snapshots) if newest_first else snapshots:
+    """The commits of a table's lineage (its current snapshot and that one's ancestors), oldest
+    first (or newest first), with what lakestack stored in them. Snapshots a rollback left are not
+    part of it: their checkpoints and batch ids no longer describe what the table holds."""
+    from lakestack.storage.snapshots import lineage
+
+    newest = list(lineage(table))
+    for snap in newest if newest_first else reversed(newest):
         summary = snap.summary.additional_properties if snap.summary else {}
         raw = summary.get(CHECKPOINT)
         yield Commit(
@@ -223,7 +238,7 @@ def has_batch(table: Any, batch_id: str) -> bool:
 
 # Makes one try's data and checkpoint from the table as it then is; None: nothing is left to commit
 # (a rival's commit already holds all of it), so `append` commits nothing.
-Attempt = Callable[[Any], tuple[pa.Table, dict[str, Any] | None] | None]
+Attempt = Callable[[Any], tuple[pa.Table, Checkpoint | None] | None]
 
 
 def append(
@@ -232,9 +247,10 @@ def append(
     *,
     run_id: str,
     batch_id: str,
-    checkpoint: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
     retries: int = 8,
     attempt: Attempt | None = None,
+    patience_s: float = 60.0,
 ) -> Any:
     """Append `data` in one snapshot that carries the run id, batch id and checkpoint.
 
@@ -243,10 +259,15 @@ def append(
     `attempt`, the data and checkpoint are made before each try from the table as it then is; on
     a table whose own commit retries are off (`commit.retry.num-retries` 0, as Bronze has), a
     commit succeeds only if nothing was committed since, so what `attempt` read still holds.
+
+    Gives up (CommitConflictError) after `retries + 1` tries *and* `patience_s` seconds: with
+    several writers committing back to back, nine tries (about 7 s of backoff) were lost in a row
+    now and then (benchmarks/catalog_commits.py, docs/scaling.md); backoff stays capped at 2 s.
     """
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 
-    for n in range(retries + 1):
+    started = time.monotonic()
+    for n in itertools.count():
         if attempt is not None:
             made = attempt(table)
             if made is None:
@@ -254,7 +275,8 @@ def append(
             data, checkpoint = made
         assert data is not None, "append needs data or an attempt"
         try:
-            _fast_append(table, data.cast(table.schema().as_arrow()), _props(run_id, batch_id, checkpoint))
+            props = commit_properties(table, run_id, batch_id, checkpoint)  # the table's state carried forward
+            _fast_append(table, conform(data, table.schema().as_arrow()), props)
             failpoint("storage.append.after_commit")
             return table
         except (CommitFailedException, CommitStateUnknownException) as exc:
@@ -262,11 +284,12 @@ def append(
             if has_batch(table, batch_id):
                 log.info("batch %s was committed by an earlier attempt", batch_id)
                 return table
-            if n == retries:
+            waited = time.monotonic() - started
+            if n >= retries and waited >= patience_s:
                 raise CommitConflictError(
-                    f"could not commit to {table.name()} after {retries + 1} attempts: {exc}"
+                    f"could not commit to {table.name()} after {n + 1} attempts in {waited:.0f} s: {exc}"
                 ) from exc
-            time.sleep(min(2.0, 0.05 * 2**n) * random.uniform(0.5, 1.5))  # jitter: rivals fall out of step
+            time.sleep(min(2.0, 0.05 * 2 ** min(n, 6)) * random.uniform(0.5, 1.5))  # jitter: rivals fall out of step
     raise AssertionError("unreachable")
 
 
@@ -279,23 +302,23 @@ def _fast_append(table: Any, data: pa.Table, props: dict[str, str]) -> None:
         failpoint("storage.append.after_write")  # data files written; the catalog commit is next
 
 
-def _props(run_id: str, batch_id: str, checkpoint: dict[str, Any] | None) -> dict[str, str]:
-    props = {RUN_ID: run_id, BATCH_ID: batch_id}
-    if checkpoint is not None:
-        props[CHECKPOINT] = json.dumps(checkpoint, separators=(",", ":"), sort_keys=True)
-    return props
-
-
 def replace_files(
     table: Any,
     remove: list[Any],
-    data: pa.Table,
+    data: pa.Table | DataFileWriter,
     *,
     run_id: str,
     batch_id: str,
-    checkpoint: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
+    respec: Callable[[Any], None] | None = None,
 ) -> Any:
     """In one snapshot, drop the given data files and add `data` (written as new files).
+
+    `data` is an Arrow table, or a writer an engine made for a query's result
+    (`Engine.writer(query)`): it is called inside the transaction and its files are committed.
+
+    `respec(transaction)`, when given, changes the partition spec in the same commit, before the
+    new files are written (Gold choosing a coarser granularity on a full rebuild).
 
     This is the Silver MERGE commit: the caller read exactly the files it removes, so a
     concurrent change to them makes the commit fail (CommitConflictError) instead of losing rows;
@@ -303,14 +326,25 @@ def replace_files(
     """
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException, ValidationException
 
-    data = data.cast(table.schema().as_arrow())
+    if isinstance(data, pa.Table):
+        data = conform(data, table.schema().as_arrow())  # a column a newer contract dropped is null
     try:
         with table.transaction() as tx:
-            update = tx.update_snapshot(snapshot_properties=_props(run_id, batch_id, checkpoint))
+            if respec is not None:
+                respec(tx)
+            props = commit_properties(table, run_id, batch_id, checkpoint)  # the table's state carried forward
+            update = tx.update_snapshot(snapshot_properties=props)
             with update.overwrite() as overwrite:
                 for data_file in remove:
                     overwrite.delete_data_file(data_file)
-                for data_file in write_data_files(tx.table_metadata, table.io, data, overwrite.commit_uuid):
+                if isinstance(data, pa.Table):
+                    written = write_data_files(tx.table_metadata, table.io, data, overwrite.commit_uuid)
+                else:
+                    target = WriteTarget(
+                        tx.table_metadata, table.io, overwrite.commit_uuid, tx.table_metadata.schema().as_arrow()
+                    )
+                    written = data(target)
+                for data_file in written:
                     overwrite.append_data_file(data_file)
                 failpoint("storage.replace.after_write")  # data files written; the catalog commit is next
     except (CommitFailedException, CommitStateUnknownException, ValidationException) as exc:
@@ -395,56 +429,67 @@ def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any, runs: l
     return list(write_file(io=io, table_metadata=metadata, tasks=tasks))
 
 
-def files_added_after(table: Any, snapshot_id: int | None) -> tuple[list[str], int | None]:
+def files_added_after(table: Any, snapshot_id: int | None, sequence: int | None = None) -> tuple[list[str], int | None]:
     """Data files of the current snapshot added after `snapshot_id` (all when None), and the current id.
 
-    Valid for append-only tables such as Bronze: every file added later is new data.
+    Valid for append-only tables such as Bronze: every file added later is new data. A file is
+    newer when its data sequence number is above the snapshot's (`sequence`, when the caller kept
+    it), so this holds after that snapshot and those before the current one have been expired.
     """
     current = table.current_snapshot()
     if current is None:
         return [], None
-    newer = _snapshots_after(table, snapshot_id)
+    since = _sequence_of(table, snapshot_id, sequence)
     paths = []
     for manifest in current.manifests(table.io):
         for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-            if snapshot_id is None or entry.snapshot_id in newer:
+            if since is None or (entry.sequence_number or 0) > since:
                 paths.append(entry.data_file.file_path)
     return paths, current.snapshot_id
 
 
-def _snapshots_after(table: Any, snapshot_id: int | None) -> set[int]:
-    out: set[int] = set()
-    snap = table.current_snapshot()
-    while snap is not None and snap.snapshot_id != snapshot_id:
-        out.add(snap.snapshot_id)
-        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
-    return out
+def _sequence_of(table: Any, snapshot_id: int | None, sequence: int | None) -> int | None:
+    """The sequence number of `snapshot_id`; None (read every file) when there is none to go by."""
+    if snapshot_id is None or sequence is not None:
+        return sequence if snapshot_id is not None else None
+    snap = table.snapshot_by_id(snapshot_id)
+    if snap is not None:
+        return int(snap.sequence_number or 0)
+    log.warning(
+        "%s: snapshot %s is expired and its sequence number was not kept; every file is read again",
+        table.name(),
+        snapshot_id,
+    )
+    return None
 
 
 def partitions_changed(table: Any, since: int) -> set[int] | None:
-    """Day partitions (days since 1970-01-01) whose files changed after snapshot `since`.
+    """Days (since 1970-01-01) whose partitions' files changed after snapshot `since`; every day of
+    a changed month or year partition (`storage.partitioning`).
 
-    None when the table is not partitioned by one day transform (then any change means "all").
+    None when a changed file is not partitioned by one day, month or year transform (then any
+    change means "all").
     """
-    from pyiceberg.transforms import DayTransform
+    from lakestack.storage.partitioning import days_of, granularity_of
 
-    spec = table.spec()
-    if len(spec.fields) != 1 or not isinstance(spec.fields[0].transform, DayTransform):
+    if granularity_of(table.spec()) is None:
         return None
+    specs = table.specs()
     before = {t.file.file_path: t.file for t in table.scan(snapshot_id=since).plan_files()}
     now = {t.file.file_path: t.file for t in table.scan().plan_files()}
     changed = [f for p, f in now.items() if p not in before] + [f for p, f in before.items() if p not in now]
-    return {_day_value(f.partition[0]) for f in changed}
-
-
-def _day_value(value: Any) -> int:
-    from datetime import date
-
-    return (value - date(1970, 1, 1)).days if isinstance(value, date) else int(value)
+    days: set[int] = set()
+    for data_file in changed:
+        granularity = granularity_of(specs[data_file.spec_id])
+        if granularity is None:
+            return None
+        days.update(days_of(data_file.partition[0], granularity))
+    return days
 
 
 def last_checkpoint(table: Any) -> dict[str, Any] | None:
-    """The checkpoint of the newest commit that carries one."""
+    """The per-commit checkpoint of the newest commit that carries one. Superseded by
+    `storage.checkpoints.read_checkpoint` (typed, and exact after expiry); kept for callers not yet moved."""
     for commit in reversed(list(history(table))):
         if commit.checkpoint is not None:
             return commit.checkpoint

@@ -118,3 +118,25 @@ def test_resharding_loses_nothing(tmp_path: Path, moto_server: str) -> None:
     # moto keeps routing records to the parent after a split (it never closes it), so this proves
     # "nothing lost" across the split; reading children only after their closed parents is not
     # exercised by moto.
+
+
+def test_the_region_comes_from_the_environment_or_is_asked_for(tmp_path: Path, moto_server: str) -> None:
+    """No kinesis.region: boto3's own resolution (AWS_DEFAULT_REGION here); with none at all, one
+    clear line naming both ways to set it (no silent us-east-1)."""
+    import os
+    import subprocess
+    import sys
+
+    name = _stream(moto_server)
+    _put(moto_server, name, [payload(i) for i in range(5)])
+    settings = {"stream_name": name, "endpoint_url": moto_server, "poll_seconds": 0.05}
+    root = stream_project(tmp_path / "p", "kinesis", settings, max_seconds=0.3)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k.endswith(("_KEY_ID", "_KEY"))}
+    base.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE=os.devnull)
+    args = [sys.executable, "-m", "lakestack", "-p", str(root), "stream", "events", "--until-idle", "1"]
+    out = subprocess.run(args, env={**base, "AWS_DEFAULT_REGION": "us-east-1"}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert len(bronze_ids(root)) == 5
+    out = subprocess.run(args, env=base, capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "no AWS region for Kinesis: set kinesis.region in lakestack.yaml, or AWS_REGION" in out.stderr

@@ -142,7 +142,7 @@ def test_batch_contract_loads(tmp_path: Path) -> None:
         (BATCH.replace("version: 1", "version: 2"), r"the file name says orders.v1 but the file says orders.v2"),
         (BATCH.replace("columns:", "columns: [\n"), r"orders.v1.yaml:\d+:\d+: invalid YAML"),
         (BATCH.replace("{date:%Y%m%d}", "{date:%Q}"), r"unsupported date directive"),
-        (BATCH.replace("nullable: false}", "nullable: false, pii: ssn}"), r"unknown PII class 'ssn'"),
+        (BATCH.replace("nullable: false}", "nullable: false, pii: passport}"), r"unknown PII class 'passport'"),
     ],
 )
 def test_batch_contract_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:

@@ -1,0 +1,206 @@
+"""`lakestack apply`: carry out the plan (pipeline/plan.py) in one environment, behind its gates.
+
+Under the project lock the plan is made again (what was shown may be stale) and refused as a whole
+when any change is refused. An empty plan does nothing at all: no commit, no run record. Otherwise
+one `apply` run, in this order:
+
+1. schema: create the new Bronze, quarantine and Silver tables (empty) and evolve the ones on an
+   older contract version (one metadata commit each, as `ingest` and `promote` do);
+2. gate: the checks of every existing dataset whose declared checks changed or whose schema
+   evolved (`lakestack check`); a `fail` check that fails stops here (exit 4);
+3. Silver backfills (`lakestack backfill --all`, with its own gate(silver));
+4. Gold builds of the new, changed and downstream models, in dependency order, in full
+   (`lakestack build --full-refresh`, write-audit-publish: gate(gold) before each commit);
+5. drops (only with --allow-destructive): the table leaves the catalog; its files stay under the
+   warehouse, and the record names its last metadata file;
+6. `_lakestack.applied`: one row per change carried out. A change a gate blocked is not recorded,
+   so the next plan shows it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from lakestack.pipeline.applied import AppliedRow, record_applied
+from lakestack.pipeline.events import DatasetIO
+from lakestack.pipeline.plan import Change, Plan, PlanRefused, make_plan
+from lakestack.pipeline.runs import new_run_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    plan: Plan
+    run_id: str | None  # None: nothing to apply, nothing done
+    applied: tuple[str, ...] = ()  # targets carried out and recorded
+    blocked: tuple[str, ...] = ()  # datasets whose gate failed
+    skipped: tuple[str, ...] = ()  # targets left for the next apply (a gate upstream failed)
+    built: tuple[Any, ...] = ()  # the Gold builds (BuildResult)
+    record_snapshot: int | None = None  # the `_lakestack.applied` commit
+
+    @property
+    def noop(self) -> bool:
+        return self.run_id is None
+
+
+def apply_plan(lake: Any, *, allow_destructive: bool = False, run_id: str | None = None) -> ApplyResult:
+    """Make the plan under the project lock and carry it out as an `apply` run."""
+    with lake.locked("apply"):
+        plan = make_plan(lake, allow_destructive=allow_destructive)
+        if plan.refused:
+            raise PlanRefused(plan)
+        if plan.empty:
+            return ApplyResult(plan, None)
+        run_id = run_id or new_run_id()
+        with lake._top("apply", run_id) as top:
+            result = _Apply(lake, plan, top, run_id).run()
+            if result.blocked:
+                top.fail(f"quality gate failed: blocked {', '.join(result.blocked)}", blocked=True)
+        return result
+
+
+class _Apply:
+    def __init__(self, lake: Any, plan: Plan, top: Any, run_id: str) -> None:
+        self.lake, self.plan, self.top, self.run_id = lake, plan, top, run_id
+        self.done: list[Change] = []
+        self.blocked: list[str] = []
+        self.built: list[Any] = []
+        self.details: dict[str, dict[str, Any]] = {}
+
+    def run(self) -> ApplyResult:
+        self._schema()
+        if self._gate():
+            self._backfills()
+            self._builds()
+        if not self.blocked:
+            self._drops()
+            self.done += self.plan.of("adopt", "policies")
+        rows = [AppliedRow(c.record, c.kind, c.fingerprint, self.details.get(c.target, _detail(c))) for c in self.done]
+        snapshot = record_applied(self.lake.warehouse, self.plan.environment, self.run_id, rows)
+        done = {c.target for c in self.done}
+        return ApplyResult(
+            self.plan,
+            self.run_id,
+            tuple(c.target for c in self.done),
+            tuple(self.blocked),
+            tuple(c.target for c in self.plan.changes if c.target not in done),
+            tuple(self.built),
+            snapshot,
+        )
+
+    def _schema(self) -> None:
+        """New tables, then evolved ones: Bronze before Silver (Silver reads Bronze's columns)."""
+        from lakestack.pipeline.evolution import evolve_bronze, evolve_silver
+        from lakestack.pipeline.silver import model_from_config
+
+        lake, warehouse = self.lake, self.lake.warehouse
+        schema = [c for c in self.plan.of("create", "evolve") if not c.target.startswith("gold.")]
+        if not schema:
+            return
+        with lake.events.job("apply", "apply.schema", parent=self.top.run) as job:
+            for change in schema:
+                layer, _, name = change.target.partition(".")
+                if layer == "bronze":
+                    if change.kind == "create":
+                        warehouse.bronze_table(lake.project.contract(name))
+                    else:
+                        evolve_bronze(lake.project.contracts, warehouse, [lake.project.contract(name)])
+                elif layer == "quarantine":
+                    warehouse.quarantine_table(name)
+                else:
+                    model = model_from_config(name, lake.project)
+                    if change.kind == "create":
+                        warehouse.silver_table(model)
+                    else:
+                        evolve_silver(warehouse, model)
+                snap = warehouse.load(change.target).current_snapshot()
+                job.dataset(DatasetIO(change.target, "output", snap.snapshot_id if snap else None, rows=0))
+                self.done.append(change)
+
+    def _gate(self) -> bool:
+        """The checks of the datasets holding rows whose checks changed or whose schema evolved."""
+        checks = self.lake.dataset_checks()
+        wanted = {c.dataset for c in self.plan.of("checks", "evolve")}
+        datasets = sorted(d for d in wanted if d in checks and _holds_rows(self.lake.warehouse, d))
+        if datasets:
+            found = self.lake.check(datasets, run_id=self.run_id)
+            self.blocked += sorted({r.dataset for r in found if r.blocks})
+        if self.blocked:
+            return False
+        self.done += [c for c in self.plan.of("checks")]
+        return True
+
+    def _backfills(self) -> None:
+        for change in self.plan.of("backfill"):
+            result = self.lake.backfill(change.target, None, None, downstream=False, run_id=self.run_id)
+            self.details[change.target] = {**_detail(change), "snapshot_id": result.snapshot_id}
+            if result.blocked:
+                self.blocked += list(result.blocked)
+            else:
+                self.done.append(change)
+
+    def _builds(self) -> None:
+        """The new, changed and downstream Gold models, in full, unless an upstream is blocked."""
+        changes = {c.target: c for c in self.plan.changes if c.target.startswith("gold.") and c.kind != "adopt"}
+        if not changes:
+            return
+        models = self.lake.gold_models()
+        blocked = set(self.blocked)
+        wanted = []
+        for name in (m.name for m in _order(models)):
+            model = models[name]
+            if model.identifier in changes and not any(u in blocked for u in model.upstream):
+                wanted.append(name)
+            elif any(u in blocked for u in model.upstream):
+                blocked.add(model.identifier)
+        if not wanted:
+            return
+        self.built = list(self.lake.build(wanted, full_refresh=True, run_id=self.run_id))
+        for result in self.built:
+            change = changes[result.dataset]
+            if result.mode == "blocked":
+                self.blocked.append(result.dataset)
+                continue
+            self.details[change.target] = {**_detail(change), "snapshot_id": result.snapshot_id}
+            self.done.append(change)
+
+    def _drops(self) -> None:
+        drops = self.plan.of("drop")
+        if not drops:
+            return
+        with self.lake.events.job("apply", "apply.drop", parent=self.top.run) as job:
+            for change in drops:
+                table = self.lake.warehouse.load(change.target)
+                snap = table.current_snapshot()
+                self.details[change.target] = {**_detail(change), "metadata_location": table.metadata_location}
+                self.lake.warehouse.catalog.drop_table(change.target)  # files stay: registrable again
+                job.dataset(DatasetIO(change.target, "input", snap.snapshot_id if snap else None))
+                self.done.append(change)
+
+
+def _holds_rows(warehouse: Any, identifier: str) -> bool:
+    """An existing table with rows: an empty one (just created) has nothing for checks to judge yet;
+    its checks gate the first run that fills it."""
+    if not warehouse.exists(identifier):
+        return False
+    snap = warehouse.load(identifier).current_snapshot()
+    summary = snap.summary.additional_properties if snap is not None and snap.summary else {}
+    return int(summary.get("total-records", 0)) > 0
+
+
+def _order(models: dict[str, Any]) -> list[Any]:
+    from lakestack.pipeline.gold import build_order
+
+    return build_order(models)
+
+
+def _detail(change: Change) -> dict[str, Any]:
+    out: dict[str, Any] = {"detail": change.detail}
+    if change.steps:
+        out["steps"] = list(change.steps)
+    if change.partitions:
+        out["partitions"] = list(change.partitions)
+    return out

@@ -1,0 +1,62 @@
+"""The `_replayed_from` lineage column of Bronze: which quarantined record a Bronze row came from.
+
+A quarantine replay (pipeline/replay.py) lands rows that a newer contract accepts in Bronze with
+`_replayed_from` set to the record's replay key: `<sha256 of the landing file>#<line>` for a file
+record, `@<partition@offset>` for a stream record. Rows ingested normally hold null. The column is
+added to a Bronze table (one metadata commit, optional, so every older file reads it as null) the
+first time a replay lands rows in it; tables never replayed into keep the schema they had.
+
+The set of keys Bronze holds is what makes replay exactly-once: a replay commit leaves out every
+row whose key is already there, so a rerun after a crash, or a second replay, lands nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lakestack.errors import StorageError
+from lakestack.failpoints import failpoint
+
+log = logging.getLogger(__name__)
+
+REPLAYED_FROM = "_replayed_from"
+DOC = "the quarantined record this row was replayed from (<sha256>#<line> or @<position>); null when ingested"
+
+
+def has_replayed_column(table: Any) -> bool:
+    return any(f.name == REPLAYED_FROM for f in table.schema().fields)
+
+
+def ensure_replayed_column(table: Any) -> Any:
+    """`table` with an optional string column `_replayed_from` (added in one commit when missing)."""
+    if has_replayed_column(table):
+        return table
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.types import StringType
+
+    failpoint("replay.before_schema")
+    try:
+        with table.transaction() as tx, tx.update_schema() as update:
+            update.add_column(REPLAYED_FROM, StringType(), doc=DOC, required=False)
+    except CommitFailedException:  # a rival changed the table first: fine if it added the column
+        table = table.refresh()
+        if not has_replayed_column(table):
+            raise StorageError(
+                f"{'.'.join(table.name())}: the schema changed while adding {REPLAYED_FROM}; retry"
+            ) from None
+        return table
+    failpoint("replay.after_schema")
+    log.info("%s: added %s", ".".join(table.name()), REPLAYED_FROM)
+    return table.refresh()
+
+
+def replayed_keys(table: Any) -> set[str]:
+    """The replay keys of every Bronze row a replay landed (empty before the first replay)."""
+    if not has_replayed_column(table) or table.current_snapshot() is None:
+        return set()
+    from pyiceberg.expressions import NotNull
+
+    present = NotNull(REPLAYED_FROM)  # type: ignore[arg-type, call-arg]
+    scan = table.scan(row_filter=present, selected_fields=(REPLAYED_FROM,))
+    return {k for k in scan.to_arrow().column(REPLAYED_FROM).to_pylist() if k is not None}
