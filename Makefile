@@ -26,7 +26,7 @@ $(VENV)/bin/python:
 	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml Makefile | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[serve,postgres]'  # every README command works after make run (serve: lakestack serve)
+	$(PY) -m pip install -q -e '.[serve,postgres,rest]'  # every README command works after make run (serve: lakestack serve; rest: the example's APIs)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
@@ -36,15 +36,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 venv: $(VENV)/.installed-dev
 	scripts/install-chromium.sh
 
-## run: generate the Northwind example (ORDERS order lines) and run it end to end: ingest, promote, build,
-## publish to PostgreSQL (NORTHWIND_POSTGRES_URL, when it answers); then its run records (lineage: $(RUN_DIR)/warehouse/_lakestack/lineage/)
+## run: start the example's CRM and vehicle-valuation APIs on 127.0.0.1, generate the Northwind example (ORDERS
+## order lines) with them, run it end to end: ingest (files and the contacts API), promote, enrich, build,
+## publish to PostgreSQL (NORTHWIND_POSTGRES_URL, when it answers); then its run records (lineage:
+## $(RUN_DIR)/warehouse/_lakestack/lineage/). The APIs stop however it ends (scripts/run-northwind.sh)
 run: $(VENV)/.installed-run
-	rm -rf $(RUN_DIR)
-	$(VENV)/bin/lakestack example northwind $(RUN_DIR) --orders $(ORDERS) --seed $(SEED) $(if $(BREAK_GOLD),--break-gold)
-	$(VENV)/bin/lakestack -p $(RUN_DIR) run
-	$(VENV)/bin/lakestack -p $(RUN_DIR) runs
-	$(VENV)/bin/lakestack -p $(RUN_DIR) tables
-	$(VENV)/bin/lakestack -p $(RUN_DIR) sla
+	scripts/run-northwind.sh $(VENV)/bin/lakestack $(RUN_DIR) $(ORDERS) $(SEED) $(if $(BREAK_GOLD),--break-gold)
 	@echo "The web console: $(VENV)/bin/lakestack -p $(RUN_DIR) serve --insecure-dev, then open http://127.0.0.1:8080/console/ (with API keys: lakestack keys create --role analyst)"
 
 ## test: the whole suite with coverage (services are read from LAKESTACK_TEST_* variables)

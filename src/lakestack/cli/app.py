@@ -160,6 +160,15 @@ def example_northwind(
     break_gold: Annotated[
         bool, typer.Option("--break-gold", help="Make the last day's orders fail a Gold check.")
     ] = False,
+    apis: Annotated[
+        str | None,
+        typer.Option(
+            "--apis",
+            metavar="URL",
+            help="Also the CRM contacts API source and the fleet with its vehicle valuations, served at URL "
+            "by 'lakestack example apis' (key: the NORTHWIND_API_KEY secret).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Write the Northwind example project and realistic landing files (with deliberate defects)."""
@@ -168,8 +177,14 @@ def example_northwind(
 
     console = _console()
     copy_example("northwind", path)
+    if apis is not None:
+        from lakestack.examples.northwind_apis import add_apis
+
+        add_apis(path, apis)
     with console.status(Text(f"generating {orders:,} order lines ...")):
-        report = generate_northwind(path, orders=orders, seed=seed, days=days, break_gold=break_gold)
+        report = generate_northwind(
+            path, orders=orders, seed=seed, days=days, break_gold=break_gold, fleet=apis is not None
+        )
     if json_out:
         from lakestack.cli.render import print_json
 
@@ -180,6 +195,44 @@ def example_northwind(
     rows = [{"source": s, "rows": n} for s, n in sorted(report.rows.items())]
     console.print(rows_table(f"Northwind landing files in {path}/landing", rows, ["source", "rows"]))
     console.print(markup("Next: [bold]lakestack -p {} ingest[/]", path))
+
+
+@example_app.command("apis")
+def example_apis(
+    seed: Annotated[
+        int, typer.Option(help="Random seed (the example's --seed): the same seed serves the same data.")
+    ] = 42,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    url_file: Annotated[
+        Path | None, typer.Option(help="Write the server's URL to this file once it listens (for scripts).")
+    ] = None,
+) -> None:
+    """Serve the Northwind example's CRM contacts and vehicle-valuation APIs on 127.0.0.1 until stopped.
+
+    The API key is the NORTHWIND_API_KEY environment variable (the secret the example's project
+    reads). Rate-limited (429 with Retry-After) and with injected 500s, so pulls retry."""
+    import signal
+    import threading
+
+    from lakestack.errors import UsageError
+    from lakestack.examples.northwind_apis import SECRET, ApiSettings, NorthwindApis
+
+    key = os.environ.get(SECRET)
+    if not key:
+        raise UsageError(f"set the API key in the environment variable {SECRET} (the example's project reads it)")
+    console = _console()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with NorthwindApis(ApiSettings(seed=seed, key=key), port=port) as server:
+        if url_file is not None:
+            partial = url_file.with_name(url_file.name + ".part")
+            partial.write_text(server.url + "\n", encoding="utf-8")
+            partial.replace(url_file)  # whole or absent: a script waiting for it never reads half a URL
+        console.print(f"Northwind APIs on {server.url} (CRM contacts: /crm/v3/contacts, valuations: /vmv)")
+        while not stop.wait(0.5):
+            pass
+    console.print(f"Northwind APIs stopped: {server.state.summary()}")
 
 
 @app.command()
@@ -382,7 +435,7 @@ def show(
     from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
 
     lake = _state(ctx).lake()
-    with audit_read(ctx, lake, "show", table, role) as audited:
+    with audit_read(lake, "show", table, role) as audited:
         data = lake.read(table, limit=limit, role=role, user=user_attrs(user_attr))  # a denied table: as if missing
         audited.rows, audited.datasets = data.num_rows, (table,)
         audited.columns = tuple(f"{table}.{c}" for c in data.column_names)
@@ -554,7 +607,7 @@ def query(
     started = time.perf_counter()
     lake, user = _state(ctx).lake(), user_attrs(user_attr)
     with (
-        audit_read(ctx, lake, "query", sql, role) as audited,
+        audit_read(lake, "query", sql, role) as audited,
         lake.query_stream(sql, limits, as_of=as_of or None, role=role, user=user) as stream,
     ):
         if json_out and out is None:

@@ -218,6 +218,7 @@ def generate_northwind(
     days: int = 14,
     start: date = date(2026, 1, 1),
     break_gold: bool = False,
+    fleet: bool = False,
 ) -> NorthwindReport:
     """Write Northwind landing files under `project_dir/landing/<source>/`; return what was written.
 
@@ -234,6 +235,11 @@ def generate_northwind(
     each with one or two problems; re-delivered and exactly duplicated order lines; late order lines
     (delivered 2-5 days after `order_ts`); about 0.5% orders of a customer id the CRM does not know;
     a truncated `orders_<day after the period>.csv.gz`; one FX file delimited by "," instead of ";".
+
+    - `fleet`: also the fleet register (`landing/assets/fleet_<date>.csv`, source `assets`), for the
+      example with its APIs (`northwind_apis.py`): a full extract on the first day and one a week
+      with new odometer readings; one vehicle is not registered yet (no plate, no valuation).
+      Drawn from its own seeded generator, so the other files stay the same with or without it.
     """
     rnd = random.Random(seed)
     out = _Out(project_dir)
@@ -244,6 +250,8 @@ def generate_northwind(
     placed_per_day = _write_orders(rnd, out, known, catalog, orders, start, days, break_gold)
     _write_fx(rnd, out, start, days)
     _write_clicks(rnd, out, known, catalog, placed_per_day, start)
+    if fleet:
+        _write_fleet(random.Random(f"northwind-fleet:{seed}"), out, max(12, min(120, orders // 2000)), start, days)
     return out.report(len(customers), len(catalog.products))
 
 
@@ -742,3 +750,60 @@ def _write_clicks(
             path = out.path("clickstream", f"clicks_{base:%Y%m%d}_{number:02d}.ndjson")
             path.write_text("".join(part), encoding="utf-8")
             out.wrote("clickstream", path, len(part))
+
+
+# -- fleet register (with the APIs: northwind_apis.py) ----------------------------------------------
+FLEET_HEADER = (
+    "asset_id", "license_plate", "state_code", "make", "model", "model_year", "depot", "odometer_km",
+    "acquired_on", "updated_at",
+)  # fmt: skip
+DEPOTS = {"CA": "Oakland", "TX": "Dallas", "NY": "Newark", "WA": "Tacoma", "IL": "Joliet", "FL": "Orlando"}
+VEHICLES = (
+    ("Ford", "Transit 250"), ("Ford", "E-Transit"), ("Mercedes-Benz", "Sprinter 2500"), ("Ram", "ProMaster 2500"),
+    ("Isuzu", "NPR-HD"), ("Chevrolet", "Express 2500"), ("Freightliner", "M2 106"),
+)  # fmt: skip
+
+
+def _plate(rnd: random.Random, state: str) -> str:
+    letters = "ABCDEFGHJKLMNPRSTUVWXYZ"
+    abc = "".join(rnd.choice(letters) for _ in range(3))
+    if state == "CA":
+        return f"{rnd.randrange(1, 10)}{abc}{rnd.randrange(1000):03d}"
+    if state == "NY":
+        return f"{abc}-{rnd.randrange(10_000):04d}"
+    return f"{abc}{rnd.randrange(10_000):04d}"
+
+
+def _write_fleet(rnd: random.Random, out: _Out, n: int, start: date, days: int) -> None:
+    """The fleet register: every vehicle on the first day, again every 7 days with more kilometres."""
+    out.rows.setdefault("assets", 0)
+    out.defects.setdefault("assets", dict.fromkeys(DEFECT_KINDS, 0))
+    out.problems.setdefault("assets", {})
+    vehicles: list[Row] = []
+    for i in range(n):
+        state = rnd.choice(sorted(DEPOTS))
+        make, model = rnd.choice(VEHICLES)
+        year = rnd.randrange(2015, 2026)
+        vehicles.append(
+            {
+                "asset_id": f"V{i + 1:04d}",
+                "license_plate": "" if i == n - 1 else _plate(rnd, state),  # the newest van is not registered yet
+                "state_code": state,
+                "make": make,
+                "model": model,
+                "model_year": year,
+                "depot": DEPOTS[state],
+                "odometer_km": rnd.randrange(2_000, 40_000) * (2026 - year),
+                "acquired_on": date(year, rnd.randrange(1, 13), rnd.randrange(1, 29)).isoformat(),
+                "updated_at": "",
+            }
+        )
+    for day in range(0, days, 7):
+        stamp = _day_start(start, day) + timedelta(hours=5)
+        for v in vehicles:
+            if day:
+                v["odometer_km"] += rnd.randrange(300, 2_500)
+            v["updated_at"] = _ts(stamp + timedelta(seconds=rnd.randrange(3_600)))
+        path = out.path("assets", f"fleet_{stamp:%Y%m%d}.csv")
+        _write_csv(path, FLEET_HEADER, vehicles, ",")
+        out.wrote("assets", path, len(vehicles))

@@ -195,7 +195,7 @@ def copy_example(name: str, dest: Path) -> Path:
         return dest
     for item in template.rglob("*"):
         rel = item.relative_to(template)
-        if rel.parts[0] in ("landing", "warehouse", ".lakestack") or item.is_dir():
+        if rel.parts[0] in ("landing", "warehouse", ".lakestack", "apis") or item.is_dir():  # apis: --apis adds it
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
