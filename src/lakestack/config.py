@@ -319,6 +319,7 @@ class EnvironmentConfig(Frozen):
     s3: S3Config = S3Config()
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkConfig = SparkConfig()  # read only when engine is spark
+    format: Literal["iceberg", "delta"] = "iceberg"  # the table format (storage/delta.py for delta, ADR 35)
     description: str | None = None
     openlineage: OpenLineageConfig = OpenLineageConfig()
     metrics: MetricsConfig = MetricsConfig()

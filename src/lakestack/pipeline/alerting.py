@@ -347,11 +347,10 @@ def _own_warehouse(project: Project, environment: str) -> Callable[[], Any]:
     def warehouse() -> Any:
         with lock:
             if not held:
-                from lakestack.storage.catalog import open_catalog
-                from lakestack.storage.warehouse import Warehouse
+                from lakestack.storage.catalog import open_warehouse
 
                 env = project.config.environments[environment]
-                held.append(Warehouse(open_catalog(env, project.root, project.name)))
+                held.append(open_warehouse(env, project.root, project.name))
             return held[0]
 
     return warehouse

@@ -248,10 +248,9 @@ class Lake:
     @property
     def warehouse(self) -> Any:
         if self._warehouse is None:
-            from lakestack.storage.catalog import open_catalog
-            from lakestack.storage.warehouse import Warehouse
+            from lakestack.storage.catalog import open_warehouse
 
-            self._warehouse = Warehouse(open_catalog(self.env, self.project.root, self.project.name))
+            self._warehouse = open_warehouse(self.env, self.project.root, self.project.name)
             self._warehouse.ensure_namespaces()
         return self._warehouse
 

@@ -167,3 +167,16 @@ def _tune_sqlite(engine: Any) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else ""
+
+
+def open_warehouse(env: EnvironmentConfig, root: Path, name: str = "lakestack") -> Any:
+    """The environment's tables in its format: a `storage.warehouse.Warehouse` over the Iceberg
+    catalog (`format: iceberg`, the default), or a `storage.delta.DeltaWarehouse` (`format: delta`:
+    Delta tables in folders under the warehouse, no catalog; ADR 35)."""
+    if env.format == "delta":
+        from lakestack.storage.delta import DeltaWarehouse
+
+        return DeltaWarehouse(warehouse_uri(env, root))
+    from lakestack.storage.warehouse import Warehouse
+
+    return Warehouse(open_catalog(env, root, name))

@@ -25,7 +25,9 @@ _CACHE_SIZE = 16
 
 
 def _side_path(table: Any, what: str) -> str:
-    return f"{table.metadata.location.rstrip('/')}/metadata/lakestack-{what}-{uuid.uuid4().hex}.parquet"
+    # a Delta table names its own folder (`storage.delta`); an Iceberg table's is `metadata/`
+    folder = getattr(table, "side_files_location", None) or f"{table.metadata.location.rstrip('/')}/metadata"
+    return f"{folder}/lakestack-{what}-{uuid.uuid4().hex}.parquet"
 
 
 def _write_side(table: Any, what: str, data: Any) -> str:

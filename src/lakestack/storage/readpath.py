@@ -74,7 +74,7 @@ class ReadPath:
         from lakestack.config import SecretRef
 
         uri = env.catalog.uri
-        if env.catalog.type != "sql" or isinstance(uri, SecretRef) or "://" in env.warehouse:
+        if env.format != "iceberg" or env.catalog.type != "sql" or isinstance(uri, SecretRef) or "://" in env.warehouse:
             return None
         uri = uri or "sqlite:///.lakestack/catalog.db"
         if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////") or "?" in uri:

@@ -22,8 +22,10 @@ import pyarrow as pa
 from lakestack.contracts.model import Contract
 from lakestack.errors import CommitConflictError, StorageError
 from lakestack.failpoints import failpoint
+from lakestack.storage import delta
 from lakestack.storage.checkpoints import BATCH_ID, CHECKPOINT, RUN_ID, Checkpoint, commit_properties
 from lakestack.storage.datafiles import DataFileWriter, WriteTarget
+from lakestack.storage.delta import is_delta
 from lakestack.storage.evolution import conform
 from lakestack.storage.schema import bronze_schema, day_partition, quarantine_schema
 
@@ -276,10 +278,14 @@ def append(
         assert data is not None, "append needs data or an attempt"
         try:
             props = commit_properties(table, run_id, batch_id, checkpoint)  # the table's state carried forward
-            _fast_append(table, conform(data, table.schema().as_arrow()), props)
+            if is_delta(table):
+                failpoint("storage.append.after_write")  # delta-rs writes the files and commits in one call
+                table = delta.commit(table, conform(data, table.schema().as_arrow()), "append", props)
+            else:
+                _fast_append(table, conform(data, table.schema().as_arrow()), props)
             failpoint("storage.append.after_commit")
             return table
-        except (CommitFailedException, CommitStateUnknownException) as exc:
+        except (CommitFailedException, CommitStateUnknownException, CommitConflictError) as exc:
             table = table.refresh()
             if has_batch(table, batch_id):
                 log.info("batch %s was committed by an earlier attempt", batch_id)
@@ -328,6 +334,8 @@ def replace_files(
 
     if isinstance(data, pa.Table):
         data = conform(data, table.schema().as_arrow())  # a column a newer contract dropped is null
+    if is_delta(table):
+        return _replace_delta(table, remove, data, run_id, batch_id, checkpoint)
     try:
         with table.transaction() as tx:
             if respec is not None:
@@ -358,6 +366,33 @@ def replace_files(
     return table
 
 
+def _replace_delta(
+    table: Any, remove: list[Any], data: pa.Table | DataFileWriter, run_id: str, batch_id: str, checkpoint: Any
+) -> Any:
+    """`replace_files` on a Delta table: the files removed are all of the table's (an overwrite)
+    or none (an append); one compare-and-swap commit. Removing some files only needs the
+    partitioned Delta layout, not built yet (ADR 0035)."""
+    held = {t.file.file_path for t in table.scan().plan_files()}
+    removed = {f.file_path for f in remove}
+    if removed and removed != held:
+        raise StorageError(f"{table.name()}: replacing some of a Delta table's files is not supported yet")
+    if not isinstance(data, pa.Table):  # an engine's writer: it hands back the rows (`delta.Staged`)
+        schema = table.schema().as_arrow()
+        staged = data(WriteTarget(delta.Staged(schema.empty_table()), None, None, schema))
+        data = pa.concat_tables([s.data for s in staged]) if staged else schema.empty_table()
+    props = commit_properties(table, run_id, batch_id, checkpoint)
+    failpoint("storage.replace.after_write")
+    try:
+        table = delta.commit(table, data, "overwrite" if removed else "append", props)
+    except CommitConflictError as exc:
+        table = table.refresh()
+        if has_batch(table, batch_id):
+            return table
+        raise CommitConflictError(f"{table.name()} changed while merging; re-read and retry ({exc})") from exc
+    failpoint("storage.replace.after_commit")
+    return table
+
+
 def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) -> list[Any]:
     """Parquet data files for `data`, split by partition.
 
@@ -372,6 +407,8 @@ def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) ->
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
     from pyiceberg.transforms import DayTransform
 
+    if isinstance(metadata, delta.Staged):  # a Delta commit: delta-rs writes the files (`_replace_delta`)
+        return [delta.Staged(data)]
     if not data.num_rows:
         return []
     spec = metadata.spec()
@@ -436,6 +473,8 @@ def files_added_after(table: Any, snapshot_id: int | None, sequence: int | None 
     newer when its data sequence number is above the snapshot's (`sequence`, when the caller kept
     it), so this holds after that snapshot and those before the current one have been expired.
     """
+    if is_delta(table):
+        return delta.files_added_after(table, snapshot_id)
     current = table.current_snapshot()
     if current is None:
         return [], None

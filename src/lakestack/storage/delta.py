@@ -1,0 +1,530 @@
+"""Delta Lake tables (delta-rs, the `deltalake` package) behind the same storage seam as Iceberg (ADR 0035).
+
+A `DeltaWarehouse` keeps each table in its own folder, `<warehouse>/<namespace>/<table>/` with its
+`_delta_log/`; there is no catalog. A loaded table is a `DeltaLakeTable`: it answers the part of
+pyiceberg's `Table` that lakestack's storage, pipeline and engines read (the current snapshot and
+its lineage, the snapshot summaries that carry checkpoints, the schema, the partition spec, a scan
+planned to Parquet files), so `storage.checkpoints`, `warehouse.history` and the engines read a
+Delta table as they read an Iceberg one. Writes go through `append` and `replace` here, which
+`storage.warehouse.append` / `replace_files` route to.
+
+How Iceberg's terms map (see the ADR for what differs):
+
+- a snapshot is a table version; its id and its sequence number are the version (the empty
+  version 0 that creates the table is no snapshot: a new table has none, as in Iceberg);
+- the snapshot summary is the version's `commitInfo`: lakestack's keys (`lakestack.run-id`,
+  `lakestack.batch-id`, `lakestack.checkpoint`, `lakestack.state`) are custom commit metadata;
+- every commit also records an app transaction (`txn`, app id `lakestack`, version = the table
+  version it creates), so a Delta reader sees which version lakestack last wrote;
+- commits are compare-and-swap (`max_commit_retries=0`): a commit fails if any other commit
+  landed since the table was read, as Iceberg tables with `commit.retry.num-retries` 0 do;
+- the checkpoint side files (file ledgers, folded HTTP batch ids) live in `_lakestack/` beside
+  `_delta_log/`, written through pyiceberg's `PyArrowFileIO` (a plain file IO, local or S3).
+
+Not yet: partitioning (Delta partitions by identity columns only; a day partition needs a derived
+column), schema evolution, conflicts resolved from a fresh read by `merge`, S3.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+
+from lakestack.errors import CommitConflictError, MissingExtraError, StorageError
+
+log = logging.getLogger(__name__)
+
+APP_ID = "lakestack"  # the app id of the `txn` action every lakestack commit records
+SIDE_FOLDER = "_lakestack"  # checkpoint side files, beside `_delta_log/`
+
+
+def _deltalake() -> Any:
+    try:
+        import deltalake
+    except ImportError:
+        raise MissingExtraError("Delta Lake tables (format: delta)", "delta") from None
+    return deltalake
+
+
+# -- what a loaded Delta table looks like to lakestack ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """The commit's operation as Delta names it (`WRITE`, `MERGE`, `OPTIMIZE`), lower case."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A version's `commitInfo` as a snapshot summary: lakestack's keys and Iceberg-named figures."""
+
+    operation: Operation | None
+    additional_properties: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """When a version became current (Delta never moves back: a restore is a new version)."""
+
+    snapshot_id: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One table version as an Iceberg snapshot."""
+
+    snapshot_id: int
+    parent_snapshot_id: int | None
+    timestamp_ms: int
+    summary: Summary
+
+    @property
+    def sequence_number(self) -> int:
+        return self.snapshot_id
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """An `add` action as a planned data file (unpartitioned: no partition values)."""
+
+    file_path: str
+    record_count: int
+    file_size_in_bytes: int
+    partition: tuple[Any, ...] = ()
+    spec_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    file: DataFile
+    delete_files: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """The parts of Iceberg's table metadata lakestack reads."""
+
+    location: str
+    properties: dict[str, str]
+    snapshots: list[Snapshot]
+    current_snapshot_id: int | None
+    schemas: list[Any] = field(default_factory=list)
+
+    @property
+    def snapshot_log(self) -> list[LogEntry]:
+        return [LogEntry(s.snapshot_id, s.timestamp_ms) for s in self.snapshots]
+
+    def snapshot_by_id(self, snapshot_id: int) -> Snapshot | None:
+        return next((s for s in self.snapshots if s.snapshot_id == snapshot_id), None)
+
+
+class DeltaLakeTable:
+    """A Delta table at one version, read like a pyiceberg `Table` (see the module doc)."""
+
+    def __init__(self, identifier: str, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.identifier = identifier
+        self.uri = uri
+        self.storage_options = storage_options
+        self.delta = _deltalake().DeltaTable(uri, storage_options=storage_options)
+        self._metadata: Metadata | None = None
+        self._schema: Any = None
+
+    # identity and state
+    def name(self) -> tuple[str, ...]:
+        return tuple(self.identifier.split("."))
+
+    @property
+    def version(self) -> int:
+        return int(self.delta.version())
+
+    def refresh(self) -> DeltaLakeTable:
+        """Read the newest version (in place, as pyiceberg's `refresh` does)."""
+        self.delta = _deltalake().DeltaTable(self.uri, storage_options=self.storage_options)
+        self._metadata = None
+        self._schema = None
+        return self
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {k: v for k, v in self.delta.metadata().configuration.items() if v is not None}
+
+    @property
+    def metadata_location(self) -> str:
+        return f"{self.uri.rstrip('/')}/_delta_log/{self.version:020d}.json"
+
+    def location(self) -> str:
+        return self.uri
+
+    @property
+    def side_files_location(self) -> str:
+        """Where checkpoint side files go: a folder Delta's vacuum leaves alone (its name starts with `_`)."""
+        return f"{self.uri.rstrip('/')}/{SIDE_FOLDER}"
+
+    @property
+    def metadata(self) -> Metadata:
+        if self._metadata is None:
+            snapshots = _snapshots(self.delta.history())
+            current = snapshots[-1].snapshot_id if snapshots and snapshots[-1].snapshot_id == self.version else None
+            if current is not None:  # the current version's totals, as Iceberg's summary has them
+                tasks = self.scan().plan_files()
+                totals = {
+                    "total-records": str(sum(t.file.record_count for t in tasks)),
+                    "total-data-files": str(len(tasks)),
+                }
+                last = snapshots[-1]
+                snapshots[-1] = Snapshot(
+                    last.snapshot_id,
+                    last.parent_snapshot_id,
+                    last.timestamp_ms,
+                    Summary(last.summary.operation, {**last.summary.additional_properties, **totals}),
+                )
+            self._metadata = Metadata(self.uri, self.properties, snapshots, current, [self.schema()])
+        return self._metadata
+
+    def current_snapshot(self) -> Snapshot | None:
+        current = self.metadata.current_snapshot_id
+        return self.metadata.snapshot_by_id(current) if current is not None else None
+
+    def snapshot_by_id(self, snapshot_id: int) -> Snapshot | None:
+        return self.metadata.snapshot_by_id(snapshot_id)
+
+    @property
+    def io(self) -> Any:
+        """A plain file IO for checkpoint side files (`storage.checkpoint_files`)."""
+        from pyiceberg.io.pyarrow import PyArrowFileIO
+
+        return PyArrowFileIO(_fileio_properties(self.storage_options))
+
+    # schema and partitioning
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(self.delta.schema().to_arrow())
+
+    def schema(self) -> Any:
+        """The table's columns as a pyiceberg `Schema` (fresh field ids, in column order)."""
+        if self._schema is None:
+            from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
+            from pyiceberg.schema import assign_fresh_schema_ids
+
+            self._schema = assign_fresh_schema_ids(_pyarrow_to_schema_without_ids(self.arrow_schema()))
+        return self._schema
+
+    def spec(self) -> Any:
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+
+        return UNPARTITIONED_PARTITION_SPEC
+
+    def specs(self) -> dict[int, Any]:
+        return {0: self.spec()}
+
+    # reading
+    def scan(
+        self, snapshot_id: int | None = None, row_filter: Any = None, selected_fields: tuple[str, ...] = ("*",)
+    ) -> DeltaScan:
+        return DeltaScan(self, snapshot_id, row_filter, selected_fields)
+
+    def at(self, version: int) -> Any:
+        """The `deltalake.DeltaTable` at `version`."""
+        try:
+            return _deltalake().DeltaTable(self.uri, version=version, storage_options=self.storage_options)
+        except Exception as exc:  # a version whose log files were cleaned up
+            raise StorageError(f"{self.identifier}: version {version} cannot be read ({_first_line(exc)})") from None
+
+    def file_paths(self, version: int | None = None) -> list[str]:
+        return [t.file.file_path for t in self.scan(snapshot_id=version).plan_files()]
+
+
+class DeltaScan:
+    """A planned read of a Delta table at a version: its Parquet files (no delete files: lakestack
+    writes no deletion vectors), or Arrow."""
+
+    def __init__(self, table: DeltaLakeTable, version: int | None, row_filter: Any, selected: tuple[str, ...]) -> None:
+        self.table = table
+        self.version = version
+        self.row_filter = row_filter
+        self.selected = selected
+
+    def _delta(self) -> Any:
+        return self.table.delta if self.version is None else self.table.at(self.version)
+
+    def plan_files(self) -> list[Task]:
+        delta = self._delta()
+        if delta.deletion_vectors is not None and _has_deletion_vectors(delta):
+            raise StorageError(f"{self.table.identifier}: deletion vectors are not read by lakestack yet")
+        actions = pa.table(delta.get_add_actions(flatten=True))
+        root = self.table.uri.rstrip("/")
+        return [
+            Task(DataFile(_absolute(root, path), int(rows or 0), int(size)))
+            for path, rows, size in zip(
+                actions["path"].to_pylist(),
+                actions["num_records"].to_pylist(),
+                actions["size_bytes"].to_pylist(),
+                strict=True,
+            )
+        ]
+
+    def projection(self) -> Any:
+        return self.table.schema()
+
+    def to_arrow(self) -> pa.Table:
+        schema = self.table.arrow_schema()
+        if not self.plan_files():
+            data = schema.empty_table()
+        else:
+            data = pa.table(self._delta().to_pyarrow_table()).cast(schema)
+        if self.row_filter is not None:
+            from pyiceberg.expressions.visitors import bind
+            from pyiceberg.io.pyarrow import expression_to_pyarrow
+
+            data = data.filter(expression_to_pyarrow(bind(self.table.schema(), self.row_filter, case_sensitive=True)))
+        if self.selected != ("*",):
+            data = data.select(list(self.selected))
+        return data
+
+    def to_arrow_batch_reader(self) -> pa.RecordBatchReader:
+        return self.to_arrow().to_reader()
+
+
+def _has_deletion_vectors(delta: Any) -> bool:
+    features = delta.protocol().reader_features or []
+    return "deletionVectors" in features
+
+
+def _absolute(root: str, path: str) -> str:
+    if "://" in path:
+        return path
+    if root.startswith("/"):
+        root = Path(root).as_uri()
+    return f"{root}/{path}"
+
+
+def _snapshots(history: list[dict[str, Any]]) -> list[Snapshot]:
+    """The table's versions as snapshots, oldest first; the empty version that creates the table is none."""
+    out: list[Snapshot] = []
+    for commit in sorted(history, key=lambda c: int(c["version"])):
+        version = int(commit["version"])
+        metrics = commit.get("operationMetrics") or {}
+        if version == 0 and commit.get("operation") == "CREATE TABLE" and not metrics.get("num_added_files"):
+            continue
+        props = {k: str(v) for k, v in commit.items() if k.startswith("lakestack.")}
+        for ours, theirs in (("added-records", "num_added_rows"), ("deleted-records", "num_deleted_rows")):
+            if metrics.get(theirs) is not None:
+                props[ours] = str(metrics[theirs])
+        parent = out[-1].snapshot_id if out else None
+        operation = Operation(str(commit["operation"]).lower()) if commit.get("operation") else None
+        out.append(Snapshot(version, parent, int(commit["timestamp"]), Summary(operation, props)))
+    return out
+
+
+# -- the warehouse ---------------------------------------------------------------------------------
+class DeltaWarehouse:
+    """Tables by layer as Delta tables in folders under one warehouse location (no catalog)."""
+
+    format = "delta"
+
+    def __init__(self, location: str, storage_options: dict[str, str] | None = None) -> None:
+        _deltalake()
+        self.location = location.rstrip("/")
+        self.storage_options = storage_options
+        if self.location.startswith("s3://"):
+            raise StorageError("Delta tables on S3 are not supported yet (format: delta needs a local warehouse)")
+
+    def ensure_namespaces(self) -> None:
+        for ns in _namespaces():
+            self._root().joinpath(ns).mkdir(parents=True, exist_ok=True)
+
+    def _root(self) -> Path:
+        return Path(unquote(urlsplit(self.location).path)) if "://" in self.location else Path(self.location)
+
+    def uri(self, identifier: str) -> str:
+        namespace, _, name = identifier.partition(".")
+        return (self._root() / namespace / name).as_uri()
+
+    def exists(self, identifier: str) -> bool:
+        return bool(_deltalake().DeltaTable.is_deltatable(self.uri(identifier), self.storage_options))
+
+    def load(self, identifier: str) -> DeltaLakeTable:
+        if not self.exists(identifier):
+            raise StorageError(f"table {identifier} does not exist")
+        return DeltaLakeTable(identifier, self.uri(identifier), self.storage_options)
+
+    def tables(self) -> list[str]:
+        out = []
+        for ns in _namespaces():
+            folder = self._root() / ns
+            if folder.is_dir():
+                out += [f"{ns}.{p.name}" for p in folder.iterdir() if (p / "_delta_log").is_dir()]
+        return sorted(out)
+
+    def bronze_table(self, contract: Any) -> DeltaLakeTable:
+        from lakestack.storage.schema import bronze_schema
+
+        props = {"lakestack.contract": contract.ref, **_pii(contract.pii_columns())}
+        return self._table(f"bronze.{contract.source}", bronze_schema(contract).as_arrow(), props)
+
+    def silver_table(self, model: Any) -> DeltaLakeTable:
+        from lakestack.storage.schema import SILVER_COLUMNS, contract_schema
+
+        schema = contract_schema(model.contract, SILVER_COLUMNS).as_arrow()
+        props = {
+            "lakestack.contract": model.contract.ref,
+            "lakestack.key": ",".join(model.key),
+            **_pii(model.contract.pii_columns()),
+        }
+        return self._table(f"silver.{model.name}", schema, props)
+
+    def gold_table(
+        self,
+        model: Any,
+        schema: pa.Schema,
+        *,
+        replace: bool = False,
+        pii: dict[str, str] | None = None,
+        granularity: str = "day",
+    ) -> DeltaLakeTable:
+        """`gold.<name>` with the columns a model's SELECT returns (unpartitioned on Delta for now);
+        `replace`: the model's columns changed, and a new version replaces schema and rows."""
+        settings = model.settings
+        props = {"lakestack.model": model.name, **_pii(pii or {})}
+        props.update(
+            {f"lakestack.{k}": v for k, v in (("description", settings.description), ("owner", settings.owner)) if v}
+        )
+        if replace and self.exists(model.identifier):
+            _deltalake().DeltaTable.create(
+                self.uri(model.identifier),
+                _plain(schema),
+                mode="overwrite",
+                configuration=props,
+                storage_options=self.storage_options,
+                raise_if_key_not_exists=False,
+            )
+            return self.load(model.identifier)
+        return self._table(model.identifier, _plain(schema), props)
+
+    def system_table(self, identifier: str, schema: pa.Schema) -> DeltaLakeTable:
+        return self._table(identifier, schema, {})
+
+    def quarantine_table(self, source: str) -> DeltaLakeTable:
+        from lakestack.storage.schema import quarantine_schema
+
+        return self._table(f"quarantine.{source}", quarantine_schema().as_arrow(), {})
+
+    def drop(self, identifier: str) -> None:
+        shutil.rmtree(self._root() / identifier.replace(".", "/", 1), ignore_errors=True)
+
+    def _table(self, identifier: str, schema: pa.Schema, props: dict[str, str]) -> DeltaLakeTable:
+        self.ensure_namespaces()
+        if not self.exists(identifier):
+            try:
+                _deltalake().DeltaTable.create(
+                    self.uri(identifier),
+                    _plain(schema),
+                    mode="error",
+                    name=identifier,
+                    configuration=props,
+                    storage_options=self.storage_options,
+                    raise_if_key_not_exists=False,
+                )
+            except Exception as exc:  # another writer created it first
+                if not self.exists(identifier):
+                    raise StorageError(f"cannot create {identifier}: {_first_line(exc)}") from None
+        return self.load(identifier)
+
+
+def _namespaces() -> tuple[str, ...]:
+    from lakestack.storage.warehouse import NAMESPACES
+
+    return NAMESPACES
+
+
+def _pii(columns: dict[str, str]) -> dict[str, str]:
+    return {f"lakestack.pii.{k}": v for k, v in columns.items()}
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    """An Arrow schema without pyiceberg's field-id metadata (Delta keeps its own)."""
+    return pa.schema([f.remove_metadata() for f in schema]).remove_metadata()
+
+
+# -- commits ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """What an engine's writer hands back for a Delta commit: the rows (delta-rs writes the files)."""
+
+    data: pa.Table
+
+
+def is_delta(table: Any) -> bool:
+    return isinstance(table, DeltaLakeTable)
+
+
+def commit(table: DeltaLakeTable, data: pa.Table, mode: str, props: dict[str, str]) -> DeltaLakeTable:
+    """One compare-and-swap commit of `data` (append, or overwrite: every current file replaced)
+    carrying `props` in its commitInfo; CommitConflictError when another commit landed since `table`
+    was read (nothing was committed then)."""
+    deltalake = _deltalake()
+    from deltalake.exceptions import CommitFailedError
+
+    version = table.version
+    properties = deltalake.CommitProperties(
+        custom_metadata=props,
+        max_commit_retries=0,
+        app_transactions=[deltalake.Transaction(APP_ID, version + 1)],
+    )
+    try:
+        deltalake.write_deltalake(
+            table.delta,
+            _plain_data(data, table.arrow_schema()),
+            mode=mode,
+            commit_properties=properties,
+            storage_options=table.storage_options,
+        )
+    except CommitFailedError as exc:
+        raise CommitConflictError(f"{table.identifier} changed since version {version} ({exc})") from exc
+    except Exception as exc:  # delta-rs errors: translate at the boundary
+        raise StorageError(f"cannot commit to {table.identifier}: {_first_line(exc)}") from None
+    return table.refresh()
+
+
+def _plain_data(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`data` with the Delta table's Arrow types (plain strings and lists, as delta-rs reads them)."""
+    return data.cast(pa.schema([f.with_nullable(f.nullable) for f in schema]))
+
+
+def lineage(table: DeltaLakeTable) -> Iterator[Snapshot]:
+    return reversed(table.metadata.snapshots)
+
+
+def files_added_after(table: DeltaLakeTable, version: int | None) -> tuple[list[str], int | None]:
+    """Data files of the current version that the table did not hold at `version` (all when None).
+    Valid for append-only tables such as Bronze."""
+    current = table.current_snapshot()
+    if current is None:
+        return [], None
+    now = table.file_paths()
+    if version is None:
+        return now, current.snapshot_id
+    try:
+        before = set(table.file_paths(version))
+    except StorageError:
+        log.warning("%s: version %s cannot be read; every file is read again", table.identifier, version)
+        return now, current.snapshot_id
+    return [p for p in now if p not in before], current.snapshot_id
+
+
+def _fileio_properties(storage_options: dict[str, str] | None) -> dict[str, str]:
+    return dict(storage_options or {})
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+__all__ = ["DeltaLakeTable", "DeltaWarehouse", "Staged", "commit", "files_added_after", "is_delta"]
