@@ -21,15 +21,16 @@ How Iceberg's terms map (see the ADR for what differs):
 - the checkpoint side files (file ledgers, folded HTTP batch ids) live in `_lakestack/` beside
   `_delta_log/`, written through pyiceberg's `PyArrowFileIO` (a plain file IO, local or S3).
 
-Not yet: partitioning (Delta partitions by identity columns only; a day partition needs a derived
-column), schema evolution, conflicts resolved from a fresh read by `merge`, S3.
+- partitioning by Iceberg's day/month/year transforms is a derived int column (`Partitioning`);
+  replacing whole partitions is an overwrite with a predicate on it (`replace`).
+
+Not yet: schema evolution, rollback (restore), maintenance (optimize, vacuum), S3.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 
 from lakestack.errors import CommitConflictError, MissingExtraError, StorageError
+from lakestack.storage.partitioning import GRANULARITIES, Granularity
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,37 @@ class Metadata:
         return next((s for s in self.snapshots if s.snapshot_id == snapshot_id), None)
 
 
+@dataclass(frozen=True, slots=True)
+class Partitioning:
+    """A Delta table partitioned by Iceberg's day, month or year transform of one column: Delta
+    partitions by identity only, so the transform's value (days, months or years since 1970, an
+    int) is a derived column `_<column>_<granularity>` that storage fills before each write.
+    delta-rs keeps partition columns out of the Parquet files: engines reading them see the table's
+    own columns; Delta readers see the derived one too."""
+
+    column: str
+    granularity: Granularity
+
+    @property
+    def name(self) -> str:
+        return f"_{self.column}_{self.granularity}"
+
+    @classmethod
+    def of(cls, partition_columns: list[str]) -> Partitioning | None:
+        if len(partition_columns) != 1:
+            return None
+        name = partition_columns[0]
+        for granularity in GRANULARITIES:
+            if name.startswith("_") and name.endswith(f"_{granularity}"):
+                return cls(name[1 : -len(granularity) - 1], granularity)
+        return None
+
+    def values(self, data: pa.Table) -> pa.Array:
+        from lakestack.storage.partitioning import transform_values
+
+        return transform_values(data[self.column], self.granularity)
+
+
 class DeltaLakeTable:
     """A Delta table at one version, read like a pyiceberg `Table` (see the module doc)."""
 
@@ -204,8 +237,16 @@ class DeltaLakeTable:
         return PyArrowFileIO(_fileio_properties(self.storage_options))
 
     # schema and partitioning
+    @property
+    def partitioning(self) -> Partitioning | None:
+        """The table's date partitioning: its derived partition column, read from the Delta metadata."""
+        return Partitioning.of(self.delta.metadata().partition_columns)
+
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema(self.delta.schema().to_arrow())
+        """The table's own columns (without the derived partition column)."""
+        schema = pa.schema(self.delta.schema().to_arrow())
+        part = self.partitioning
+        return schema.remove(schema.get_field_index(part.name)) if part is not None else schema
 
     def schema(self) -> Any:
         """The table's columns as a pyiceberg `Schema` (fresh field ids, in column order)."""
@@ -217,9 +258,17 @@ class DeltaLakeTable:
         return self._schema
 
     def spec(self) -> Any:
-        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+        """The Iceberg partition spec the Delta partitioning stands for (one day, month or year field)."""
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
 
-        return UNPARTITIONED_PARTITION_SPEC
+        from lakestack.storage.partitioning import transform
+
+        part = self.partitioning
+        if part is None:
+            return UNPARTITIONED_PARTITION_SPEC
+        source = self.schema().find_field(part.column).field_id
+        field = PartitionField(source, 1000, transform(part.granularity), f"{part.column}_{part.granularity}")
+        return PartitionSpec(field, spec_id=0)
 
     def specs(self) -> dict[int, Any]:
         return {0: self.spec()}
@@ -260,12 +309,15 @@ class DeltaScan:
             raise StorageError(f"{self.table.identifier}: deletion vectors are not read by lakestack yet")
         actions = pa.table(delta.get_add_actions(flatten=True))
         root = self.table.uri.rstrip("/")
+        part = Partitioning.of(delta.metadata().partition_columns)
+        values = actions[f"partition.{part.name}"].to_pylist() if part else [None] * actions.num_rows
         return [
-            Task(DataFile(_absolute(root, path), int(rows or 0), int(size)))
-            for path, rows, size in zip(
+            Task(DataFile(_absolute(root, path), int(rows or 0), int(size), (int(v) if v is not None else None,)))
+            for path, rows, size, v in zip(
                 actions["path"].to_pylist(),
                 actions["num_records"].to_pylist(),
                 actions["size_bytes"].to_pylist(),
+                values,
                 strict=True,
             )
         ]
@@ -278,7 +330,7 @@ class DeltaScan:
         if not self.plan_files():
             data = schema.empty_table()
         else:
-            data = pa.table(self._delta().to_pyarrow_table()).cast(schema)
+            data = pa.table(self._delta().to_pyarrow_table(columns=schema.names)).cast(schema)
         if self.row_filter is not None:
             from pyiceberg.expressions.visitors import bind
             from pyiceberg.io.pyarrow import expression_to_pyarrow
@@ -364,12 +416,15 @@ class DeltaWarehouse:
         return sorted(out)
 
     def bronze_table(self, contract: Any) -> DeltaLakeTable:
+        """`bronze.<source>`, partitioned by ingestion day."""
         from lakestack.storage.schema import bronze_schema
 
         props = {"lakestack.contract": contract.ref, **_pii(contract.pii_columns())}
-        return self._table(f"bronze.{contract.source}", bronze_schema(contract).as_arrow(), props)
+        schema = bronze_schema(contract).as_arrow()
+        return self._table(f"bronze.{contract.source}", schema, props, Partitioning("_ingested_at", "day"))
 
     def silver_table(self, model: Any) -> DeltaLakeTable:
+        """`silver.<name>`, partitioned by day of the model's time column (when it has one)."""
         from lakestack.storage.schema import SILVER_COLUMNS, contract_schema
 
         schema = contract_schema(model.contract, SILVER_COLUMNS).as_arrow()
@@ -378,7 +433,8 @@ class DeltaWarehouse:
             "lakestack.key": ",".join(model.key),
             **_pii(model.contract.pii_columns()),
         }
-        return self._table(f"silver.{model.name}", schema, props)
+        part = Partitioning(model.partition_by, "day") if model.partition_by else None
+        return self._table(f"silver.{model.name}", schema, props, part)
 
     def gold_table(
         self,
@@ -387,55 +443,65 @@ class DeltaWarehouse:
         *,
         replace: bool = False,
         pii: dict[str, str] | None = None,
-        granularity: str = "day",
+        granularity: Granularity = "day",
     ) -> DeltaLakeTable:
-        """`gold.<name>` with the columns a model's SELECT returns (unpartitioned on Delta for now);
-        `replace`: the model's columns changed, and a new version replaces schema and rows."""
+        """`gold.<name>` with the columns a model's SELECT returns, partitioned by `granularity` of its
+        partition_by column; `replace`: the model's columns changed, and a new version replaces the
+        schema, the partitioning and the rows (the versions before stay readable)."""
         settings = model.settings
         props = {"lakestack.model": model.name, **_pii(pii or {})}
         props.update(
             {f"lakestack.{k}": v for k, v in (("description", settings.description), ("owner", settings.owner)) if v}
         )
+        part = Partitioning(settings.partition_by, granularity) if settings.partition_by else None
+        if part is not None and part.column not in schema.names:
+            raise StorageError(f"{model.identifier}: partition_by '{part.column}' is not a column of the model")
         if replace and self.exists(model.identifier):
+            self._create(model.identifier, schema, props, part, mode="overwrite")
+            return self.load(model.identifier)
+        return self._table(model.identifier, schema, props, part)
+
+    def system_table(self, identifier: str, schema: pa.Schema) -> DeltaLakeTable:
+        return self._table(identifier, schema, {}, None)
+
+    def quarantine_table(self, source: str) -> DeltaLakeTable:
+        """`quarantine.<source>`, partitioned by ingestion day."""
+        from lakestack.storage.schema import quarantine_schema
+
+        schema = quarantine_schema().as_arrow()
+        return self._table(f"quarantine.{source}", schema, {}, Partitioning("_ingested_at", "day"))
+
+    def _table(
+        self, identifier: str, schema: pa.Schema, props: dict[str, str], part: Partitioning | None
+    ) -> DeltaLakeTable:
+        self.ensure_namespaces()
+        if not self.exists(identifier):
+            try:
+                self._create(identifier, schema, props, part, mode="error")
+            except StorageError:  # another writer created it first
+                if not self.exists(identifier):
+                    raise
+        return self.load(identifier)
+
+    def _create(
+        self, identifier: str, schema: pa.Schema, props: dict[str, str], part: Partitioning | None, mode: str
+    ) -> None:
+        columns = _plain(schema)
+        if part is not None:
+            columns = columns.append(pa.field(part.name, pa.int32()))
+        try:
             _deltalake().DeltaTable.create(
-                self.uri(model.identifier),
-                _plain(schema),
-                mode="overwrite",
+                self.uri(identifier),
+                columns,
+                mode=mode,
+                partition_by=[part.name] if part is not None else None,
+                name=identifier,
                 configuration=props,
                 storage_options=self.storage_options,
                 raise_if_key_not_exists=False,
             )
-            return self.load(model.identifier)
-        return self._table(model.identifier, _plain(schema), props)
-
-    def system_table(self, identifier: str, schema: pa.Schema) -> DeltaLakeTable:
-        return self._table(identifier, schema, {})
-
-    def quarantine_table(self, source: str) -> DeltaLakeTable:
-        from lakestack.storage.schema import quarantine_schema
-
-        return self._table(f"quarantine.{source}", quarantine_schema().as_arrow(), {})
-
-    def drop(self, identifier: str) -> None:
-        shutil.rmtree(self._root() / identifier.replace(".", "/", 1), ignore_errors=True)
-
-    def _table(self, identifier: str, schema: pa.Schema, props: dict[str, str]) -> DeltaLakeTable:
-        self.ensure_namespaces()
-        if not self.exists(identifier):
-            try:
-                _deltalake().DeltaTable.create(
-                    self.uri(identifier),
-                    _plain(schema),
-                    mode="error",
-                    name=identifier,
-                    configuration=props,
-                    storage_options=self.storage_options,
-                    raise_if_key_not_exists=False,
-                )
-            except Exception as exc:  # another writer created it first
-                if not self.exists(identifier):
-                    raise StorageError(f"cannot create {identifier}: {_first_line(exc)}") from None
-        return self.load(identifier)
+        except Exception as exc:  # delta-rs errors: translate at the boundary
+            raise StorageError(f"cannot create {identifier}: {_first_line(exc)}") from None
 
 
 def _namespaces() -> tuple[str, ...]:
@@ -465,26 +531,88 @@ def is_delta(table: Any) -> bool:
     return isinstance(table, DeltaLakeTable)
 
 
-def commit(table: DeltaLakeTable, data: pa.Table, mode: str, props: dict[str, str]) -> DeltaLakeTable:
-    """One compare-and-swap commit of `data` (append, or overwrite: every current file replaced)
-    carrying `props` in its commitInfo; CommitConflictError when another commit landed since `table`
-    was read (nothing was committed then)."""
+def append(table: DeltaLakeTable, data: pa.Table, props: dict[str, str]) -> DeltaLakeTable:
+    """Append `data` in one compare-and-swap commit carrying `props` in its commitInfo."""
+    return _write(table, data, props, "append")
+
+
+def replace(
+    table: DeltaLakeTable, remove: Collection[str], data: pa.Table, props: dict[str, str], respec: Any = None
+) -> DeltaLakeTable:
+    """Drop the data files `remove` and add `data`, in one compare-and-swap commit.
+
+    Delta removes files by predicate, not by name: removing every file is an overwrite, removing
+    those of some partitions an overwrite where the partition column is in those partitions and
+    the ones `data` lands in (delta-rs refuses rows outside the predicate). A file set that is not
+    whole partitions is refused (StorageError), since the overwrite would drop rows the caller
+    meant to keep. `respec` (a `partitioning.Respec`, Gold choosing another granularity on a full
+    rebuild) repartitions the table in the same commit.
+    """
+    held = {t.file.file_path: t.file.partition for t in table.scan().plan_files()}
+    removed = set(remove)
+    if not removed <= set(held):
+        raise CommitConflictError(f"{table.identifier}: files to replace are gone (another commit)")
+    if respec is not None:
+        if removed != set(held):
+            raise StorageError(f"{table.identifier}: repartitioning replaces every file")
+        return _write(table, data, props, "overwrite", repartition=Partitioning(respec.column, respec.granularity))
+    if not removed:
+        return _write(table, data, props, "append")
+    if removed == set(held):
+        return _write(table, data, props, "overwrite")
+    part = table.partitioning
+    if part is None:
+        raise StorageError(f"{table.identifier}: an unpartitioned Delta table is replaced whole or not at all")
+    values = {held[path][0] for path in removed} | set(part.values(data).to_pylist())
+    kept = [path for path, value in held.items() if value[0] in values and path not in removed]
+    if kept or None in values:
+        raise StorageError(f"{table.identifier}: the files to replace are not whole partitions")
+    return _write(table, data, props, "overwrite", predicate=_in(part.name, sorted(values)))
+
+
+def _in(column: str, values: list[int]) -> str:
+    """A delta-rs (DataFusion SQL) predicate `"column" IN (...)` over int partition values."""
+    quoted = '"' + column.replace('"', '""') + '"'
+    return f"{quoted} IN ({', '.join(str(int(v)) for v in values)})"
+
+
+def _write(
+    table: DeltaLakeTable,
+    data: pa.Table,
+    props: dict[str, str],
+    mode: str,
+    *,
+    predicate: str | None = None,
+    repartition: Partitioning | None = None,
+) -> DeltaLakeTable:
+    """One write_deltalake commit that fails (CommitConflictError, nothing committed) if any commit
+    landed since `table` was read; the derived partition column is filled here."""
     deltalake = _deltalake()
     from deltalake.exceptions import CommitFailedError
 
     version = table.version
+    part = repartition or table.partitioning
+    rows = _plain_data(data, table.arrow_schema())
+    if part is not None:
+        rows = rows.append_column(pa.field(part.name, pa.int32()), part.values(rows))
     properties = deltalake.CommitProperties(
         custom_metadata=props,
         max_commit_retries=0,
         app_transactions=[deltalake.Transaction(APP_ID, version + 1)],
     )
+    options: dict[str, Any] = {"predicate": predicate} if predicate else {}
+    if repartition is not None:
+        options.update(schema_mode="overwrite", partition_by=[repartition.name])
+    elif part is not None:
+        options["partition_by"] = [part.name]
     try:
         deltalake.write_deltalake(
             table.delta,
-            _plain_data(data, table.arrow_schema()),
+            rows,
             mode=mode,
             commit_properties=properties,
             storage_options=table.storage_options,
+            **options,
         )
     except CommitFailedError as exc:
         raise CommitConflictError(f"{table.identifier} changed since version {version} ({exc})") from exc
@@ -494,12 +622,8 @@ def commit(table: DeltaLakeTable, data: pa.Table, mode: str, props: dict[str, st
 
 
 def _plain_data(data: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`data` with the Delta table's Arrow types (plain strings and lists, as delta-rs reads them)."""
-    return data.cast(pa.schema([f.with_nullable(f.nullable) for f in schema]))
-
-
-def lineage(table: DeltaLakeTable) -> Iterator[Snapshot]:
-    return reversed(table.metadata.snapshots)
+    """`data` in the Delta table's Arrow types (plain strings and lists, as delta-rs reads them)."""
+    return data.select(schema.names).cast(schema)
 
 
 def files_added_after(table: DeltaLakeTable, version: int | None) -> tuple[list[str], int | None]:
@@ -525,6 +649,3 @@ def _fileio_properties(storage_options: dict[str, str] | None) -> dict[str, str]
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-
-
-__all__ = ["DeltaLakeTable", "DeltaWarehouse", "Staged", "commit", "files_added_after", "is_delta"]

@@ -131,13 +131,37 @@ def choose_granularity(result: Any, column: str, target_bytes: int) -> Granulari
     return "day"
 
 
-def respec(column: str, granularity: Granularity) -> Any:
-    """A change of the partition spec to `granularity` of `column`, applied inside a transaction."""
+@dataclass(frozen=True, slots=True)
+class Respec:
+    """A change of the partition spec to `granularity` of `column`, applied inside an Iceberg
+    transaction when called; a Delta commit reads `column` and `granularity` (`storage.delta`)."""
 
-    def apply(tx: Any) -> None:
+    column: str
+    granularity: Granularity
+
+    def __call__(self, tx: Any) -> None:
         with tx.update_spec() as update:
             for old in tx.table_metadata.spec().fields:
                 update.remove_field(old.name)
-            update.add_field(column, transform(granularity), f"{column}_{granularity}")
+            update.add_field(self.column, transform(self.granularity), f"{self.column}_{self.granularity}")
 
-    return apply
+
+def respec(column: str, granularity: Granularity) -> Respec:
+    """A change of the partition spec to `granularity` of `column`, applied inside a transaction."""
+    return Respec(column, granularity)
+
+
+def transform_values(values: Any, granularity: Granularity) -> Any:
+    """Iceberg's transform values (days, months or years since 1970) of an Arrow array of dates or
+    timestamps, as int32; null stays null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    days = pc.cast(values, pa.date32())
+    if granularity == "day":
+        return pc.cast(days, pa.int32())
+    years = pc.subtract(pc.cast(pc.year(days), pa.int32()), pa.scalar(1970, pa.int32()))
+    if granularity == "year":
+        return years
+    months = pc.subtract(pc.cast(pc.month(days), pa.int32()), pa.scalar(1, pa.int32()))
+    return pc.add(pc.multiply(years, pa.scalar(12, pa.int32())), months)

@@ -280,7 +280,7 @@ def append(
             props = commit_properties(table, run_id, batch_id, checkpoint)  # the table's state carried forward
             if is_delta(table):
                 failpoint("storage.append.after_write")  # delta-rs writes the files and commits in one call
-                table = delta.commit(table, conform(data, table.schema().as_arrow()), "append", props)
+                table = delta.append(table, conform(data, table.schema().as_arrow()), props)
             else:
                 _fast_append(table, conform(data, table.schema().as_arrow()), props)
             failpoint("storage.append.after_commit")
@@ -335,7 +335,7 @@ def replace_files(
     if isinstance(data, pa.Table):
         data = conform(data, table.schema().as_arrow())  # a column a newer contract dropped is null
     if is_delta(table):
-        return _replace_delta(table, remove, data, run_id, batch_id, checkpoint)
+        return _replace_delta(table, remove, data, run_id, batch_id, checkpoint, respec)
     try:
         with table.transaction() as tx:
             if respec is not None:
@@ -367,15 +367,15 @@ def replace_files(
 
 
 def _replace_delta(
-    table: Any, remove: list[Any], data: pa.Table | DataFileWriter, run_id: str, batch_id: str, checkpoint: Any
+    table: Any,
+    remove: list[Any],
+    data: pa.Table | DataFileWriter,
+    run_id: str,
+    batch_id: str,
+    checkpoint: Any,
+    respec: Any,
 ) -> Any:
-    """`replace_files` on a Delta table: the files removed are all of the table's (an overwrite)
-    or none (an append); one compare-and-swap commit. Removing some files only needs the
-    partitioned Delta layout, not built yet (ADR 0035)."""
-    held = {t.file.file_path for t in table.scan().plan_files()}
-    removed = {f.file_path for f in remove}
-    if removed and removed != held:
-        raise StorageError(f"{table.name()}: replacing some of a Delta table's files is not supported yet")
+    """`replace_files` on a Delta table (`storage.delta.replace`: whole partitions by predicate)."""
     if not isinstance(data, pa.Table):  # an engine's writer: it hands back the rows (`delta.Staged`)
         schema = table.schema().as_arrow()
         staged = data(WriteTarget(delta.Staged(schema.empty_table()), None, None, schema))
@@ -383,7 +383,7 @@ def _replace_delta(
     props = commit_properties(table, run_id, batch_id, checkpoint)
     failpoint("storage.replace.after_write")
     try:
-        table = delta.commit(table, data, "overwrite" if removed else "append", props)
+        table = delta.replace(table, [f.file_path for f in remove], data, props, respec)
     except CommitConflictError as exc:
         table = table.refresh()
         if has_batch(table, batch_id):
