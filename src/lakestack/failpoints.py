@@ -125,9 +125,11 @@ NAMES: frozenset[str] = frozenset(
         "replay.after_schema",
         "replay.before_commit",
         "replay.after_commit",
-        # the audit log (pipeline/audit.py): one commit per CLI command, per flush interval in serve
+        # the audit log (pipeline/audit.py, audit_spool.py): rows spooled, then committed in batches
+        "audit.spool.before_write",
         "audit.before_commit",
         "audit.after_commit",
+        "audit.spool.before_remove",
         # API keys (pipeline/apikeys.py): one commit per key created or revoked
         "keys.before_commit",
         "keys.after_commit",

@@ -1,8 +1,9 @@
 """`lakestack audit`: the audit log (`_lakestack.audit`, pipeline/audit.py), and `audit_read`, which
 the reading commands (`query`, `show`) wrap their read in so each is one audit row.
 
-The row is recorded when the command ends (its rows counted by then) and committed with the lake's
-close: one audit commit per command.
+The row is spooled (`.lakestack/audit/<environment>/`, fsynced) before the read shows anything and
+again when it ends; a later command that writes the lake, `lakestack audit` or `serve` commits it
+to `_lakestack.audit` (ADR 0034). `lakestack audit` shows spooled rows too, as pending.
 """
 
 from __future__ import annotations
@@ -46,13 +47,20 @@ def audit(
         raise UsageError(f"--result {result!r}: expected one of {', '.join(RESULTS)}")
     after = parse_since(since, datetime.now(UTC)) if since else None
     lake = _state(ctx).lake()
-    rows = read_audit(lake.warehouse, since=after, action=action, who=who, result=result, limit=limit or None)
+    lake.audit.flush()  # the reads spooled since the last commit (ADR 0034); live ones stay pending
+    rows = read_audit(
+        lake.warehouse, spool=lake.audit.spool, since=after, action=action, who=who, result=result, limit=limit or None
+    )
     if json_out:
         print_json(_console(), rows)
         return
     shown = [_display(r) for r in rows]
     columns = ["at", "who", "action", "result", "datasets", "rows", "query"]
-    _console().print(rows_table(f"audit · {len(rows):,} shown, newest first", shown, columns))
+    pending = sum(1 for r in rows if r["pending"])
+    title = f"audit · {len(rows):,} shown, newest first" + (
+        f" · {pending:,} pending (spooled, not yet committed)" if pending else ""
+    )
+    _console().print(rows_table(title, shown, columns))
 
 
 def _display(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +70,7 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
         "at": row["at"].strftime("%Y-%m-%d %H:%M:%S"),
         "who": who,
         "action": row["action"],
-        "result": f"{row['result']}{status}",
+        "result": f"{row['result']}{status}" + (" (pending)" if row["pending"] else ""),
         "datasets": ", ".join(row["datasets"] or []),
         "rows": "" if row["rows"] is None else row["rows"],
         "query": (row["query"] or "")[:80],
@@ -82,11 +90,32 @@ class AuditedRead:
 
 
 @contextmanager
-def audit_read(ctx: typer.Context, lake: Any, action: str, text: str, role: str | None = None) -> Iterator[AuditedRead]:
-    """Audit the read inside the `with` as one row, recorded when the command ends (set `rows` on
-    the yielded value before then); an exception in the block is recorded as `denied` (a role's
-    refusal) or `error`, and raised on."""
+def audit_read(lake: Any, action: str, text: str, role: str | None = None) -> Iterator[AuditedRead]:
+    """Audit the read inside the `with` as one row, spooled (fsynced) before the block runs (as
+    unfinished) and again when it ends, with its result and `rows` (set them on the yielded value);
+    so a read killed while it shows rows is in the log too. An exception in the block is recorded
+    as `denied` (a role's refusal) or `error`, and raised on."""
+    from dataclasses import replace
+
+    from lakestack.engine import tables_named
+    from lakestack.pipeline.audit import AuditEntry, os_user
+
     read = AuditedRead()
+    # a query's datasets and columns are worked out with sqlglot when the row is committed; until
+    # then it names the tables DuckDB's parser finds
+    datasets = (text,) if action == "show" else tuple(tables_named(text))
+    start = AuditEntry(
+        action,
+        "error",
+        "cli",
+        role=role,
+        os_user=os_user(),
+        query=text,
+        datasets=datasets,
+        detail=UNFINISHED,
+        resolve=action != "show",
+    )
+    lake.audit.write(start, final=False)
     try:
         yield read
     except BaseException as exc:
@@ -94,39 +123,20 @@ def audit_read(ctx: typer.Context, lake: Any, action: str, text: str, role: str 
         read.detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise
     finally:
-        ctx.find_root().call_on_close(lambda: _record(lake, action, text, role, read))
+        datasets = read.datasets if read.datasets is not None else datasets
+        columns = read.columns if read.columns is not None else ()
+        if read.result == "error" and role is not None and any(not _may_read(lake, role, d) for d in datasets):
+            read.result = "denied"
+        lake.audit.write(
+            replace(start, result=read.result, datasets=datasets, columns=columns, rows=read.rows, detail=read.detail)
+        )
+
+
+UNFINISHED = "ended before the read finished (the process was killed or is still running)"
 
 
 def _denied(exc: BaseException) -> bool:
     return isinstance(exc, PermissionError) or type(exc).__name__.endswith(("DeniedError", "AccessError"))
-
-
-def _record(lake: Any, action: str, text: str, role: str | None, read: AuditedRead) -> None:
-    from lakestack.pipeline.audit import AuditEntry, os_user, sql_reads, sql_tables
-
-    datasets, columns = read.datasets, read.columns
-    if datasets is None and action == "show":
-        datasets = (text,)
-    elif datasets is None:
-        datasets, columns = sql_reads(text, lambda t: _columns(lake, t))
-        if read.result != "ok":  # a table the role may not see reads as missing: name it anyway
-            datasets = tuple(sorted(set(datasets) | set(sql_tables(text))))
-    if read.result == "error" and role is not None and any(not _may_read(lake, role, d) for d in datasets):
-        read.result = "denied"
-    entry = AuditEntry(
-        action,
-        read.result,
-        "cli",
-        role=role,
-        os_user=os_user(),
-        query=text,
-        datasets=datasets,
-        columns=columns or (),
-        rows=read.rows,
-        detail=read.detail,
-    )
-    lake.audit.record(entry)
-    lake.audit.flush()  # the lake may have closed already (its close callback ran first)
 
 
 def _may_read(lake: Any, role: str, identifier: str) -> bool:
@@ -134,12 +144,3 @@ def _may_read(lake: Any, role: str, identifier: str) -> bool:
         return bool(lake.may_read(role, identifier))
     except Exception:  # an unknown role: the command failed on that, not on access
         return True
-
-
-def _columns(lake: Any, identifier: str) -> list[str] | None:
-    try:
-        if not lake.warehouse.exists(identifier):
-            return None
-        return [f.name for f in lake.warehouse.load(identifier).schema().fields]
-    except Exception:
-        return None

@@ -13,17 +13,32 @@ ASCII only (Python's also match other Unicode digits, letters and spaces; use `\
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
+
+# Patterns known to compile on RE2: checked in this process, or trusted from the project's cache of
+# earlier verdicts (pipeline/project.py), so loading a project imports no pyarrow.compute (~0.2 s).
+_VALID: set[str] = set()
+
+
+def trust(patterns: Iterable[str]) -> None:
+    """Take these patterns as compiling on RE2 (verdicts of an earlier process with the same pyarrow)."""
+    _VALID.update(p for p in patterns if isinstance(p, str))
+
+
+def known_valid() -> frozenset[str]:
+    return frozenset(_VALID)
 
 
 def problem(pattern: str) -> str | None:
     """Why RE2 cannot run `pattern` (None when it can), in words for a contract author."""
+    if not isinstance(pattern, str):
+        return f"a regular expression is a string, not {type(pattern).__name__}"
+    if pattern in _VALID:
+        return None
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not isinstance(pattern, str):
-        return f"a regular expression is a string, not {type(pattern).__name__}"
     try:
         # compiled when the kernel starts, whatever the data; an array of nulls, not of Python
         # strings: converting Python objects makes pyarrow import pandas (~0.15 s per command)
@@ -31,6 +46,7 @@ def problem(pattern: str) -> str | None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         why = str(exc).removeprefix("Invalid regular expression: ")
         return f"invalid regular expression for RE2, the linear-time engine lakestack uses ({why}){_hint(why)}"
+    _VALID.add(pattern)
     return None
 
 

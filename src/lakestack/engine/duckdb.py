@@ -85,8 +85,12 @@ class DuckDBEngine(Engine):
         """A view `name` (optionally `schema.name`) over the table's data files at a snapshot.
 
         Without delete files the view reads the Parquet files pyiceberg plans; with them, or for an
-        empty table, it reads pyiceberg's Arrow scan.
+        empty table, it reads pyiceberg's Arrow scan. A recorded plan (`storage.readpath.PlannedTable`)
+        is read as `register_planned` reads it.
         """
+        if isinstance(table, PlannedTable) and snapshot_id in (None, table.snapshot_id):
+            self.register_planned(name, table)
+            return
         import sqlglot.expressions as exp
 
         view = self._relation(name)
@@ -107,11 +111,9 @@ class DuckDBEngine(Engine):
     def register_planned(self, name: str, planned: Any) -> None:
         """A view `name` over a `storage.readpath.PlannedTable`'s Parquet files (recorded for a
         table whose schema never evolved and whose snapshot has no delete files: read by name)."""
-        import sqlglot.expressions as exp
-
-        view = self._relation(name)
-        select = exp.select("*").from_(parquet_scan(list(planned.files)))
-        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {select.sql('duckdb')}")
+        # the interactive read path: rendered as sqlglot renders `parquet_scan`, without importing
+        # sqlglot (~0.15 s of a `lakestack query`); tests/unit/test_engine_sql.py pins the two equal
+        self.con.execute(planned_view_sql(name, planned.files, self.con))
         self._files += [_local(p) for p in planned.files]
 
     def register_files(self, name: str, paths: Sequence[str], table: Any) -> None:
@@ -238,10 +240,7 @@ class DuckDBEngine(Engine):
 
         `allowed_paths` lists the exact data files (never a folder: `allowed_directories` would
         also let `COPY … TO` write there)."""
-        from sqlglot import exp
-
-        paths = exp.Array(expressions=[exp.Literal.string(f) for f in self._files]).sql("duckdb")
-        self.con.execute(f"SET allowed_paths = {paths}")
+        self.con.execute("SET allowed_paths = ?", [list(self._files)])
         # No spilling: DuckDB would write up to 90% of the free disk under ./.tmp of whatever folder
         # lakestack runs in; memory_limit is the bound, and going over it is a clear error.
         self.con.execute("SET temp_directory = ''")
@@ -571,9 +570,28 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _quoted(identifier: str) -> str:
-    from sqlglot import exp
+    """A quoted DuckDB identifier, as sqlglot renders `exp.to_identifier(x, quoted=True)`."""
+    return '"' + identifier.replace('"', '""') + '"'
 
-    return exp.to_identifier(identifier, quoted=True).sql("duckdb")
+
+def _string(value: str) -> str:
+    """A DuckDB string literal, as sqlglot renders `exp.Literal.string(x)` (no backslash escapes)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def planned_view_sql(name: str, files: Sequence[str], con: Any = None) -> str:
+    """`CREATE OR REPLACE VIEW layer.name AS SELECT * FROM read_parquet([...], union_by_name = TRUE,
+    hive_partitioning = FALSE)` for a view over a recorded plan's files; with `con`, the view's
+    schema is created first."""
+    schema, _, table = name.rpartition(".")
+    if schema and con is not None:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
+    view = f"{_quoted(schema)}.{_quoted(table)}" if schema else _quoted(table)
+    scan = ", ".join(_string(_local(f)) for f in files)
+    return (
+        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM READ_PARQUET([{scan}], "
+        "union_by_name = TRUE, hive_partitioning = FALSE)"
+    )
 
 
 def _local(path: str) -> str:

@@ -312,7 +312,8 @@ def _aggregates(lake: Any, erased: set[str]) -> list[str]:
 
 
 def _audit(lake: Any, result: EraseResult) -> None:
-    """The erasure receipt, committed to the audit log now (not at the end of the command)."""
+    """The erasure receipt, spooled (fsynced) and committed to the audit log now (not at the end of
+    the command); killed before the commit, the next flush commits it (ADR 0034)."""
     from lakestack.pipeline.audit import AuditEntry, os_user
 
     entry = AuditEntry(
@@ -324,7 +325,7 @@ def _audit(lake: Any, result: EraseResult) -> None:
         rows=result.rows,
         detail=json.dumps(result.receipt(), sort_keys=True, default=str),
     )
-    lake.audit.record(entry)
+    lake.audit.write(entry)
     failpoint("erase.receipt.before_commit")
     lake.audit.flush()
     failpoint("erase.receipt.after_commit")

@@ -131,6 +131,7 @@ class Lake:
         install_secrets(self.env.secrets, project.root)  # `{secret: NAME}` resolves through it from now on
         self._warehouse: Any = None
         self._audit: Any = None
+        self._wrote = False
         # Every job reports through `events` (pipeline/events.py); run records always listen.
         self.events = RunEvents()
         from lakestack.pipeline.inflight import InFlight
@@ -163,8 +164,9 @@ class Lake:
         """Flush what listeners buffer (run records of a run that never ended, lineage events not yet
         written, audit rows); the CLI closes its lake when a command ends."""
         self.events.close()
-        if self._audit is not None:
-            self._audit.close()  # one audit commit per CLI command
+        if self._audit is not None or self._wrote:
+            # a command that wrote the lake commits the spooled audit rows; a read only seals its own
+            self.audit.close(commit=self._wrote or self.audit.buffered > 0)
 
     def __enter__(self) -> Lake:
         return self
@@ -226,6 +228,7 @@ class Lake:
         lock = project_lock(self.env, self.project.root, self.project.name)
         lock.acquire(command, self.lock_wait)
         self._lock_depth = 1
+        self._wrote = True  # the project lock is for writing: close() commits the audit spool
         try:
             yield
         finally:
@@ -238,12 +241,29 @@ class Lake:
 
     @property
     def audit(self) -> Any:
-        """The audit log (`_lakestack.audit`, pipeline/audit.py): rows buffered, committed on close."""
+        """The audit log (`_lakestack.audit`, pipeline/audit.py): rows spooled in
+        `.lakestack/audit/<environment>/`, committed by `flush` (ADR 0034)."""
         if self._audit is None:
             from lakestack.pipeline.audit import AuditLog
+            from lakestack.pipeline.audit_spool import AuditSpool, spool_folder
 
-            self._audit = AuditLog(lambda: self.warehouse)
+            spool = AuditSpool(spool_folder(self.project.root, self.environment))
+            self._audit = AuditLog(lambda: self.warehouse, spool)
         return self._audit
+
+    def columns(self, identifier: str) -> list[str] | None:
+        """A table's column names (None: no such table), from its metadata file when the read path
+        applies, else through the catalog."""
+        read_path = self.read_path
+        pointers = read_path.pointers([identifier]) if read_path is not None else None
+        if pointers is not None:
+            location = pointers.get(identifier)
+            names = read_path.columns(location) if location else None
+            if location is None or names is not None:
+                return names
+        if not self.warehouse.exists(identifier):
+            return None
+        return [f.name for f in self.warehouse.load(identifier).schema().fields]
 
     @property
     def warehouse(self) -> Any:
@@ -1091,12 +1111,11 @@ class Lake:
         )
 
     def table_info(self, identifier: str) -> TableInfo:
-        from lakestack.storage.warehouse import history
-
         pointers = self.read_path.pointers([identifier]) if self.read_path is not None else None
         info = self._figures(identifier, pointers[identifier]) if pointers and identifier in pointers else None
         if info is not None:
             return info
+        from lakestack.storage.warehouse import history
 
         table = self.warehouse.load(identifier)
         snap = table.current_snapshot()
@@ -1119,6 +1138,12 @@ class Lake:
 
     def schema(self, identifier: str) -> list[dict[str, Any]]:
         """Columns of a table: name, Iceberg type, required, and PII class where the contract gave one."""
+        pointers = self.read_path.pointers([identifier]) if self.read_path is not None else None
+        found = self.read_path.schema(pointers[identifier]) if pointers and identifier in pointers else None
+        if found is not None:  # from the metadata file: no catalog library loaded
+            fields, properties = found
+            pii = {k.removeprefix("lakestack.pii."): v for k, v in properties.items() if k.startswith("lakestack.pii.")}
+            return [{"column": n, "type": t, "required": r, "pii": pii.get(n)} for n, t, r in fields]
         table = self.warehouse.load(identifier)
         pii = {
             k.removeprefix("lakestack.pii."): v for k, v in table.properties.items() if k.startswith("lakestack.pii.")
@@ -1179,9 +1204,18 @@ class Lake:
         """Rows of a table as Arrow (through the embedded engine over the planned Parquet files, as
         `lakestack query`); with a `role` (or a `policies.yaml`), through that role's sandbox: masked,
         filtered, or as if missing."""
-        from sqlglot import exp
-
         from lakestack.engine import create_engine
+
+        if columns is None and self.role(role) is None:
+            planned = self._planned([identifier])
+            table = planned.get(identifier) if planned is not None else None
+            if planned is not None and table is None:
+                raise StorageError(f"table {identifier} does not exist (see 'lakestack tables')")
+            if table is not None:  # as `lakestack query` reads it: a view over the planned files
+                with create_engine(purpose="read") as engine:
+                    engine.register_table("t", table)
+                    return engine.fetch("SELECT * FROM t" + (f" LIMIT {int(limit)}" if limit is not None else ""))
+        from sqlglot import exp
 
         if not self.warehouse.exists(identifier) or not self.may_read(role, identifier):
             raise StorageError(f"table {identifier} does not exist (see 'lakestack tables')")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,8 @@ class Project:
         """Load and check everything in the project folder; raise ProjectError naming file and line."""
         root = Path(root).resolve()
         config = load_project_config(root)
-        contracts = ContractRegistry.load(root / "contracts", root)
+        with _regex_verdicts(root):
+            contracts = ContractRegistry.load(root / "contracts", root)
         for name, source in config.sources.items():
             _check_source(config, name, source, contracts)
         for name, dataset in config.datasets.items():
@@ -40,6 +43,43 @@ class Project:
     def landing(self, source: str) -> Path:
         configured = self.config.sources[source].landing
         return self.root / (configured or f"landing/{source}")
+
+
+@contextmanager
+def _regex_verdicts(root: Path) -> Iterator[None]:
+    """Contract regexes known to compile on RE2 are kept in `.lakestack/cache/re2.json`, keyed by the
+    pyarrow installed (whose RE2 checked them): a project loads without importing pyarrow.compute.
+    A cache that cannot be read or written is only slower."""
+    import importlib.util
+    import json
+    import os
+
+    from lakestack.contracts import regex
+
+    path = root / ".lakestack" / "cache" / "re2.json"
+    spec = importlib.util.find_spec("pyarrow")
+    try:
+        origin = spec.origin if spec is not None and spec.origin else ""
+        key = f"{origin}:{os.stat(origin).st_mtime_ns}" if origin else ""
+    except OSError:
+        key = ""
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if key and cached.get("pyarrow") == key:
+            regex.trust(cached.get("valid", []))
+    except (OSError, ValueError, AttributeError):
+        pass  # no cache yet, or not ours
+    before = regex.known_valid()
+    yield
+    after = regex.known_valid()
+    if key and after != before and path.parent.parent.is_dir():  # only in a project that has .lakestack
+        try:
+            path.parent.mkdir(exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({"pyarrow": key, "valid": sorted(after)}), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError:
+            pass
 
 
 def _check_source(config: ProjectConfig, name: str, source: SourceConfig, contracts: ContractRegistry) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")  # metadata JSON `decimal(12,2)`, pyiceberg `decimal(12, 2)`
 RUN_ID = "lakestack.run-id"  # as storage/checkpoints.py writes it in snapshot summaries
 NAMESPACES = ("bronze", "silver", "gold", "quarantine", "_lakestack")
 
@@ -126,6 +127,33 @@ class ReadPath:
             last_run=runs[0] if runs else None,
             location=str(metadata.get("location", "")),
         )
+
+    def columns(self, location: str) -> list[str] | None:
+        """The top-level column names of the current schema at this metadata file (None: unreadable)."""
+        metadata = _metadata(location)
+        if metadata is None:
+            return None
+        current = metadata.get("current-schema-id")
+        for schema in metadata.get("schemas", []):
+            if isinstance(schema, dict) and schema.get("schema-id") == current:
+                return [str(f["name"]) for f in schema.get("fields", [])]
+        return None
+
+    def schema(self, location: str) -> tuple[list[tuple[str, str, bool]], dict[str, str]] | None:
+        """(name, Iceberg type as pyiceberg prints it, required) of each column of the current
+        schema, and the table's properties; None when unreadable or a column is nested (struct,
+        list, map: the full path prints those)."""
+        metadata = _metadata(location)
+        if metadata is None:
+            return None
+        current = metadata.get("current-schema-id")
+        fields = next((s.get("fields", []) for s in metadata.get("schemas", []) if s.get("schema-id") == current), None)
+        if fields is None or any(not isinstance(f.get("type"), str) for f in fields):
+            return None
+        columns = [
+            (str(f["name"]), _DECIMAL.sub(r"decimal(\1, \2)", f["type"]), bool(f.get("required"))) for f in fields
+        ]
+        return columns, {str(k): str(v) for k, v in (metadata.get("properties") or {}).items()}
 
     def plan(self, identifier: str, location: str) -> PlannedTable | None:
         """The recorded plan for this metadata file, or None (not recorded, or unreadable)."""
