@@ -52,11 +52,11 @@ class ApiSettings:
     seed: int
     key: str
     contacts: int = 240
-    rate: float = 25.0
-    burst: int = 10
-    every_429: int = 25
+    rate: float = 60.0
+    burst: int = 20
+    every_429: int = 40
     offset_429: int = 5
-    every_500: int = 10
+    every_500: int = 15
     offset_500: int = 7
 
 
