@@ -48,10 +48,20 @@ def small_northwind(root: Path, *, orders: int = 1000, seed: int = 11, days: int
     return root
 
 
-def copy_project(pristine: Path, dest: Path, *, catalog_url: str | None = None) -> Path:
+def copy_project(
+    pristine: Path, dest: Path, *, catalog_url: str | None = None, table_format: str | None = None
+) -> Path:
     """A fresh copy of a project that has not run yet; with `catalog_url`, its dev catalog there
-    (PostgreSQL), under a project name of its own so tables of other tests never mix."""
+    (PostgreSQL), under a project name of its own so tables of other tests never mix; with
+    `table_format` (delta), its dev tables in that format."""
     shutil.copytree(pristine, dest)
+    if table_format is not None:
+        import yaml
+
+        config = dest / "lakestack.yaml"
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["environments"][data.get("default_environment", "dev")]["format"] = table_format
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     if catalog_url is not None:
         config = dest / "lakestack.yaml"
         text = config.read_text(encoding="utf-8")

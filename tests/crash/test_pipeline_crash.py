@@ -1,7 +1,7 @@
 """The batch paths' crash matrix: a command SIGKILLed at each failpoint, twice, then `run` clean.
 
 Every failpoint of file ingest, the Silver MERGE, the Gold build, the check results and the
-storage commits under them, on a SQLite and on a PostgreSQL catalog. The points are taken in
+storage commits under them, on a SQLite and on a PostgreSQL catalog, and on Delta tables. The points are taken in
 groups, in the order `lakestack run` reaches them; for each group, on a fresh copy of a small
 Northwind project (orders, customers, products, fx_rates; three Gold models, one with a gate):
 
@@ -93,13 +93,19 @@ def reference(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return lake_contents(project)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request: pytest.FixtureRequest) -> Iterator[str | None]:
+@pytest.fixture(params=["sqlite", "postgres", "delta"])
+def storage(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Where the crashed copy keeps its tables: Iceberg on a SQLite or a PostgreSQL catalog, or
+    Delta tables (ADR 35; compared with the same Iceberg reference)."""
     if request.param == "sqlite":
-        yield None
+        yield {}
+        return
+    if request.param == "delta":
+        pytest.importorskip("deltalake")
+        yield {"table_format": "delta"}
         return
     url = create_database(service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test"))
-    yield url
+    yield {"catalog_url": url}
     drop_database(url)
 
 
@@ -120,9 +126,9 @@ def _each_once(project: Path, identifier: str) -> None:
 
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_run_killed_at_each_failpoint_twice_then_run_clean_equals_a_crash_free_run(
-    pristine: Path, reference: dict[str, Any], catalog: str | None, tmp_path: Path, group: str
+    pristine: Path, reference: dict[str, Any], storage: dict[str, str], tmp_path: Path, group: str
 ) -> None:
-    project = copy_project(pristine, tmp_path / "p", catalog_url=catalog)
+    project = copy_project(pristine, tmp_path / "p", **storage)
     log = tmp_path / "failpoints.log"
     prepare, points = GROUPS[group]
     for command in prepare:
