@@ -204,3 +204,27 @@ def test_the_apis_command_serves_until_stopped(tmp_path: Path) -> None:
     assert "2 requests" in out and KEY not in out + err
     refused = _cli("example", "apis", key="")
     assert refused.returncode == 2 and SECRET in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_make_runs_script_stops_the_apis_when_the_run_fails(tmp_path: Path) -> None:
+    """scripts/run-northwind.sh (`make run`): a run that fails (a Gold gate, --break-gold) exits
+    non-zero, and the APIs it started no longer listen."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "run-northwind.sh"
+    lakestack = Path(sys.executable).parent / "lakestack"
+    proc = subprocess.run(
+        [str(script), str(lakestack), str(tmp_path / "nw"), "200", "3", "--break-gold"],
+        env=child_env(NORTHWIND_API_PORT=str(port), NORTHWIND_API_KEY=KEY),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr  # the gate's exit code
+    assert f"http://127.0.0.1:{port}" in (tmp_path / "nw" / "lakestack.yaml").read_text(encoding="utf-8")
+    assert "Northwind APIs stopped" in proc.stdout and KEY not in proc.stdout + proc.stderr
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", port))
