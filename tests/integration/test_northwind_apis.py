@@ -204,6 +204,14 @@ def test_the_apis_command_serves_until_stopped(tmp_path: Path) -> None:
     assert "2 requests" in out and KEY not in out + err
     refused = _cli("example", "apis", key="")
     assert refused.returncode == 2 and SECRET in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = _cli("example", "apis", "--port", str(taken.getsockname()[1]))
+    assert busy.returncode == 2 and "cannot listen on 127.0.0.1:" in busy.stderr, busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1
 
 
 def test_make_runs_script_stops_the_apis_when_the_run_fails(tmp_path: Path) -> None:

@@ -224,7 +224,11 @@ def example_apis(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with NorthwindApis(ApiSettings(seed=seed, key=key), port=port) as server:
+    try:
+        apis = NorthwindApis(ApiSettings(seed=seed, key=key), port=port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    with apis as server:
         if url_file is not None:
             partial = url_file.with_name(url_file.name + ".part")
             partial.write_text(server.url + "\n", encoding="utf-8")
