@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,7 +91,7 @@ class ColumnValidator:
             typed.append(values)
             ok = good if ok is None else pc.and_(ok, good)
         n = table.num_rows
-        ok = pa.array([True] * n) if ok is None else ok
+        ok = _constant(True, n) if ok is None else ok
 
         def fallback(rows: pa.Array) -> list[list[Any]]:
             picked = [t.take(rows).to_pylist() for t in texts]
@@ -112,7 +113,7 @@ class ColumnValidator:
         floats, dates, timestamps in s/ms/us with a zone, or without one in a batch contract,
         decimals of no larger scale); a column of another type sends its rows to the record path."""
         n = table.num_rows
-        ok: Any = pa.array([True] * n)
+        ok: Any = _constant(True, n)
         typed = []
         event = self.contract.kind == "event"
         for f in self.contract.fields:
@@ -142,9 +143,10 @@ class ColumnValidator:
             nothing = [pa.nulls(n, arrow_type(f)) for f in fields]
             return self._merge(nothing, _false(n), n, record_path)
         ok = pc.less_equal(pc.binary_length(raws), self.validator.max_record_bytes)
-        if _may_be_odd(raws):
+        odd, keys = _json_marks(raws)
+        if odd:
             ok = pc.and_(ok, pc.invert(pc.match_substring_regex(raws, _ODD_JSON.pattern.decode())))
-        present = pa.array([0] * n, pa.int64())
+        present: Any = None
         typed = []
         event = self.contract.kind == "event"
         for f in fields:
@@ -152,14 +154,19 @@ class ColumnValidator:
             values, good = _json_column(f, column, event)
             typed.append(values)
             ok = pc.and_(ok, good)
-            present = pc.add(present, pc.cast(pc.is_valid(column), pa.int64()))
-        ok = pc.and_(ok, pc.equal(pc.count_substring(raws, '":'), present))
+            valid = pc.cast(pc.is_valid(column), pa.int64())
+            present = valid if present is None else pc.add(present, valid)
+        present = pa.array(np.zeros(n, np.int64)) if present is None else present
+        # Without a spaced key, each present value's key puts a `":` in its record, so no record has
+        # fewer than it has values: equal sums over the block mean equal counts in every record.
+        if odd or keys != (pc.sum(present).as_py() or 0):
+            ok = pc.and_(ok, pc.equal(pc.count_substring(raws, '":'), present))
         return self._merge(typed, ok, n, record_path)
 
     def _merge(self, typed: list[pa.Array], ok: pa.Array, n: int, record_path: Any) -> Verdict:
         """The accepted rows, plus what the record path says of the rest, in input order."""
         if pc.all(ok).as_py() is not False:
-            return Verdict(pa.Table.from_arrays(typed, schema=self.schema), pa.array(range(n), pa.int64()), [], n)
+            return Verdict(pa.Table.from_arrays(typed, schema=self.schema), _arange(0, n), [], n)
         accepted = pc.indices_nonzero(ok).cast(pa.int64())
         table = pa.Table.from_arrays([a.filter(ok) for a in typed], schema=self.schema)
         rest = pc.indices_nonzero(pc.invert(ok)).cast(pa.int64())
@@ -195,12 +202,35 @@ def _text_column(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return typed, good
 
 
-def _may_be_odd(raws: pa.Array) -> bool:
-    """Whether any record may hold a spaced key or an escaped surrogate: a few substring searches
-    over the block's bytes (a superset; the regex then runs per record)."""
-    data = raws.buffers()[2]
-    text = data.to_pybytes() if data is not None else b""
-    return any(needle in text for needle in (b"\\u", b" :", b"\t:", b"\r:", b"\n:"))
+def _json_marks(raws: pa.Array) -> tuple[bool, int]:
+    """(whether any record may hold a spaced key or an escaped surrogate, the `":` in all records)
+    in one pass over the block's bytes: a colon after white space, or a backslash before `u`, makes
+    the block odd (a superset; the regex then decides per record)."""
+    u8 = _text_bytes(raws)
+    n = len(u8)
+    if not n:
+        return False, 0
+    colons = pc.indices_nonzero(pc.equal(u8, pa.scalar(ord(":"), pa.uint8()))).cast(pa.int64())
+    before = u8.take(pc.max_element_wise(pc.subtract(colons, 1), 0))
+    odd = pc.any(pc.is_in(before, value_set=pa.array(list(b" \t\r\n"), pa.uint8()))).as_py() or False
+    slashes = pc.indices_nonzero(pc.equal(u8, pa.scalar(ord("\\"), pa.uint8()))).cast(pa.int64())
+    if len(slashes):
+        after = u8.take(pc.min_element_wise(pc.add(slashes, 1), n - 1))
+        odd = odd or bool(pc.any(pc.equal(after, pa.scalar(ord("u"), pa.uint8()))).as_py())
+    keys = pc.sum(pc.equal(before, pa.scalar(ord('"'), pa.uint8()))).as_py() or 0
+    return bool(odd), int(keys)
+
+
+def _text_bytes(raws: pa.Array) -> pa.Array:
+    """The bytes of a string array's values, as uint8 (no copy)."""
+    if not len(raws):
+        return pa.array([], pa.uint8())
+    _, offsets, data = raws.buffers()
+    ends = pa.Array.from_buffers(pa.int32(), len(raws) + 1, [None, offsets], offset=raws.offset)
+    start, end = ends[0].as_py(), ends[-1].as_py()
+    if data is None or end <= start:
+        return pa.array([], pa.uint8())
+    return pa.Array.from_buffers(pa.uint8(), end - start, [None, data.slice(start, end - start)])
 
 
 def json_schema(contract: Contract) -> pa.Schema:
@@ -277,8 +307,21 @@ def _object_column(f: Field, column: pa.Array, event: bool) -> tuple[pa.Array, p
     return values, good
 
 
+def _arange(start: int, stop: int) -> pa.Array:
+    """start, start + 1, ..., stop - 1 as int64 (numpy: no Python int per row)."""
+    import numpy as np
+
+    return pa.array(np.arange(start, stop, dtype=np.int64))
+
+
 def _false(n: int) -> pa.Array:
-    return pa.array([False] * n, pa.bool_())
+    return _constant(False, n)
+
+
+def _constant(value: bool, n: int) -> pa.Array:
+    import numpy as np
+
+    return pa.array(np.full(n, value, dtype=np.bool_))
 
 
 def _form(f: Field) -> str:

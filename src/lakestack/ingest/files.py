@@ -53,9 +53,19 @@ class Candidate:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A landing file's Bronze rows already written as data files (storage/streamed.py), to be
+    added to the batch's commit: what a worker hands back instead of the rows themselves."""
+
+    name: str  # the landing file
+    files: tuple[Any, ...]  # pyiceberg DataFiles
+    num_rows: int
+
+
 @dataclass(slots=True)
 class _Batch:
-    bronze: list[pa.Table] = field(default_factory=list)
+    bronze: list[pa.Table | Written] = field(default_factory=list)
     quarantine: list[pa.Table] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -91,6 +101,10 @@ class FileSource(Source):
         self.columns = _column_validator(contract, self.spec, self.validator)  # None: record by record
         # in a transition window, the version before `contract` is accepted too (ingest/versions.py)
         self.versions = Versions(contract, previous, _validators={contract.version: self.validator})
+        # set for one ingest: the Bronze table rows are streamed into (None: rows held until the commit)
+        self._stream_to: Any = None
+        self._run_id = ""
+        self._started = datetime.now(UTC)  # each ingest's Bronze rows carry its start as `_ingested_at`
 
     # -- finding files -------------------------------------------------------------------------
     def discover(self, only: list[str] | None = None) -> tuple[list[Candidate], list[FileOutcome]]:
@@ -188,6 +202,10 @@ class FileSource(Source):
         for outcome in refused:
             observer.file_finished(self.name, outcome)
         batch = _Batch()
+        from lakestack.storage.streamed import streamable
+
+        self._stream_to = bronze if self.columns is not None and streamable(bronze, "_ingested_at") else None
+        self._run_id, self._started = run_id, datetime.now(UTC)
         snapshots: dict[str, int] = {}
         fenced: dict[str, str] = {}  # sha256 → the run that committed the file while this one read it
         to_read: list[tuple[Candidate, str]] = []
@@ -280,10 +298,12 @@ class FileSource(Source):
         batch.rows += outcome.rows_in
         return outcome
 
-    def _read(self, cand: Candidate, sha: str) -> tuple[pa.Table, pa.Table, int]:
-        """The file's Bronze and quarantine rows. Memory: the file's rows (held until their batch
-        commits, so a file is never split across commits), bounded by Limits.max_decompressed_bytes,
-        plus one chunk being validated (CHUNK_ROWS rows or CHUNK_BYTES)."""
+    def _read(self, cand: Candidate, sha: str) -> tuple[pa.Table | Written, pa.Table, int]:
+        """The file's Bronze and quarantine rows. Memory: on the vectorised path, one block (its
+        Bronze rows are written to a data file as they pass, committed with the batch: ADR 0035);
+        on the record path, the file's rows (held until their batch commits, so a file is never
+        split across commits), bounded by Limits.max_decompressed_bytes, plus one chunk being
+        validated (CHUNK_ROWS rows or CHUNK_BYTES). Quarantined rows are held either way."""
         failpoint("files.before_read")
         try:
             return self._read_as(cand, sha, self.contract)
@@ -297,7 +317,7 @@ class FileSource(Source):
         except FileRejected:
             raise rejected from None
 
-    def _read_as(self, cand: Candidate, sha: str, contract: Contract) -> tuple[pa.Table, pa.Table, int]:
+    def _read_as(self, cand: Candidate, sha: str, contract: Contract) -> tuple[pa.Table | Written, pa.Table, int]:
         if self.columns is not None and contract is self.contract and self.versions.accepting() is None:
             from lakestack.ingest.vectorised import NotVectorisable
 
@@ -315,26 +335,41 @@ class FileSource(Source):
                     bads.append(self._quarantine_rows(chunk, outcome, cand, sha))
         return pa.concat_tables(goods), pa.concat_tables(bads), rows_in
 
-    def _read_columns(self, cand: Candidate, sha: str) -> tuple[pa.Table, pa.Table, int]:
+    def _read_columns(self, cand: Candidate, sha: str) -> tuple[pa.Table | Written, pa.Table, int]:
         """The vectorised path (contracts/vector.py): blocks of columns; rows it cannot accept go
-        through the record path, which lists their errors."""
+        through the record path, which lists their errors. Accepted rows are written to a Bronze
+        data file block by block when the table allows it (`_stream_to`), else returned."""
         from lakestack.ingest.vectorised import columns_reader
+        from lakestack.storage.streamed import StreamedFile
 
         assert self.columns is not None
         reader = columns_reader(self.spec.format)
+        out = StreamedFile(self._stream_to, self._started, ("_raw",)) if self._stream_to is not None else None
         goods, bads, rows_in = [], [], 0
-        for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
-            rows_in += chunk.rows
-            verdict = self.columns.validate(chunk.kind, chunk.table, chunk.raws)
-            raws, lines = chunk.raws, chunk.lines
-            if len(verdict.valid) < chunk.rows:
-                raws, lines = raws.take(verdict.valid), lines.take(verdict.valid)
-            goods.append(self._with_meta(verdict.typed, raws, lines, cand, self.contract))
-            if verdict.invalid:
-                rows = [(chunk.lines[i].as_py(), chunk.raws[i].as_py(), issues) for i, issues in verdict.invalid]
-                bads.append(self._quarantine_table(cand, sha, "record", rows))
-        good = pa.concat_tables(goods) if goods else self._with_meta(*_no_rows(self.contract), cand, self.contract)
+        try:
+            for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
+                rows_in += chunk.rows
+                verdict = self.columns.validate(chunk.kind, chunk.table, chunk.raws)
+                raws, lines = chunk.raws, chunk.lines
+                if len(verdict.valid) < chunk.rows:
+                    raws, lines = raws.take(verdict.valid), lines.take(verdict.valid)
+                good = self._with_meta(verdict.typed, raws, lines, cand, self.contract)
+                if out is None:
+                    goods.append(good)
+                else:
+                    out.write(stamp(good, self._run_id, self._started))
+                if verdict.invalid:
+                    rows = [(chunk.lines[i].as_py(), chunk.raws[i].as_py(), issues) for i, issues in verdict.invalid]
+                    bads.append(self._quarantine_table(cand, sha, "record", rows))
+            written = Written(cand.name, tuple(out.close()), out.rows) if out is not None else None
+        except BaseException:
+            if out is not None:
+                out.discard()
+            raise
         bad = pa.concat_tables(bads) if bads else self._quarantine_table(cand, sha, "record", [])
+        if written is not None:
+            return written, bad, rows_in
+        good = pa.concat_tables(goods) if goods else self._with_meta(*_no_rows(self.contract), cand, self.contract)
         return good, bad, rows_in
 
     def _bronze_rows(self, chunk: Chunk, outcome: Outcome, cand: Candidate, version: Contract) -> pa.Table:
@@ -355,7 +390,7 @@ class FileSource(Source):
         n = typed.num_rows
         meta = {
             "_raw": raws,
-            "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),  # set when the batch commits
+            "_ingested_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),  # set to the ingest's start (stamp)
             "_source": repeat(self.name, n, pa.string()),
             "_source_file": repeat(cand.name, n, pa.string()),
             "_source_line": lines,
@@ -429,18 +464,61 @@ class FileSource(Source):
             except _NothingLeft:
                 log.info("quarantine.%s: every file of the batch was quarantined by another run", self.name)
             failpoint("files.after_quarantine_commit")
-        data = stamp(pa.concat_tables(batch.bronze), run_id, now) if batch.bronze else None
+        tables = [t for t in batch.bronze if isinstance(t, pa.Table)]
+        written = [w for w in batch.bronze if isinstance(w, Written)]
+        # one `_ingested_at` for all of a run's Bronze rows, whether written ahead or now: Silver's
+        # "latest wins" breaks a tie by it, then by file and line (never by which worker was faster)
+        data = stamp(pa.concat_tables(tables), run_id, self._started) if tables else None
         if data is None:
             data = bronze.schema().as_arrow().empty_table()
         failpoint("files.before_bronze_commit")
         try:
-            attempt = _bronze_attempt(data, batch.files, fenced)
-            bronze = append(bronze, None, run_id=run_id, batch_id=f"{key}:b", attempt=attempt)
+            if written:
+                bronze = self._commit_written(bronze, data, written, batch.files, f"{key}:b", run_id, fenced)
+            else:
+                attempt = _bronze_attempt(data, batch.files, fenced)
+                bronze = append(bronze, None, run_id=run_id, batch_id=f"{key}:b", attempt=attempt)
             out[f"bronze.{self.name}"] = bronze.current_snapshot().snapshot_id
         except _NothingLeft:
             log.info("bronze.%s: every file of the batch was committed by another run", self.name)
         failpoint("files.after_bronze_commit")
         return out
+
+    @staticmethod
+    def _commit_written(
+        bronze: Any,
+        rows: pa.Table,
+        written: list[Written],
+        files: list[dict[str, Any]],
+        batch_id: str,
+        run_id: str,
+        fenced: dict[str, str],
+    ) -> Any:
+        """The Bronze commit of a batch whose rows (some or all) were written ahead: the data files
+        of the files another run committed meanwhile are left out (and deleted)."""
+        from lakestack.storage.streamed import append_written, discard
+
+        rows_attempt = _bronze_attempt(rows, files, fenced)
+        kept: set[str] = set()
+
+        def attempt(table: Any) -> tuple[pa.Table | None, list[Any], Any]:
+            made = rows_attempt(table)  # raises _NothingLeft when every file is fenced
+            assert made is not None
+            data, checkpoint = made
+            assert isinstance(checkpoint, FileBatch)
+            names = {f.name for f in checkpoint.files}
+            kept.clear()
+            kept.update(names)
+            return data, [d for w in written if w.name in names for d in w.files], checkpoint
+
+        try:
+            bronze = append_written(bronze, run_id=run_id, batch_id=batch_id, attempt=attempt)
+        except _NothingLeft:
+            discard([d.file_path for w in written for d in w.files], bronze.io)
+            raise
+        # a commit that failed otherwise leaves its files in place: its outcome may be unknown
+        discard([d.file_path for w in written if w.name not in kept for d in w.files], bronze.io)
+        return bronze
 
 
 class _NothingLeft(Exception):

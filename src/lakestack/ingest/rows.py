@@ -22,7 +22,9 @@ def repeat(value: Any, n: int, typ: pa.DataType) -> pa.Array:
     """`value` n times, as an Arrow array of `typ`."""
     if value is None:
         return pa.nulls(n, typ)
-    return pa.array([value], typ).take(pa.array([0] * n, pa.int32())) if n else pa.array([], typ)
+    import numpy as np
+
+    return pa.array([value], typ).take(pa.array(np.zeros(n, np.int32))) if n else pa.array([], typ)
 
 
 def reason(issues: list[Issue]) -> str:
