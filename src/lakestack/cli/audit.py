@@ -97,13 +97,11 @@ def audit_read(lake: Any, action: str, text: str, role: str | None = None) -> It
     as `denied` (a role's refusal) or `error`, and raised on."""
     from dataclasses import replace
 
-    from lakestack.engine import tables_named
     from lakestack.pipeline.audit import AuditEntry, os_user
 
     read = AuditedRead()
-    # a query's datasets and columns are worked out with sqlglot when the row is committed; until
-    # then it names the tables DuckDB's parser finds
-    datasets = (text,) if action == "show" else tuple(tables_named(text))
+    # a query's datasets and columns are worked out with sqlglot when the row is committed or shown
+    datasets: tuple[str, ...] = (text,) if action == "show" else ()
     start = AuditEntry(
         action,
         "error",
@@ -125,7 +123,11 @@ def audit_read(lake: Any, action: str, text: str, role: str | None = None) -> It
     finally:
         datasets = read.datasets if read.datasets is not None else datasets
         columns = read.columns if read.columns is not None else ()
-        if read.result == "error" and role is not None and any(not _may_read(lake, role, d) for d in datasets):
+        if (
+            read.result == "error"
+            and role is not None
+            and any(not _may_read(lake, role, d) for d in _named(action, text))
+        ):
             read.result = "denied"
         lake.audit.write(
             replace(start, result=read.result, datasets=datasets, columns=columns, rows=read.rows, detail=read.detail)
@@ -137,6 +139,13 @@ UNFINISHED = "ended before the read finished (the process was killed or is still
 
 def _denied(exc: BaseException) -> bool:
     return isinstance(exc, PermissionError) or type(exc).__name__.endswith(("DeniedError", "AccessError"))
+
+
+def _named(action: str, text: str) -> list[str]:
+    """The table `show` reads, or those a query names (DuckDB's parser)."""
+    from lakestack.engine import tables_named
+
+    return [text] if action == "show" else tables_named(text)
 
 
 def _may_read(lake: Any, role: str, identifier: str) -> bool:

@@ -21,7 +21,7 @@ import os
 import secrets
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,11 +176,27 @@ class RunEvents:
     """Fans run events out to listeners; a listener's failure is logged and counted, never raised."""
 
     def __init__(self, listeners: Sequence[RunListener] = ()) -> None:
-        self.listeners: list[RunListener] = list(listeners)
+        self._listeners: list[RunListener] = list(listeners)
+        self._deferred: list[Callable[[], Sequence[RunListener]]] = []
         self.listener_errors = 0
 
+    @property
+    def listeners(self) -> list[RunListener]:
+        """Every listener, those deferred built now (in the order they were added)."""
+        while self._deferred:
+            self._listeners += self._deferred.pop(0)()
+        return self._listeners
+
     def add(self, listener: RunListener) -> None:
-        self.listeners.append(listener)
+        if self._deferred:  # after those deferred, in order
+            self.defer(lambda: [listener])
+        else:
+            self._listeners.append(listener)
+
+    def defer(self, make: Callable[[], Sequence[RunListener]]) -> None:
+        """Listeners built when the first event is emitted or `listeners` is read: a command that
+        runs no job (`query`, `tables`) never imports or builds them."""
+        self._deferred.append(make)
 
     def emit(self, method: str, *args: Any) -> None:
         for listener in self.listeners:
@@ -234,6 +250,7 @@ class RunEvents:
         self.emit("on_complete" if status == "COMPLETE" else "on_fail", run)
 
     def close(self) -> None:
+        self._deferred.clear()  # never built: they heard nothing, so have nothing to flush
         self.emit("close")
 
 

@@ -144,8 +144,14 @@ class Lake:
         self.events.add(self.recorder)
         from lakestack.pipeline.listeners import default_listeners
 
-        for listener in [*default_listeners(project, self.environment), *listeners]:
-            self.events.add(listener)
+        def build() -> list[RunListener]:
+            return [*default_listeners(project, self.environment), *listeners]
+
+        if self.env.alerts is None and self.env.metrics.cloudwatch is None:
+            self.events.defer(build)  # lineage built at the first event: a read never builds it
+        else:  # sinks that start threads or need an extra: at open, as they always were
+            for listener in build():
+                self.events.add(listener)
         self._current_run: JobHandle | None = None  # the top-level run the jobs in progress belong to
         self._gate_failures: dict[str, list[str]] = {}  # dataset → its failing blocking checks
 
