@@ -113,3 +113,25 @@ def test_a_commit_on_a_stale_read_conflicts_and_append_retries_once(table: Delta
 def test_an_s3_warehouse_is_refused_with_a_clear_error() -> None:
     with pytest.raises(StorageError, match="not supported yet"):
         DeltaWarehouse("s3://bucket/warehouse")
+
+
+def test_a_rollback_is_a_restore_whose_lineage_skips_the_undone_versions(table: DeltaLakeTable) -> None:
+    from lakestack.storage.snapshots import last_rollback, rollback
+
+    table = append(table, _rows((1, 1, "a")), run_id="r1", batch_id="b1", checkpoint=StreamBatch("kafka", {"p": 5}))
+    table = append(table, _rows((2, 1, "b")), run_id="r2", batch_id="b2", checkpoint=StreamBatch("kafka", {"p": 9}))
+    done = rollback(table, 1, run_id="undo")
+    table = table.refresh()
+    assert (done.from_snapshot, done.to_snapshot, done.changed) == (2, 1, True)
+    assert _content(table) == [(1, 1, "a")] and table.version == 3
+    assert [c.snapshot_id for c in history(table)] == [1, 3]  # version 2 left the lineage
+    assert read_checkpoint(table, StreamPositions).positions == {"p": 5}  # resumes from version 1's position
+    assert not has_batch(table, "b2") and last_rollback(table)["to"] == 1  # type: ignore[index]
+    table = append(table, _rows((2, 1, "b")), run_id="r4", batch_id="b2")  # re-delivered: it lands again
+    assert _content(table) == [(1, 1, "a"), (2, 1, "b")]
+    assert _content_at(table, 2) == [(1, 1, "a"), (2, 1, "b")]  # time travel still reads version 2
+
+
+def _content_at(table: DeltaLakeTable, version: int) -> list[tuple[int, int, str]]:
+    rows = table.scan(snapshot_id=version).to_arrow().to_pylist()
+    return sorted((r["k"], (r["d"] - EPOCH).days, r["v"]) for r in rows)

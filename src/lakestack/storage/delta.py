@@ -43,6 +43,7 @@ from lakestack.storage.partitioning import GRANULARITIES, Granularity
 
 log = logging.getLogger(__name__)
 
+ROLLBACK = "lakestack.rollback"  # as storage/snapshots.py names it
 APP_ID = "lakestack"  # the app id of the `txn` action every lakestack commit records
 SIDE_FOLDER = "_lakestack"  # checkpoint side files, beside `_delta_log/`
 
@@ -204,7 +205,12 @@ class DeltaLakeTable:
     @property
     def metadata(self) -> Metadata:
         if self._metadata is None:
-            snapshots = _snapshots(self.delta.history())
+            log = self.delta.history()
+            if any(int(c["version"]) > self.version or int(c["version"]) < 0 for c in log):
+                # a table loaded at an older version: delta-rs numbers the newest commits from it
+                latest = _deltalake().DeltaTable(self.uri, storage_options=self.storage_options)
+                log = [c for c in latest.history() if int(c["version"]) <= self.version]
+            snapshots = _snapshots(log)
             current = snapshots[-1].snapshot_id if snapshots and snapshots[-1].snapshot_id == self.version else None
             if current is not None:  # the current version's totals, as Iceberg's summary has them
                 tasks = self.scan().plan_files()
@@ -219,8 +225,15 @@ class DeltaLakeTable:
                     last.timestamp_ms,
                     Summary(last.summary.operation, {**last.summary.additional_properties, **totals}),
                 )
-            self._metadata = Metadata(self.uri, self.properties, snapshots, current, [self.schema()])
+            properties = self.properties
+            rollbacks = [s.summary.additional_properties.get(ROLLBACK) for s in snapshots]
+            if any(rollbacks):  # the newest rollback, as Iceberg keeps it in a table property
+                properties[ROLLBACK] = next(r for r in reversed(rollbacks) if r)
+            self._metadata = Metadata(self.uri, properties, snapshots, current, [self.schema()])
         return self._metadata
+
+    def snapshots(self) -> list[Snapshot]:
+        return list(self.metadata.snapshots)
 
     def current_snapshot(self) -> Snapshot | None:
         current = self.metadata.current_snapshot_id
@@ -358,7 +371,9 @@ def _absolute(root: str, path: str) -> str:
 
 
 def _snapshots(history: list[dict[str, Any]]) -> list[Snapshot]:
-    """The table's versions as snapshots, oldest first; the empty version that creates the table is none."""
+    """The table's versions as snapshots, oldest first; the empty version that creates the table is none.
+    A restore's parent is the version it restored, so (as after an Iceberg rollback) the versions
+    between leave the lineage that checkpoints and batch ids are read from; time travel still reads them."""
     out: list[Snapshot] = []
     for commit in sorted(history, key=lambda c: int(c["version"])):
         version = int(commit["version"])
@@ -370,6 +385,9 @@ def _snapshots(history: list[dict[str, Any]]) -> list[Snapshot]:
             if metrics.get(theirs) is not None:
                 props[ours] = str(metrics[theirs])
         parent = out[-1].snapshot_id if out else None
+        if commit.get("operation") == "RESTORE":  # the versions after the restored one leave the lineage
+            restored = int((commit.get("operationParameters") or {}).get("version", -1))
+            parent = restored if any(s.snapshot_id == restored for s in out) else None
         operation = Operation(str(commit["operation"]).lower()) if commit.get("operation") else None
         out.append(Snapshot(version, parent, int(commit["timestamp"]), Summary(operation, props)))
     return out
@@ -531,6 +549,12 @@ def is_delta(table: Any) -> bool:
     return isinstance(table, DeltaLakeTable)
 
 
+def refuse(table: Any, what: str) -> None:
+    """A clear error for what lakestack does not do on Delta tables yet (instead of a traceback)."""
+    if is_delta(table):
+        raise StorageError(f"{what} is not supported on Delta tables yet ({table.identifier}, format: delta)")
+
+
 def append(table: DeltaLakeTable, data: pa.Table, props: dict[str, str]) -> DeltaLakeTable:
     """Append `data` in one compare-and-swap commit carrying `props` in its commitInfo."""
     return _write(table, data, props, "append")
@@ -649,3 +673,80 @@ def _fileio_properties(storage_options: dict[str, str] | None) -> dict[str, str]
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+def rollback(table: DeltaLakeTable, version: int, *, run_id: str) -> Any:
+    """Make the table hold what `version` held: a restore, which is a new version (Delta's log only
+    grows) whose parent in the lineage is `version` and whose commitInfo carries the state as of
+    `version` (so readers resume from its checkpoint) and the rollback record. CommitConflictError
+    when another commit landed since `table` was read."""
+    import json
+    from datetime import UTC, datetime
+
+    from lakestack.failpoints import failpoint
+    from lakestack.storage.checkpoints import BATCH_ID, RUN_ID, carry_forward
+    from lakestack.storage.snapshots import Rollback
+
+    deltalake = _deltalake()
+    from deltalake.exceptions import CommitFailedError
+
+    name = table.identifier
+    if table.snapshot_by_id(version) is None:
+        raise StorageError(f"{name} has no snapshot {version}")
+    before = table.metadata.current_snapshot_id
+    if before == version:
+        return Rollback(name, before, version, changed=False)
+    then = DeltaLakeTable(name, table.uri, table.storage_options)
+    then.delta = table.at(version)
+    record = {"run_id": run_id, "from": before, "to": version, "at": datetime.now(UTC).isoformat()}
+    props = {
+        **carry_forward(then),
+        RUN_ID: run_id,
+        BATCH_ID: f"rollback:{run_id}:{version}",
+        ROLLBACK: json.dumps(record, separators=(",", ":")),
+    }
+    failpoint("rollback.before_commit")
+    try:
+        table.delta.restore(
+            version, commit_properties=deltalake.CommitProperties(custom_metadata=props, max_commit_retries=0)
+        )
+    except CommitFailedError as exc:
+        raise CommitConflictError(
+            f"{name} changed while rolling back; look at 'lakestack history' and retry ({exc})"
+        ) from exc
+    failpoint("rollback.after_commit")
+    table.refresh()
+    log.info("%s restored to version %s (run %s)", name, version, run_id)
+    return Rollback(name, before, version, changed=True)
+
+
+def evolve(table: DeltaLakeTable, steps: list[Any], props: dict[str, str]) -> DeltaLakeTable:
+    """A compatible contract version on a Delta table: its added top-level columns (nullable, after
+    the others: delta-rs appends them) and then the table properties (`lakestack.contract`, PII
+    classes), in two commits. A crash between them leaves the columns added and the old version
+    named; the next evolve adds nothing and names the new one. Widening, renaming and nested
+    changes are refused (StorageError) before anything is committed."""
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+    deltalake = _deltalake()
+    from deltalake.exceptions import CommitFailedError
+
+    refused = [f"{s.action} {s.column}" for s in steps if s.action != "add" or len(s.path) != 1]
+    if refused:
+        raise StorageError(
+            f"{table.identifier}: a Delta table takes added top-level columns only for now; "
+            f"this contract version also needs: {', '.join(refused)}"
+        )
+    fields = [
+        deltalake.Field.from_arrow(pa.field(s.column, schema_to_pyarrow(s.field_type), nullable=True)) for s in steps
+    ]
+    try:
+        if fields:
+            table.delta.alter.add_columns(fields, commit_properties=deltalake.CommitProperties(max_commit_retries=0))
+            table.refresh()
+        table.delta.alter.set_table_properties(
+            props, raise_if_not_exists=False, commit_properties=deltalake.CommitProperties(max_commit_retries=0)
+        )
+    except CommitFailedError as exc:
+        raise CommitConflictError(f"{table.identifier}: the table changed while evolving it ({exc})") from exc
+    return table.refresh()

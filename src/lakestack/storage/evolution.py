@@ -29,7 +29,7 @@ from pyiceberg.types import (
 )
 
 from lakestack.contracts.model import Contract, Field
-from lakestack.errors import ContractError, Location, StorageError
+from lakestack.errors import CommitConflictError, ContractError, Location, StorageError
 from lakestack.failpoints import failpoint
 from lakestack.storage.schema import _iceberg_type
 
@@ -169,6 +169,18 @@ def evolve(table: Any, contract: Contract, before: str | None) -> tuple[Any, lis
     stale = [f"lakestack.pii.{s.path[0]}" for s in steps if s.action == "rename" and len(s.path) == 1]
     stale = [key for key in stale if key in table.metadata.properties]
     failpoint("schema.before_evolve")
+    from lakestack.storage import delta
+
+    if delta.is_delta(table):  # columns added by delta-rs, then the properties (storage/delta.py)
+        try:
+            table = delta.evolve(table, steps, {CONTRACT: contract.ref, **pii})
+        except CommitConflictError:
+            table = table.refresh()
+            if (table_contract_version(table) or 0) < contract.version:
+                raise StorageError(f"{table.identifier}: the schema changed while evolving it; retry") from None
+            return table, []
+        failpoint("schema.after_evolve")
+        return table, steps
     try:
         with table.transaction() as tx:
             if steps:

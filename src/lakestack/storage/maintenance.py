@@ -78,6 +78,9 @@ class Rewritten:
 
 def footprint(table: Any) -> Footprint:
     """The current snapshot's totals (from its summary) with the table's snapshot and manifest counts."""
+    from lakestack.storage.delta import refuse
+
+    refuse(table, "lakestack maintain")
     snap = table.current_snapshot()
     summary = snap.summary.additional_properties if snap is not None and snap.summary else {}
     return Footprint(

@@ -30,6 +30,9 @@ def has_replayed_column(table: Any) -> bool:
 
 def ensure_replayed_column(table: Any) -> Any:
     """`table` with an optional string column `_replayed_from` (added in one commit when missing)."""
+    from lakestack.storage.delta import refuse
+
+    refuse(table, "quarantine replay")
     if has_replayed_column(table):
         return table
     from pyiceberg.exceptions import CommitFailedException

@@ -65,6 +65,9 @@ class Expired:
 
 def find_rows(table: Any, match: Match) -> Erased:
     """The rows `match` selects, per data file, without changing anything."""
+    from lakestack.storage.delta import refuse
+
+    refuse(table, "lakestack erase")
     snap = table.current_snapshot()
     if snap is None:
         return Erased(0, (), 0, None, None)

@@ -150,6 +150,10 @@ def rollback(table: Any, snapshot_id: int, *, run_id: str) -> Rollback:
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
     from pyiceberg.table.update.snapshot import ManageSnapshots
 
+    from lakestack.storage import delta
+
+    if delta.is_delta(table):  # a restore: a new version (storage/delta.py)
+        return delta.rollback(table, snapshot_id, run_id=run_id)  # type: ignore[no-any-return]
     name = ".".join(table.name()[-2:])
     if table.metadata.snapshot_by_id(snapshot_id) is None:
         raise StorageError(f"{name} has no snapshot {snapshot_id}")
