@@ -15,7 +15,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-ORDER = ("validation", "ingest_csv", "ingest_ndjson", "merge", "gold", "query", "publish")
+ORDER = ("validation", "ingest_csv", "ingest_ndjson", "memory", "merge", "gold", "query", "publish")
 
 
 def _fmt_s(s: float) -> str:

@@ -48,9 +48,11 @@ class Limits:
     LAKESTACK_MAX_LINE_BYTES, else these defaults.
     """
 
-    # bytes a file holds once decompressed (plain files: their size). Its rows are held until their
-    # batch commits (a file is never split across commits): a 107 MiB CSV of 2 M short rows peaked
-    # at 0.97 GB RSS through its commit, so 512 MiB keeps one file near 4-5 GB at worst.
+    # bytes a file holds once decompressed (plain files: their size). On the record path its rows
+    # are held until their batch commits (a file is never split across commits): a 107 MiB CSV of
+    # 2 M short rows peaked at 0.97 GB RSS through its commit, so 512 MiB keeps one file near 4-5 GB
+    # at worst. The column path streams them into data files (ADR 37) but may decline a file and
+    # hand it to the record path, so the cap stays.
     max_decompressed_bytes: int = 512 << 20
     max_ratio: float = 100.0  # decompressed / compressed bytes of a .gz file, past the first RATIO_FLOOR
     max_line_bytes: int = 64 << 20  # bytes of one line (a record between 8 MiB and this is quarantined alone)
