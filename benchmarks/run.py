@@ -18,7 +18,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 RESULTS = Path(__file__).parent / "results"
 # the benchmarks the harness runs at several sizes with their peers (benchmarks/suite.py); the
 # sections below them are single-size and run only when named with --only
-SUITE_NAMES = ("validation", "ingest_csv", "ingest_ndjson", "memory", "merge", "gold", "query", "publish")
+SUITE_NAMES = (
+    "validation",
+    "ingest_csv",
+    "ingest_ndjson",
+    "memory",
+    "merge",
+    "gold",
+    "query",
+    "cli_query",
+    "publish",
+)
 GROUPS = {"ingest": ("ingest_csv", "ingest_ndjson")}
 LEGACY = (
     "merge_1m",

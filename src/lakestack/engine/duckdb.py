@@ -580,18 +580,18 @@ def _string(value: str) -> str:
 
 
 def planned_view_sql(name: str, files: Sequence[str], con: Any = None) -> str:
-    """`CREATE OR REPLACE VIEW layer.name AS SELECT * FROM read_parquet([...], union_by_name = TRUE,
-    hive_partitioning = FALSE)` for a view over a recorded plan's files; with `con`, the view's
-    schema is created first."""
+    """`CREATE OR REPLACE VIEW layer.name AS SELECT * FROM read_parquet([...], hive_partitioning =
+    FALSE)` for a view over a recorded plan's files; with `con`, the view's schema is created first.
+
+    No `union_by_name`: a plan is recorded only for a table with one schema, so its files share
+    their columns, and DuckDB binds later files by name (it refuses a file missing a column). With
+    it, DuckDB read every file's footer to bind the view: 0.15 s of a 0.5 s query over 365 files."""
     schema, _, table = name.rpartition(".")
     if schema and con is not None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
     view = f"{_quoted(schema)}.{_quoted(table)}" if schema else _quoted(table)
     scan = ", ".join(_string(_local(f)) for f in files)
-    return (
-        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM READ_PARQUET([{scan}], "
-        "union_by_name = TRUE, hive_partitioning = FALSE)"
-    )
+    return f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM READ_PARQUET([{scan}], hive_partitioning = FALSE)"
 
 
 def _local(path: str) -> str:
