@@ -119,6 +119,10 @@ def test_each_vehicle_is_valued_once_and_the_second_run_asks_nothing(
     assert sum(c["attempts"] for c in calls) >= len(keys)
     cache = _rows(root, "_lakestack.lookup_vmv")
     assert {(r["license_plate"], r["state_code"]) for r in cache} == keys
+    import yaml
+
+    config = yaml.safe_load((root / "lakestack.yaml").read_text(encoding="utf-8"))
+    assert "gold.fleet_values" in config["publish"]["analytics"]["datasets"]  # published with the marts
     fleet = {r["asset_id"]: r for r in _rows(root, "gold.fleet_values")}
     assert len(fleet) == len(assets)
     for asset in assets:

@@ -248,8 +248,9 @@ class NorthwindApis:
 def add_apis(project_dir: Path, url: str) -> list[str]:
     """Add the APIs' parts to a copied Northwind project: the `crm_contacts` REST source and the
     `assets` file source with its Silver datasets (the `vmv` lookup on `assets`), their contracts
-    and `gold.fleet_values`, all calling `url` (the server of :class:`NorthwindApis`). The project
-    file keeps its comments: the sources and datasets are inserted at the end of their blocks.
+    and `gold.fleet_values` (published with the other marts), all calling `url` (the server of
+    :class:`NorthwindApis`). The project file keeps its comments: the sources, datasets and the
+    published table are inserted at the end of their blocks.
     Returns the files written, relative to the project folder."""
     from lakestack.pipeline.scaffold import example_template
 
@@ -271,8 +272,17 @@ def add_apis(project_dir: Path, url: str) -> list[str]:
     for block, before in (("sources.yaml", "datasets:"), ("datasets.yaml", "publish:")):
         fragment = (overlay / block).read_text(encoding="utf-8").replace("__API_URL__", url)
         text = _insert_before(text, before, fragment, project)
+    text = _append_to_publish(text, (overlay / "publish.yaml").read_text(encoding="utf-8"), project)
     project.write_text(text, encoding="utf-8")
     return ["lakestack.yaml", *written]
+
+
+def _append_to_publish(text: str, fragment: str, path: Path) -> str:
+    """gold.fleet_values joins the tables the last publish target lists (the file's last block)."""
+    lines = text.rstrip("\n").splitlines(keepends=True)
+    if not lines or not lines[-1].startswith("      gold."):
+        raise UsageError(f"{path}: the publish block's dataset list is not where the APIs' table is added (the end)")
+    return "".join(lines) + "\n" + fragment
 
 
 def _insert_before(text: str, top_key: str, fragment: str, path: Path) -> str:
