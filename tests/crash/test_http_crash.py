@@ -89,12 +89,17 @@ def _records(b: int) -> list[dict[str, Any]]:
     return [event(b * 100 + i, amount=-1 if i == 2 else i) for i in range(RECORDS)]
 
 
-def _project(tmp_path: Path, catalog_uri: str | None = None, ack: str = "durable") -> Path:
+def _project(tmp_path: Path, catalog_uri: str | None = None, ack: str = "durable", table_format: str = "") -> Path:
     root = stream_project(tmp_path / "p", "http", None, max_seconds=0.15)
     config = root / "lakestack.yaml"
     text = config.read_text().replace("kind: http", f"kind: http\n    http: {{workers: 0, ack: {ack}}}")
     if catalog_uri is not None:
         text = text.replace("sqlite:///.lakestack/catalog.db", catalog_uri)
+    if table_format:
+        text = text.replace(
+            "    warehouse: ./warehouse\n", f"    warehouse: ./warehouse\n    format: {table_format}\n", 1
+        )
+        assert f"format: {table_format}" in text
     config.write_text(text)
     return root
 
@@ -219,6 +224,25 @@ def _retry_all(port: int, total: int) -> dict[str, dict[str, Any]]:
             assert answer.status_code == 200, answer.text
             out[_batch_id(b)] = answer.json()
     return out
+
+
+def test_the_collector_on_delta_tables_crashed_at_every_failpoint_in_turn(tmp_path: Path) -> None:
+    """Delta tables (ADR 35): one project crashed at each point in turn, then a clean run; every
+    point on the collector's path must have fired."""
+    pytest.importorskip("deltalake")
+    points = _points()
+    root, log = _project(tmp_path, table_format="delta"), tmp_path / "hits.log"
+    producer = Producer(free_port(), total=PER_RUN * (len(points) + 6))
+    missed = []
+    for point in points:
+        _setup(root, producer, point, log, check=False)
+        before = len(hits(str(log)))
+        _run(root, producer, f"{point}=kill", log, PER_RUN)
+        if point not in hits(str(log))[before:] and point not in OFF_PATH:
+            missed.append(point)
+    assert not missed, f"these points did not fire: {missed}"
+    _finish(root, producer)
+    assert (root / "warehouse" / "bronze" / "events" / "_delta_log").is_dir()
 
 
 def _assert_exact(root: Path, total: int) -> None:

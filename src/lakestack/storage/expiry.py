@@ -76,6 +76,12 @@ def plan_expiry(
     first missing parent, so only the oldest part of the lineage is expired, up to the first
     snapshot that must stay; snapshots a rollback left (outside the lineage) go by age alone.
     """
+    from lakestack.storage import delta, delta_maintenance
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return delta_maintenance.plan_expiry(  # type: ignore[no-any-return]
+            table, now_ms=now_ms, retention_ms=retention_ms, keep_last=keep_last, pinned=dict(pinned or {})
+        )
     snaps = sorted(table.metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
     cutoff = now_ms - retention_ms
     protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
@@ -136,6 +142,10 @@ def checkpoint_needs(table: Any, needed: dict[int, str], now_ms: int) -> str | N
 
 def expire(table: Any, plan: ExpiryPlan) -> tuple[Any, Deleted]:
     """Commit the plan, then delete the files only the expired snapshots reached."""
+    from lakestack.storage import delta, delta_maintenance
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return delta_maintenance.expire(table, plan)  # type: ignore[no-any-return]
     if not plan.expire:
         return table, Deleted(0, 0)
     gone = set(plan.expire)
@@ -229,6 +239,10 @@ def find_orphans(table: Any, *, now_ms: int, min_age_ms: int, nested: Iterable[s
     seen as live; a file written but not yet committed is young. `nested`: other tables' locations;
     files under one of them are never this table's orphans.
     """
+    from lakestack.storage import delta
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return {}  # not yet on Delta (storage/delta_maintenance.py)
     listed = list_files(table)
     table = table.refresh()
     live = _live(table)

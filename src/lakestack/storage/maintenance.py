@@ -78,9 +78,10 @@ class Rewritten:
 
 def footprint(table: Any) -> Footprint:
     """The current snapshot's totals (from its summary) with the table's snapshot and manifest counts."""
-    from lakestack.storage.delta import refuse
+    from lakestack.storage import delta, delta_maintenance
 
-    refuse(table, "lakestack maintain")
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return delta_maintenance.footprint(table)  # type: ignore[no-any-return]
     snap = table.current_snapshot()
     summary = snap.summary.additional_properties if snap is not None and snap.summary else {}
     return Footprint(
@@ -150,6 +151,10 @@ def plan_compaction(table: Any, target_bytes: int, eligible: Eligible | None = N
     only files every Silver consumer has read, since a rewritten file is not new to them). Files
     of an older partition spec, and tables with delete files, are left alone.
     """
+    from lakestack.storage import delta, delta_maintenance
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return delta_maintenance.plan_compaction(table, target_bytes, eligible)  # type: ignore[no-any-return]
     from pyiceberg.manifest import DataFileContent
 
     snap = table.current_snapshot()
@@ -216,6 +221,10 @@ def compact(
 
     A commit that lost a race (a stream appended meanwhile) is planned again from the fresh table.
     """
+    from lakestack.storage import delta, delta_maintenance
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return delta_maintenance.compact(table, target_bytes, run_id=run_id, batch_id=batch_id, eligible=eligible)  # type: ignore[no-any-return]
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException, ValidationException
 
     for attempt in range(RETRIES + 1):
@@ -318,6 +327,10 @@ class _SequencedWriter:
 # -- manifests -------------------------------------------------------------------------------------
 def manifests_to_rewrite(table: Any) -> tuple[int, int]:
     """(data manifests now, manifests after a rewrite); equal when a rewrite would gain nothing."""
+    from lakestack.storage import delta
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return 0, 0  # no manifests
     snap = table.current_snapshot()
     if snap is None:
         return 0, 0
@@ -414,6 +427,10 @@ class _ManifestRewrite:
 # -- history tables ----------------------------------------------------------------------------
 def delete_older(table: Any, column: str, before: datetime, *, run_id: str, batch_id: str, dry_run: bool) -> int:
     """Delete the rows whose `column` is before `before` (a `_lakestack` history table); how many."""
+    from lakestack.storage import delta, delta_maintenance
+
+    if delta.is_delta(table):  # storage/delta_maintenance.py
+        return delta_maintenance.delete_older(table, column, before, run_id=run_id, batch_id=batch_id, dry_run=dry_run)
     from pyiceberg.exceptions import CommitFailedException
     from pyiceberg.expressions import LessThan
 

@@ -1,0 +1,163 @@
+"""`lakestack maintain` on Delta tables (ADR 35): compaction is delta-rs `optimize.compact`, expiry
+is `vacuum`, history retention is `delete`; each commit carries the table's state like every other.
+
+`storage.maintenance` and `storage.expiry` route a Delta table here, so `pipeline/maintain.py` runs
+the same steps on both formats. What differs:
+
+- Delta has no manifests: the manifest step finds nothing to rewrite.
+- Expiry: Delta's log keeps every version (commitInfo, so every checkpoint, stays readable); what
+  goes is the data files that only versions older than the retention reference. `vacuum` runs
+  with every other version in `keep_versions`: the one current at the start of the retention
+  window (time travel), the last `keep_last` and the newer ones. Versions other tables'
+  checkpoints pin need only the log (their readers plan files, they do not read them).
+- Orphans (files no version references: a writer killed before its commit) are not removed yet:
+  `vacuum(full=True)` would also take files that versions inside the retention still need.
+- Bronze is not compacted yet: Silver reads what Bronze added since its checkpoint by file path,
+  so compacted files would be read (and merged, idempotently) again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from lakestack.errors import CommitConflictError
+from lakestack.failpoints import failpoint
+from lakestack.storage.delta import DeltaLakeTable, _deltalake
+
+log = logging.getLogger(__name__)
+
+
+def footprint(table: DeltaLakeTable) -> Any:
+    from lakestack.storage.maintenance import Footprint
+
+    files = [t.file for t in table.scan().plan_files()]
+    current = table.current_snapshot()
+    return Footprint(
+        files=len(files),
+        bytes=sum(f.file_size_in_bytes for f in files),
+        records=sum(f.record_count for f in files),
+        snapshots=len(table.metadata.snapshots),
+        manifests=0,
+        snapshot_id=current.snapshot_id if current is not None else None,
+    )
+
+
+def plan_compaction(table: DeltaLakeTable, target_bytes: int, eligible: Any = None) -> Any:
+    """Bins of a partition's small files (`maintenance._pack`), as for Iceberg."""
+    from lakestack.storage.maintenance import SMALL_SHARE, CompactionPlan, _pack
+
+    if eligible is not None:
+        return CompactionPlan((), 0, 0, "Bronze on Delta is not compacted yet (Silver reads its new files by path)")
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for task in table.scan().plan_files():
+        if task.file.file_size_in_bytes < target_bytes * SMALL_SHARE:
+            groups[task.file.partition].append(task.file)
+    bins: list[tuple[Any, ...]] = []
+    partitions = lone = 0
+    for files in groups.values():
+        packed = [b for b in _pack(files, target_bytes) if len(b) > 1]
+        lone += len(files) == 1
+        partitions += bool(packed)
+        bins.extend(packed)
+    return CompactionPlan(tuple(bins), partitions, lone)
+
+
+def compact(table: DeltaLakeTable, target_bytes: int, *, run_id: str, batch_id: str, eligible: Any = None) -> Any:
+    """`optimize.compact` over the partitions that have bins, in one compare-and-swap commit whose
+    commitInfo carries the table's state (`maintenance._props`)."""
+    from deltalake.exceptions import CommitFailedError
+
+    from lakestack.storage.maintenance import Rewritten, _props
+    from lakestack.storage.warehouse import has_batch
+
+    plan = plan_compaction(table, target_bytes, eligible)
+    if not plan.bins:
+        return table, Rewritten(0, 0, None)
+    part = table.partitioning
+    values = sorted({str(f.partition[0]) for b in plan.bins for f in b if f.partition[0] is not None})
+    filters = [(part.name, "in", values)] if part is not None and values else None
+    properties = _deltalake().CommitProperties(
+        custom_metadata=_props(table, "compact", run_id, batch_id), max_commit_retries=0
+    )
+    try:
+        metrics = table.delta.optimize.compact(
+            partition_filters=filters, target_size=target_bytes, commit_properties=properties
+        )
+    except CommitFailedError as exc:
+        table = table.refresh()
+        if has_batch(table, batch_id):
+            return table, Rewritten(plan.files, -1, table.current_snapshot().snapshot_id)  # type: ignore[union-attr]
+        raise CommitConflictError(f"{table.identifier}: compaction lost to another commit ({exc})") from exc
+    failpoint("maintain.compact.after_commit")
+    table = table.refresh()
+    snapshot = table.current_snapshot()
+    removed, added = int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0))
+    return table, Rewritten(removed, added, snapshot.snapshot_id if snapshot is not None else None)
+
+
+def plan_expiry(
+    table: DeltaLakeTable, *, now_ms: int, retention_ms: int, keep_last: int, pinned: dict[int, str] | None = None
+) -> Any:
+    """Versions older than the retention whose files may go, and those kept with why. Versions that
+    other tables' checkpoints pin (`pinned`) need no data files on Delta: their readers plan files
+    from the log (which vacuum keeps), so only time travel's window start is kept."""
+    from lakestack.storage.expiry import ExpiryPlan
+
+    snaps = table.metadata.snapshots  # oldest first
+    cutoff = now_ms - retention_ms
+    keep = {s.snapshot_id for s in snaps[-keep_last:]} if keep_last > 0 else set()
+    old = [s.snapshot_id for s in snaps if s.timestamp_ms < cutoff and s.snapshot_id not in keep]
+    if not old:
+        return ExpiryPlan(())
+    needed: dict[int, str] = {}
+    window = [s.snapshot_id for s in snaps if s.timestamp_ms <= cutoff]
+    if window:
+        needed.setdefault(window[-1], "time travel to the start of the retention window")
+    kept = tuple((v, why) for v, why in sorted(needed.items()) if v in old)
+    return ExpiryPlan(tuple(v for v in old if v not in needed), kept)
+
+
+def expire(table: DeltaLakeTable, plan: Any) -> tuple[DeltaLakeTable, Any]:
+    """`vacuum` keeping every version but the expired ones: deletes the data files only expired
+    versions reference (see the module doc)."""
+    from lakestack.storage.expiry import Deleted
+
+    if not plan.expire:
+        return table, Deleted(0, 0)
+    gone = set(plan.expire)
+    keep = [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id not in gone]
+    failpoint("maintain.expire.before_commit")
+    deleted = table.delta.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False, keep_versions=keep)
+    failpoint("maintain.expire.after_commit")
+    return table.refresh(), Deleted(len(deleted), 0)
+
+
+def delete_older(
+    table: DeltaLakeTable, column: str, before: datetime, *, run_id: str, batch_id: str, dry_run: bool
+) -> int:
+    """Delete a history table's rows whose `column` is before `before`; how many."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake.exceptions import CommitFailedError
+
+    from lakestack.storage.maintenance import _props
+
+    values = table.scan().to_arrow().column(column)
+    old = int(pc.sum(pc.less(values, pa.scalar(before, values.type))).as_py() or 0)
+    if not old or dry_run:
+        return old
+    predicate = f"\"{column}\" < CAST('{before.isoformat()}' AS TIMESTAMP)"
+    properties = _deltalake().CommitProperties(
+        custom_metadata=_props(table, "history", run_id, batch_id), max_commit_retries=0
+    )
+    failpoint("maintain.history.before_commit")
+    try:
+        table.delta.delete(predicate, commit_properties=properties)
+    except CommitFailedError as exc:  # a run recorded itself meanwhile: the next maintain deletes them
+        log.info("%s changed while deleting old rows; left for the next run (%s)", table.identifier, exc)
+        return 0
+    failpoint("maintain.history.after_commit")
+    return old
