@@ -72,3 +72,32 @@ def test_a_query_over_recorded_plans_loads_no_catalog_library(project: Path) -> 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2 3 []", done.stdout  # bronze.events, quarantine.events, _lakestack.runs
+
+
+def test_show_and_status_answer_as_the_full_path(project: Path) -> None:
+    (project / "landing" / "events" / "events_20260102.ndjson").write_text(json.dumps(LATER) + "\n")  # pending
+    with Lake.open(project) as lake:
+        fast = (lake.status(), lake.schema("bronze.events"), lake.read("bronze.events", limit=5).to_pylist())
+        assert fast[0][0].pending_files == 1 and fast[0][0].ingested_files == 1
+        lake._read_path = None
+        assert (lake.status(), lake.schema("bronze.events"), lake.read("bronze.events", limit=5).to_pylist()) == fast
+
+
+def test_cli_reads_load_no_catalog_library_nor_sqlglot(project: Path) -> None:
+    # (pyarrow's to_pylist of a timestamptz column still imports pandas: `show` of such a table)
+    assert cli(project, "query", "SELECT count(*) FROM bronze.events").returncode == 0  # records the plan
+    code = (
+        "import sys\n"
+        "from lakestack.cli.app import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sqlalchemy', 'pyiceberg.catalog.sql', 'pyiceberg.table', 'sqlglot')\n"
+        "sys.stderr.write(repr(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    for args in (["query", "SELECT count(*) AS n FROM bronze.events"], ["show", "bronze.events"], ["tables"]):
+        command = [sys.executable, "-c", code, "-p", str(project), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.endswith("[]"), (args, done.stderr[-300:])

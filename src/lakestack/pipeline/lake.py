@@ -1160,15 +1160,17 @@ class Lake:
         ]
 
     def status(self) -> list[SourceStatus]:
+        pointers = self.read_path.pointers() if self.read_path is not None else None
         out = []
         for name in self._sources(None):
             cfg = self.project.config.sources[name]
             source = self.source(name)
+            pending: list[Any] = []
+            ingested = 0
             if cfg.is_stream:
-                pending, ingested = [], 0
                 landing = f"{cfg.kind} stream"
             else:
-                pending, ingested = source.pending(self.warehouse)
+                pending, ingested = self._pending(source, cfg, pointers)
                 landing = (
                     cfg.landing
                     if cfg.landing and "://" in cfg.landing
@@ -1178,8 +1180,8 @@ class Lake:
                     landing = f"database: {cfg.database.table or 'query'}"
                 if cfg.kind == "rest" and cfg.rest is not None:  # the API (credentials go in headers)
                     landing = cfg.rest.base_url
-            bronze = self._info_or_none(f"bronze.{name}")
-            quarantine = self._info_or_none(f"quarantine.{name}")
+            bronze = self._info_or_none(f"bronze.{name}", pointers)
+            quarantine = self._info_or_none(f"quarantine.{name}", pointers)
             out.append(
                 SourceStatus(
                     name,
@@ -1195,7 +1197,23 @@ class Lake:
             )
         return out
 
-    def _info_or_none(self, identifier: str) -> TableInfo | None:
+    def _pending(self, source: Any, cfg: Any, pointers: dict[str, str] | None) -> tuple[list[Any], int]:
+        """A source's files not yet ingested and how many Bronze holds; a local file drop reads its
+        ledger from the metadata files (storage.readpath.CheckpointView) when the read path applies."""
+        if pointers is not None and cfg.kind == "files" and not (cfg.landing and "://" in cfg.landing):
+            from lakestack.storage.readpath import CheckpointView
+
+            try:
+                found: tuple[list[Any], int] = source.pending(CheckpointView(pointers))
+                return found
+            except Exception as exc:  # anything the view cannot read: the full path answers
+                log.debug("status of %s through the catalog: %s", cfg, exc)
+        found = source.pending(self.warehouse)
+        return found
+
+    def _info_or_none(self, identifier: str, pointers: dict[str, str] | None = None) -> TableInfo | None:
+        if pointers is not None:
+            return self.table_info(identifier) if identifier in pointers else None
         return self.table_info(identifier) if self.warehouse.exists(identifier) else None
 
     def read(

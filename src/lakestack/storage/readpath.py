@@ -202,6 +202,79 @@ class ReadPath:
         return self.plans / f"{_stem(identifier)}.{hashlib.sha256(location.encode()).hexdigest()}.json"
 
 
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    additional_properties: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    snapshot_id: int
+    parent_snapshot_id: int | None
+    timestamp_ms: int
+    summary: _Summary
+
+
+@dataclass(frozen=True, slots=True)
+class _Metadata:
+    location: str
+    snapshots: list[_Snapshot]
+
+
+class _LocalInput:
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def open(self) -> Any:
+        path = unquote(urlsplit(self.location).path) if self.location.startswith("file:") else self.location
+        return open(path, "rb")  # the caller closes it (`with ... .open() as f`)
+
+
+class _LocalIO:
+    def new_input(self, location: str) -> _LocalInput:
+        return _LocalInput(location)
+
+
+class MetadataTable:
+    """A table as its metadata file describes it, in the shapes `storage.checkpoints` reads
+    (snapshots with their summaries, side files through `io`): checkpoints such as the file
+    ledger without pyiceberg."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        snapshots = [
+            _Snapshot(
+                int(s["snapshot-id"]),
+                int(s["parent-snapshot-id"]) if s.get("parent-snapshot-id") is not None else None,
+                int(s["timestamp-ms"]),
+                _Summary({str(k): str(v) for k, v in (s.get("summary") or {}).items() if k != "operation"}),
+            )
+            for s in metadata.get("snapshots", [])
+        ]
+        self.metadata = _Metadata(str(metadata.get("location", "")), snapshots)
+        self._current = metadata.get("current-snapshot-id")
+        self.io = _LocalIO()
+
+    def current_snapshot(self) -> _Snapshot | None:
+        return next((s for s in self.metadata.snapshots if s.snapshot_id == self._current), None)
+
+
+class CheckpointView:
+    """`exists` and `load` over the read path's pointers, for what reads a table's checkpoint only
+    (a file source's pending files: `lakestack status`)."""
+
+    def __init__(self, pointers: dict[str, str]) -> None:
+        self.pointers = pointers
+
+    def exists(self, identifier: str) -> bool:
+        return identifier in self.pointers
+
+    def load(self, identifier: str) -> MetadataTable:
+        metadata = _metadata(self.pointers[identifier])
+        if metadata is None:
+            raise ValueError(f"{identifier}: metadata file not readable here")
+        return MetadataTable(metadata)
+
+
 def _stem(identifier: str) -> str:
     return re.sub(r"[^a-z0-9_.]", "_", identifier.lower())
 
