@@ -110,11 +110,6 @@ def test_a_commit_on_a_stale_read_conflicts_and_append_retries_once(table: Delta
     assert _content(table.refresh()) == [(1, 1, "rival"), (2, 1, "mine")] and has_batch(table, "mine")
 
 
-def test_an_s3_warehouse_is_refused_with_a_clear_error() -> None:
-    with pytest.raises(StorageError, match="not supported yet"):
-        DeltaWarehouse("s3://bucket/warehouse")
-
-
 def test_a_rollback_is_a_restore_whose_lineage_skips_the_undone_versions(table: DeltaLakeTable) -> None:
     from lakestack.storage.snapshots import last_rollback, rollback
 

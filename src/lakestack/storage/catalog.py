@@ -174,9 +174,19 @@ def open_warehouse(env: EnvironmentConfig, root: Path, name: str = "lakestack") 
     catalog (`format: iceberg`, the default), or a `storage.delta.DeltaWarehouse` (`format: delta`:
     Delta tables in folders under the warehouse, no catalog; ADR 35)."""
     if env.format == "delta":
-        from lakestack.storage.delta import DeltaWarehouse
+        from lakestack.storage import filesystems
+        from lakestack.storage.delta import DeltaWarehouse, storage_options_for
 
-        return DeltaWarehouse(warehouse_uri(env, root))
+        if not filesystems.is_object_store(env.warehouse):
+            return DeltaWarehouse(warehouse_uri(env, root))
+        filesystems.check_reachable(env, env.warehouse, "warehouse")
+        filesystems.remember(env.s3)  # engines read the data files through it (ADR 25)
+        return DeltaWarehouse(
+            env.warehouse,
+            storage_options_for(env.s3),
+            fileio=filesystems.fileio_properties(env.s3),
+            filesystem=filesystems.arrow_filesystem(env.s3),
+        )
     from lakestack.storage.warehouse import Warehouse
 
     return Warehouse(open_catalog(env, root, name))

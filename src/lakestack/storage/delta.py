@@ -1,12 +1,12 @@
 """Delta Lake tables (delta-rs, the `deltalake` package) behind the same storage seam as Iceberg (ADR 0035).
 
 A `DeltaWarehouse` keeps each table in its own folder, `<warehouse>/<namespace>/<table>/` with its
-`_delta_log/`; there is no catalog. A loaded table is a `DeltaLakeTable`: it answers the part of
-pyiceberg's `Table` that lakestack's storage, pipeline and engines read (the current snapshot and
-its lineage, the snapshot summaries that carry checkpoints, the schema, the partition spec, a scan
-planned to Parquet files), so `storage.checkpoints`, `warehouse.history` and the engines read a
-Delta table as they read an Iceberg one. Writes go through `append` and `replace` here, which
-`storage.warehouse.append` / `replace_files` route to.
+`_delta_log/` (a local folder or an S3 prefix); there is no catalog. A loaded table is a
+`DeltaLakeTable`: it answers the part of pyiceberg's `Table` that lakestack's storage, pipeline and
+engines read (the current snapshot and its lineage, the snapshot summaries that carry checkpoints,
+the schema, the partition spec, a scan planned to Parquet files), so `storage.checkpoints`,
+`warehouse.history` and the engines read a Delta table as they read an Iceberg one. Writes go
+through `append` and `replace` here, which `storage.warehouse.append` / `replace_files` route to.
 
 How Iceberg's terms map (see the ADR for what differs):
 
@@ -24,7 +24,10 @@ How Iceberg's terms map (see the ADR for what differs):
 - partitioning by Iceberg's day/month/year transforms is a derived int column (`Partitioning`);
   replacing whole partitions is an overwrite with a predicate on it (`replace`).
 
-Not yet: schema evolution, rollback (restore), maintenance (optimize, vacuum), S3.
+On S3 (`storage_options_for`), commits are conditional puts (compare-and-swap without a lock table).
+
+Schema evolution (added columns), rollback (restore) and maintenance are in `evolve`, `rollback` and
+`storage/delta_maintenance.py`.
 """
 
 from __future__ import annotations
@@ -163,10 +166,17 @@ class Partitioning:
 class DeltaLakeTable:
     """A Delta table at one version, read like a pyiceberg `Table` (see the module doc)."""
 
-    def __init__(self, identifier: str, uri: str, storage_options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        identifier: str,
+        uri: str,
+        storage_options: dict[str, str] | None = None,
+        fileio: dict[str, str] | None = None,
+    ) -> None:
         self.identifier = identifier
         self.uri = uri
         self.storage_options = storage_options
+        self.fileio = fileio  # pyiceberg FileIO properties (S3) for the checkpoint side files
         self.delta = _deltalake().DeltaTable(uri, storage_options=storage_options)
         self._metadata: Metadata | None = None
         self._schema: Any = None
@@ -247,7 +257,7 @@ class DeltaLakeTable:
         """A plain file IO for checkpoint side files (`storage.checkpoint_files`)."""
         from pyiceberg.io.pyarrow import PyArrowFileIO
 
-        return PyArrowFileIO(_fileio_properties(self.storage_options))
+        return PyArrowFileIO(dict(self.fileio or {}))
 
     # schema and partitioning
     @property
@@ -399,14 +409,27 @@ class DeltaWarehouse:
 
     format = "delta"
 
-    def __init__(self, location: str, storage_options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        location: str,
+        storage_options: dict[str, str] | None = None,
+        *,
+        fileio: dict[str, str] | None = None,
+        filesystem: Any = None,
+    ) -> None:
+        """`location`: a local folder (`file://` URI) or `s3://bucket/prefix`; for S3, delta-rs's
+        `storage_options` (`storage_options_for`), pyiceberg FileIO properties for the checkpoint
+        side files, and a pyarrow filesystem to list the tables (`storage/filesystems.py`)."""
         _deltalake()
         self.location = location.rstrip("/")
         self.storage_options = storage_options
-        if self.location.startswith("s3://"):
-            raise StorageError("Delta tables on S3 are not supported yet (format: delta needs a local warehouse)")
+        self.fileio = fileio
+        self.filesystem = filesystem
+        self.remote = self.location.startswith("s3://")
 
     def ensure_namespaces(self) -> None:
+        if self.remote:
+            return  # an object store has no folders to make
         for ns in _namespaces():
             self._root().joinpath(ns).mkdir(parents=True, exist_ok=True)
 
@@ -415,6 +438,8 @@ class DeltaWarehouse:
 
     def uri(self, identifier: str) -> str:
         namespace, _, name = identifier.partition(".")
+        if self.remote:
+            return f"{self.location}/{namespace}/{name}"
         return (self._root() / namespace / name).as_uri()
 
     def exists(self, identifier: str) -> bool:
@@ -423,14 +448,31 @@ class DeltaWarehouse:
     def load(self, identifier: str) -> DeltaLakeTable:
         if not self.exists(identifier):
             raise StorageError(f"table {identifier} does not exist")
-        return DeltaLakeTable(identifier, self.uri(identifier), self.storage_options)
+        return DeltaLakeTable(identifier, self.uri(identifier), self.storage_options, self.fileio)
 
     def tables(self) -> list[str]:
+        if self.remote:
+            return self._remote_tables()
         out = []
         for ns in _namespaces():
             folder = self._root() / ns
             if folder.is_dir():
                 out += [f"{ns}.{p.name}" for p in folder.iterdir() if (p / "_delta_log").is_dir()]
+        return sorted(out)
+
+    def _remote_tables(self) -> list[str]:
+        """Tables under an object-store warehouse: folders of a namespace holding `_delta_log/`."""
+        from pyarrow import fs as pafs
+
+        base = self.location.removeprefix("s3://")
+        out = []
+        for ns in _namespaces():
+            found = self.filesystem.get_file_info(pafs.FileSelector(f"{base}/{ns}", allow_not_found=True))
+            for info in found:
+                if info.type == pafs.FileType.Directory:
+                    name = info.path.rsplit("/", 1)[-1]
+                    if self.exists(f"{ns}.{name}"):
+                        out.append(f"{ns}.{name}")
         return sorted(out)
 
     def bronze_table(self, contract: Any) -> DeltaLakeTable:
@@ -667,8 +709,27 @@ def files_added_after(table: DeltaLakeTable, version: int | None) -> tuple[list[
     return [p for p in now if p not in before], current.snapshot_id
 
 
-def _fileio_properties(storage_options: dict[str, str] | None) -> dict[str, str]:
-    return dict(storage_options or {})
+def storage_options_for(s3: Any) -> dict[str, str]:
+    """delta-rs storage options for an environment's `s3:` block. Commits use S3 conditional puts
+    (`AWS_CONDITIONAL_PUT: etag`), so compare-and-swap holds across writers without a lock table."""
+    from lakestack.config import reveal
+
+    options = {"AWS_CONDITIONAL_PUT": "etag"}
+    if s3.endpoint_url:
+        options["AWS_ENDPOINT_URL"] = s3.endpoint_url
+        if s3.endpoint_url.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    if s3.region:
+        options["AWS_REGION"] = s3.region
+    for key, ref in (
+        ("AWS_ACCESS_KEY_ID", s3.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key),
+        ("AWS_SESSION_TOKEN", s3.session_token),
+    ):
+        value = reveal(ref)
+        if value:
+            options[key] = value
+    return options
 
 
 def _first_line(exc: BaseException) -> str:
@@ -696,7 +757,7 @@ def rollback(table: DeltaLakeTable, version: int, *, run_id: str) -> Any:
     before = table.metadata.current_snapshot_id
     if before == version:
         return Rollback(name, before, version, changed=False)
-    then = DeltaLakeTable(name, table.uri, table.storage_options)
+    then = DeltaLakeTable(name, table.uri, table.storage_options, table.fileio)
     then.delta = table.at(version)
     record = {"run_id": run_id, "from": before, "to": version, "at": datetime.now(UTC).isoformat()}
     props = {
