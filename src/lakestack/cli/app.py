@@ -434,6 +434,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """A table's schema and first rows."""
+    from lakestack.cli import results
     from lakestack.cli.audit import audit_read
     from lakestack.cli.policies import user_attrs
     from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
@@ -444,7 +445,7 @@ def show(
         audited.rows, audited.datasets = data.num_rows, (table,)
         audited.columns = tuple(f"{table}.{c}" for c in data.column_names)
     info = lake.table_info(table)
-    rows = data.to_pylist()
+    rows = results.pylist(data)
     if json_out:
         print_json(_console(), {"table": info, "schema": lake.schema(table), "rows": rows})
         return
