@@ -1,6 +1,6 @@
 """Crash matrix, stream rows: `lakestack stream` on NATS crashed at each stream-writer and append
 failpoint, restarted at the same point several times, then run clean; on a SQLite and a PostgreSQL
-catalog. After each crash and at the end: every valid event once in Bronze, every reject once in
+catalog, and on Delta tables. After each crash and at the end: every valid event once in Bronze, every reject once in
 quarantine, both tables readable by pyiceberg and by DuckDB, and the next run is not blocked.
 """
 
@@ -37,12 +37,13 @@ POINTS = {
     "storage.append.after_write": ["kill", "raise"],
     "storage.append.after_commit": ["kill"],
 }
-# every point killed on both catalogs; the injected I/O errors (catalog-independent) on SQLite only
+# every point killed on both catalogs and on Delta tables (ADR 35); the injected I/O errors
+# (catalog-independent) on SQLite only
 CASES = [
     (catalog, point, action)
     for point, actions in POINTS.items()
     for action in actions
-    for catalog in ("sqlite", "postgres")
+    for catalog in ("sqlite", "postgres", "delta")
     if action == "kill" or catalog == "sqlite"
 ]
 
@@ -61,9 +62,14 @@ def _payloads(start: int, stop: int) -> tuple[list[bytes], set[str]]:
 
 @pytest.fixture
 def catalog_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """Environment for the child processes: none for SQLite; a fresh PostgreSQL database per test."""
+    """Environment for the child processes: none for SQLite; a fresh PostgreSQL database per test;
+    for Delta, the format `_project` writes into the project."""
     if request.param == "sqlite":
         yield {}
+        return
+    if request.param == "delta":
+        pytest.importorskip("deltalake")
+        yield {"STREAM_TABLE_FORMAT": "delta"}
         return
     url = create_database(service_url("postgres", "postgresql://postgres@127.0.0.1:5432/test"))
     try:
@@ -76,10 +82,15 @@ def _project(tmp_path: Path, url: str, name: str, env: dict[str, str]) -> Path:
     root = stream_project(
         tmp_path / "p", "nats", {"url": url, "stream": name, "lease_seconds": 1}, max_seconds=5, max_records=BATCH
     )
-    if env:
-        config = root / "lakestack.yaml"
+    config = root / "lakestack.yaml"
+    if "STREAM_CATALOG_URL" in env:
         text = config.read_text().replace("uri: sqlite:///.lakestack/catalog.db", "uri: {secret: STREAM_CATALOG_URL}")
         config.write_text(text)
+    if "STREAM_TABLE_FORMAT" in env:
+        warehouse = "    warehouse: ./warehouse\n"
+        text = config.read_text()
+        assert warehouse in text
+        config.write_text(text.replace(warehouse, f"{warehouse}    format: {env['STREAM_TABLE_FORMAT']}\n", 1))
     return root
 
 
