@@ -176,7 +176,7 @@ class _Apply:
                 table = self.lake.warehouse.load(change.target)
                 snap = table.current_snapshot()
                 self.details[change.target] = {**_detail(change), "metadata_location": table.metadata_location}
-                self.lake.warehouse.catalog.drop_table(change.target)  # files stay: registrable again
+                self.lake.warehouse.drop(change.target)  # files stay: registrable again
                 job.dataset(DatasetIO(change.target, "input", snap.snapshot_id if snap else None))
                 self.done.append(change)
 

@@ -450,6 +450,20 @@ class DeltaWarehouse:
             raise StorageError(f"table {identifier} does not exist")
         return DeltaLakeTable(identifier, self.uri(identifier), self.storage_options, self.fileio)
 
+    def drop(self, identifier: str) -> None:
+        """Take the table out of the warehouse; its files stay, moved to `<namespace>/.dropped/`
+        (moving the folder back registers it again). Local warehouses only for now."""
+        import time
+
+        if self.remote:
+            raise StorageError(f"dropping {identifier} is not supported on an S3 Delta warehouse yet")
+        namespace, _, name = identifier.partition(".")
+        folder = self._root() / namespace / name
+        kept = self._root() / namespace / ".dropped" / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(kept)
+        log.info("%s dropped; its files are in %s", identifier, kept)
+
     def tables(self) -> list[str]:
         if self.remote:
             return self._remote_tables()

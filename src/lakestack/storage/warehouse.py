@@ -95,6 +95,10 @@ class Warehouse:
         except NoSuchTableError:
             raise StorageError(f"table {identifier} does not exist") from None
 
+    def drop(self, identifier: str) -> None:
+        """Remove the table from the catalog; its files stay (it can be registered again)."""
+        self.catalog.drop_table(identifier)
+
     def tables(self) -> list[str]:
         out = []
         for ns in NAMESPACES:
