@@ -24,8 +24,11 @@ EVENTS_CONTRACT: dict[str, Any] = {
 }
 
 
-def stream_project(root: Path, kind: str, settings: dict[str, Any] | None = None, **stream: Any) -> Path:
-    """`root/lakestack.yaml` with source `events` of this kind (settings go in its `kind:` block)."""
+def stream_project(
+    root: Path, kind: str, settings: dict[str, Any] | None = None, *, table_format: str | None = None, **stream: Any
+) -> Path:
+    """`root/lakestack.yaml` with source `events` of this kind (settings go in its `kind:` block);
+    `table_format` (delta): the dev environment's tables in that format."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "contracts").mkdir(exist_ok=True)
     (root / "contracts" / "events.v1.json").write_text(json.dumps(EVENTS_CONTRACT, indent=2))
@@ -41,6 +44,8 @@ def stream_project(root: Path, kind: str, settings: dict[str, Any] | None = None
         },
         "sources": {"events": source},
     }
+    if table_format is not None:
+        config["environments"]["dev"]["format"] = table_format  # type: ignore[index]
     (root / "lakestack.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root
 

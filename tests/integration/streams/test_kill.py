@@ -201,12 +201,20 @@ def _assert_exactly_once(root: Path, n: int, invalid: set[str]) -> None:
     assert bad == sorted(invalid), "quarantine does not hold exactly the invalid events once"
 
 
-def test_kafka_stream_survives_kill_9_with_every_record_once(tmp_path: Path, kafka_broker: str) -> None:
+@pytest.mark.parametrize("table_format", ["iceberg", "delta"])
+def test_kafka_stream_survives_kill_9_with_every_record_once(
+    tmp_path: Path, kafka_broker: str, table_format: str
+) -> None:
     """Each restart joins a new consumer group: a killed member keeps its partitions in its old
-    group until its session times out (seconds per cycle), and positions come from Iceberg anyway."""
+    group until its session times out (seconds per cycle), and positions come from the table's
+    commits anyway (Iceberg snapshot summaries, or Delta commitInfo: ADR 35)."""
+    if table_format == "delta":
+        pytest.importorskip("deltalake")
     topic = create_topic(kafka_broker, partitions=3)
     settings = {"bootstrap_servers": kafka_broker, "topics": [topic], "properties": CONSUMER_PROPERTIES}
-    root = stream_project(tmp_path / "p", "kafka", {**settings, "group_id": "g0"}, max_seconds=0.2)
+    root = stream_project(
+        tmp_path / "p", "kafka", {**settings, "group_id": "g0"}, table_format=table_format, max_seconds=0.2
+    )
     config = root / "lakestack.yaml"
     rng = random.Random(9)
     payloads, invalid = _events(6_000, seed=5)
