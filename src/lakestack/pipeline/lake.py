@@ -234,9 +234,11 @@ class Lake:
         lock = project_lock(self.env, self.project.root, self.project.name)
         lock.acquire(command, self.lock_wait)
         self._lock_depth = 1
-        self._wrote = True  # the project lock is for writing: close() commits the audit spool
         try:
             yield
+            # the project lock is for writing: close() commits the audit spool, after a command that
+            # ended well (a refused one writes nothing, not even the audit rows: the next one will)
+            self._wrote = True
         finally:
             self._lock_depth = 0
             lock.release()
