@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -397,15 +398,32 @@ def _replace_delta(
     return table
 
 
+_TASK_IDS: OrderedDict[str, Iterator[int]] = OrderedDict()  # per write uuid: the next file's task id
+
+
+def _task_ids(write_uuid: Any) -> Iterator[int]:
+    """The task ids of one commit's files. A file is named `00000-<task id>-<write uuid>` inside its
+    partition folder, and a commit writes data in several calls (one per rewritten file, group or
+    block): each call starting at 0 gave two files of one partition the same name, the second
+    overwriting the first while the commit listed both."""
+    key = str(write_uuid)
+    ids = _TASK_IDS.get(key)
+    if ids is None:
+        ids = _TASK_IDS[key] = itertools.count(0)
+        while len(_TASK_IDS) > 256:  # commits long done
+            _TASK_IDS.popitem(last=False)
+    return ids
+
+
 def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) -> list[Any]:
-    """Parquet data files for `data`, split by partition.
+    """Parquet data files for `data`, split by partition; the files of one `write_uuid` never share
+    a name, however many calls write them.
 
     pyiceberg filters the whole table once per partition value. For the common lakestack layout, one
     day-partitioned column, the rows are split with one sort instead and every day becomes write
     tasks directly (pyiceberg's writer runs them in parallel). This uses pyiceberg's write internals
     (pinned below 0.13); any other partition spec takes pyiceberg's public path.
     """
-    import itertools
 
     import pyarrow.compute as pc
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -419,7 +437,7 @@ def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) ->
     column = metadata.schema().find_column_name(spec.fields[0].source_id) if len(spec.fields) == 1 else None
     days = pc.cast(data[column], pa.date32()) if column else None
     if days is None or days.null_count or not isinstance(spec.fields[0].transform, DayTransform):
-        return list(_dataframe_to_data_files(metadata, data, io, write_uuid=write_uuid, counter=itertools.count(0)))
+        return list(_dataframe_to_data_files(metadata, data, io, write_uuid=write_uuid, counter=_task_ids(write_uuid)))
     bounds = pc.min_max(days)
     if bounds["min"] == bounds["max"]:  # one day: no sort, no copy
         return _write_days(metadata, io, data, write_uuid, [(0, data.num_rows, _epoch_day(bounds["min"]))])
@@ -437,7 +455,6 @@ def _epoch_day(day: pa.Scalar) -> int:
 
 
 def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any, runs: list[tuple[int, int, int]]) -> list[Any]:
-    import itertools
 
     from pyiceberg.io.pyarrow import bin_pack_arrow_table, pyarrow_to_schema, write_file
     from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
@@ -453,7 +470,7 @@ def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any, runs: l
     task_schema = pyarrow_to_schema(
         data.schema, name_mapping=schema.name_mapping, format_version=metadata.format_version
     )
-    counter = itertools.count(0)
+    counter = _task_ids(write_uuid)
     tasks = (
         WriteTask(
             write_uuid=write_uuid,
