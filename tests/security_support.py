@@ -64,14 +64,19 @@ def lake_fingerprint(project: Path) -> str:
     contents) and of every catalog row: equal before and after means the lake was not changed.
 
     The audit log is left out: every read, refused ones included, is audited (pipeline/audit.py), and
-    an audited read must change nothing else. So are SQLite's journals and the run locks."""
+    an audited read must change nothing else. So are its spool (ADR 0034), SQLite's journals, the run
+    locks and the local caches (`.lakestack/cache`: the contract regexes' verdicts, not lake state)."""
     digest = hashlib.sha256()
-    audit = project / "warehouse" / "_lakestack" / "audit"
+    skipped = (
+        project / "warehouse" / "_lakestack" / "audit",
+        project / ".lakestack" / "audit",
+        project / ".lakestack" / "cache",
+    )
     for folder in ("warehouse", ".lakestack"):
         root = project / folder
         if not root.exists():
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and audit not in p.parents):
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and not any(k in p.parents for k in skipped)):
             if path.name.endswith(("-wal", "-shm", ".lock")):  # SQLite's journals and run locks change on reads
                 continue
             if path.suffix == ".db":  # the catalog: its rows, less the audit table's
