@@ -398,10 +398,10 @@ def _replace_delta(
     return table
 
 
-_TASK_IDS: OrderedDict[str, Iterator[int]] = OrderedDict()  # per write uuid: the next file's task id
+_TASK_IDS: OrderedDict[str, itertools.count[int]] = OrderedDict()  # per write uuid: the next file's task id
 
 
-def _task_ids(write_uuid: Any) -> Iterator[int]:
+def _task_ids(write_uuid: Any) -> itertools.count[int]:
     """The task ids of one commit's files. A file is named `00000-<task id>-<write uuid>` inside its
     partition folder, and a commit writes data in several calls (one per rewritten file, group or
     block): each call starting at 0 gave two files of one partition the same name, the second
