@@ -56,8 +56,8 @@ def s3(moto_server: str) -> Any:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def northwind(tmp_path_factory: pytest.TempPathFactory, s3: Any, moto_server: str) -> tuple[Path, Any]:  # noqa: F811
-    if "default_environment" not in (Path(__file__).parents[2] / "examples/northwind/lakestack.yaml").read_text():
-        pytest.skip("the Northwind example has no default_environment line")
+    example = (Path(__file__).parents[2] / "examples/northwind/lakestack.yaml").read_text()
+    assert "default_environment" in example, "the test adds its S3 environment next to the example's default"
     root = tmp_path_factory.mktemp("nw_s3") / "northwind"
     copy_example("northwind", root)
     report = generate_northwind(root, orders=1_000, seed=11, days=3)
