@@ -252,7 +252,7 @@ class Maintainer:
             silver = f"silver.{name}"
             if (
                 dataset.layer != "silver"
-                or f"bronze.{dataset.source}" != identifier
+                or f"bronze.{dataset.source or name}" != identifier
                 or not self.warehouse.exists(silver)
             ):
                 continue

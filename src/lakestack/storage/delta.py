@@ -707,8 +707,12 @@ def _plain_data(data: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def files_added_after(table: DeltaLakeTable, version: int | None) -> tuple[list[str], int | None]:
-    """Data files of the current version that the table did not hold at `version` (all when None).
-    Valid for append-only tables such as Bronze."""
+    """Data files of the current version holding rows committed after `version` (all when None).
+    Valid for append-only tables such as Bronze. Files an optimize commit added (`dataChange: false`)
+    hold rows read before and are skipped, unless they were made from files not read yet
+    (`delta_log.unread_files`); without the log files, every file the table did not hold at `version`."""
+    from lakestack.storage import delta_log
+
     current = table.current_snapshot()
     if current is None:
         return [], None
@@ -720,7 +724,14 @@ def files_added_after(table: DeltaLakeTable, version: int | None) -> tuple[list[
     except StorageError:
         log.warning("%s: version %s cannot be read; every file is read again", table.identifier, version)
         return now, current.snapshot_id
-    return [p for p in now if p not in before], current.snapshot_id
+    new = [p for p in now if p not in before]
+    unread = delta_log.unread_files(table, version, current.snapshot_id)
+    if unread is None:
+        log.warning(
+            "%s: the log after version %s is cleaned up; compacted files are read again", table.identifier, version
+        )
+        return new, current.snapshot_id
+    return [p for p in new if delta_log.relative(table.uri, p) in unread], current.snapshot_id
 
 
 def storage_options_for(s3: Any) -> dict[str, str]:

@@ -12,8 +12,9 @@ the same steps on both formats. What differs:
   checkpoints pin need only the log (their readers plan files, they do not read them).
 - Orphans (files no version references: a writer killed before its commit) are not removed yet:
   `vacuum(full=True)` would also take files that versions inside the retention still need.
-- Bronze is not compacted yet: Silver reads what Bronze added since its checkpoint by file path,
-  so compacted files would be read (and merged, idempotently) again.
+- Bronze: only partitions whose every file each Silver reader has read are compacted (optimize
+  takes all the small files of a partition, it cannot be given some); Silver's incremental read
+  skips the files optimize added (`dataChange: false`, `storage.delta_log`), so nothing is read twice.
 """
 
 from __future__ import annotations
@@ -46,14 +47,20 @@ def footprint(table: DeltaLakeTable) -> Any:
 
 
 def plan_compaction(table: DeltaLakeTable, target_bytes: int, eligible: Any = None) -> Any:
-    """Bins of a partition's small files (`maintenance._pack`), as for Iceberg."""
+    """Bins of a partition's small files (`maintenance._pack`), as for Iceberg.
+
+    `eligible(version, version)` (Bronze: what every Silver reader has read) is asked about each
+    live file's data version (`delta_log.data_versions`). optimize takes every small file of the
+    partitions it is given, so a partition holding any file not eligible is left whole."""
     from lakestack.storage.maintenance import SMALL_SHARE, CompactionPlan, _pack
 
-    if eligible is not None:
-        return CompactionPlan((), 0, 0, "Bronze on Delta is not compacted yet (Silver reads its new files by path)")
+    tasks = table.scan().plan_files()
+    held: set[Any] = set()
+    if eligible is not None and tasks:
+        held = _held_partitions(table, [t.file for t in tasks], eligible)
     groups: dict[Any, list[Any]] = defaultdict(list)
-    for task in table.scan().plan_files():
-        if task.file.file_size_in_bytes < target_bytes * SMALL_SHARE:
+    for task in tasks:
+        if task.file.file_size_in_bytes < target_bytes * SMALL_SHARE and task.file.partition not in held:
             groups[task.file.partition].append(task.file)
     bins: list[tuple[Any, ...]] = []
     partitions = lone = 0
@@ -63,6 +70,22 @@ def plan_compaction(table: DeltaLakeTable, target_bytes: int, eligible: Any = No
         partitions += bool(packed)
         bins.extend(packed)
     return CompactionPlan(tuple(bins), partitions, lone)
+
+
+def _held_partitions(table: DeltaLakeTable, files: list[Any], eligible: Any) -> set[Any]:
+    """Partitions holding a file some reader has not read (its data version is not eligible)."""
+    from lakestack.storage import delta_log
+
+    current = table.version
+    versions = delta_log.data_versions(table, current)
+    held = set()
+    for data_file in files:
+        version = versions.get(delta_log.relative(table.uri, data_file.file_path), current)
+        if not eligible(version, version):
+            held.add(data_file.partition)
+    if held:
+        log.info("%s: %d partition(s) hold rows a reader has not read; not compacted", table.identifier, len(held))
+    return held
 
 
 def compact(table: DeltaLakeTable, target_bytes: int, *, run_id: str, batch_id: str, eligible: Any = None) -> Any:

@@ -124,8 +124,9 @@ def _props(table: Any, step: str, run_id: str, batch_id: str) -> dict[str, str]:
 
 
 def is_rewrite(snapshot: Any) -> bool:
-    """A ``replace`` snapshot: files rewritten, no row added or removed (incremental readers skip it)."""
-    return snapshot.summary is not None and str(snapshot.summary.operation.value) == "replace"
+    """A ``replace`` snapshot (a Delta ``optimize`` version): files rewritten, no row added or
+    removed (incremental readers skip it)."""
+    return snapshot.summary is not None and str(snapshot.summary.operation.value) in ("replace", "optimize")
 
 
 def unread_snapshots(table: Any, since: int) -> set[int]:
