@@ -29,8 +29,17 @@ CASES = {
 }
 
 
-def pristine(root: Path) -> Path:
-    return small_northwind(root, orders=200, days=2)
+def pristine(root: Path, table_format: str | None = None) -> Path:
+    """The small Northwind the cases start from; with `table_format` (delta), its tables in that format."""
+    project = small_northwind(root, orders=200, days=2)
+    if table_format is not None:
+        import yaml
+
+        config = project / "lakestack.yaml"
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["environments"][data.get("default_environment", "dev")]["format"] = table_format
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return project
 
 
 def _edit(root: Path, version: int, edit: tuple[str, str], base: str) -> None:
@@ -81,11 +90,12 @@ def quarantine_rows(root: Path) -> int:
 
 
 def fingerprint(root: Path) -> dict[str, Any]:
-    """Every table's current snapshot id and schema id: a command that changes nothing keeps it."""
+    """Every table's current snapshot id and schema (id and columns): a command that changes nothing keeps it."""
     with Lake.open(root) as lake:
         out: dict[str, Any] = {}
         for identifier in lake.warehouse.tables():
             table = lake.warehouse.load(identifier)
             snap = table.current_snapshot()
-            out[identifier] = (snap.snapshot_id if snap else None, table.schema().schema_id)
+            schema = table.schema()
+            out[identifier] = (snap.snapshot_id if snap else None, schema.schema_id, tuple(schema.column_names))
     return out

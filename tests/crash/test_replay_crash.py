@@ -28,10 +28,15 @@ POINTS = (
 AFTER_A_COMMIT = ("replay.after_schema", "storage.append.after_commit", "replay.after_commit")
 
 
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[object, ...]]]:
+@pytest.fixture(scope="module", params=["iceberg", "delta"])
+def staged(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[tuple[object, ...]]]:
+    """The pristine project (its tables Iceberg or Delta) and what Bronze must hold after the replay."""
+    if request.param == "delta":
+        pytest.importorskip("deltalake")
     root = tmp_path_factory.mktemp("stage")
-    source = pristine(root / "northwind")
+    source = pristine(root / "northwind", request.param)
     return source, bronze_records(reference(source, root / "ref", "whole_file"))
 
 

@@ -16,9 +16,12 @@ from lakestack import Lake
 from replay_support import bronze_records, fingerprint, fix, mistaken, pristine, quarantine_rows, reference
 
 
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return pristine(tmp_path_factory.mktemp("stage") / "northwind")
+@pytest.fixture(scope="module", params=["iceberg", "delta"])
+def staged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pristine project, its tables Iceberg or Delta (ADR 35): replay is the same on both."""
+    if request.param == "delta":
+        pytest.importorskip("deltalake")
+    return pristine(tmp_path_factory.mktemp("stage") / "northwind", request.param)
 
 
 def replay(project: Path, *args: str) -> dict[str, Any]:
@@ -147,11 +150,13 @@ def test_an_unknown_source_is_refused_naming_the_sources(staged: Path, tmp_path:
     assert fingerprint(project) == before
 
 
-def test_without_its_landing_file_an_ndjson_record_replays_from_raw(tmp_path: Path) -> None:
-    from lake_support import northwind
+@pytest.mark.parametrize("table_format", ["iceberg", "delta"])
+def test_without_its_landing_file_an_ndjson_record_replays_from_raw(tmp_path: Path, table_format: str) -> None:
+    from lake_support import copy_project, northwind
 
     enum = '"enum": ["page_view", "product_view", "add_to_cart", "checkout", "purchase"]'
-    project, ref = (northwind(tmp_path / name, orders=200, days=2) for name in ("p", "ref"))
+    staged = northwind(tmp_path / "staged", orders=200, days=2)
+    project, ref = (copy_project(staged, tmp_path / name, table_format=table_format) for name in ("p", "ref"))
     fixed = (project / "contracts" / "clickstream.v1.json").read_text(encoding="utf-8")
     assert enum in fixed
     mistake = fixed.replace(enum, enum.replace(', "purchase"', ""))  # purchases refused

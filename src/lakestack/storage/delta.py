@@ -390,7 +390,7 @@ def _snapshots(history: list[dict[str, Any]]) -> list[Snapshot]:
         metrics = commit.get("operationMetrics") or {}
         if version == 0 and commit.get("operation") == "CREATE TABLE" and not metrics.get("num_added_files"):
             continue
-        props = {k: str(v) for k, v in commit.items() if k.startswith("lakestack.")}
+        props = {k: str(v) for k, v in commit.items() if k.startswith(("lakestack.", "erase."))}
         for ours, theirs in (("added-records", "num_added_rows"), ("deleted-records", "num_deleted_rows")):
             if metrics.get(theirs) is not None:
                 props[ours] = str(metrics[theirs])
@@ -808,27 +808,37 @@ def rollback(table: DeltaLakeTable, version: int, *, run_id: str) -> Any:
 
 def evolve(table: DeltaLakeTable, steps: list[Any], props: dict[str, str]) -> DeltaLakeTable:
     """A compatible contract version on a Delta table: its added top-level columns (nullable, after
-    the others: delta-rs appends them) and then the table properties (`lakestack.contract`, PII
-    classes), in two commits. A crash between them leaves the columns added and the old version
-    named; the next evolve adds nothing and names the new one. Widening, renaming and nested
-    changes are refused (StorageError) before anything is committed."""
+    the others: delta-rs appends them), its required columns made optional (`DROP NOT NULL`, a
+    commit each) and then the table properties (`lakestack.contract`, PII classes). A crash between
+    them leaves the columns changed and the old version named; the next evolve changes nothing more
+    and names the new one. Widening, renaming and nested changes are refused (StorageError) before
+    anything is committed."""
     from pyiceberg.io.pyarrow import schema_to_pyarrow
 
     deltalake = _deltalake()
     from deltalake.exceptions import CommitFailedError
 
-    refused = [f"{s.action} {s.column}" for s in steps if s.action != "add" or len(s.path) != 1]
+    refused = [f"{s.action} {s.column}" for s in steps if s.action not in ("add", "optional") or len(s.path) != 1]
     if refused:
         raise StorageError(
-            f"{table.identifier}: a Delta table takes added top-level columns only for now; "
-            f"this contract version also needs: {', '.join(refused)}"
+            f"{table.identifier}: a Delta table takes added top-level columns only (and required ones "
+            f"made optional) for now; this contract version also needs: {', '.join(refused)}"
         )
     fields = [
-        deltalake.Field.from_arrow(pa.field(s.column, schema_to_pyarrow(s.field_type), nullable=True)) for s in steps
+        deltalake.Field.from_arrow(pa.field(s.column, schema_to_pyarrow(s.field_type), nullable=True))
+        for s in steps
+        if s.action == "add"
     ]
+    required = {f.name for f in table.arrow_schema() if not f.nullable}
+    optional = [s.column for s in steps if s.action == "optional" and s.column in required]
     try:
         if fields:
             table.delta.alter.add_columns(fields, commit_properties=deltalake.CommitProperties(max_commit_retries=0))
+            table.refresh()
+        for column in optional:  # ALTER COLUMN ... DROP NOT NULL, one commit each
+            table.delta.alter.drop_column_not_null(
+                column, commit_properties=deltalake.CommitProperties(max_commit_retries=0)
+            )
             table.refresh()
         table.delta.alter.set_table_properties(
             props, raise_if_not_exists=False, commit_properties=deltalake.CommitProperties(max_commit_retries=0)

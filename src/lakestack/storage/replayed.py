@@ -4,7 +4,9 @@ A quarantine replay (pipeline/replay.py) lands rows that a newer contract accept
 `_replayed_from` set to the record's replay key: `<sha256 of the landing file>#<line>` for a file
 record, `@<partition@offset>` for a stream record. Rows ingested normally hold null. The column is
 added to a Bronze table (one metadata commit, optional, so every older file reads it as null) the
-first time a replay lands rows in it; tables never replayed into keep the schema they had.
+first time a replay lands rows in it; tables never replayed into keep the schema they had. On a
+Delta table (ADR 35) that commit is delta-rs `alter.add_columns`; the replay's append is the same
+`warehouse.append` as on Iceberg, with the batch id in the version's commitInfo.
 
 The set of keys Bronze holds is what makes replay exactly-once: a replay commit leaves out every
 row whose key is already there, so a rerun after a crash, or a second replay, lands nothing twice.
@@ -30,11 +32,12 @@ def has_replayed_column(table: Any) -> bool:
 
 def ensure_replayed_column(table: Any) -> Any:
     """`table` with an optional string column `_replayed_from` (added in one commit when missing)."""
-    from lakestack.storage.delta import refuse
+    from lakestack.storage.delta import is_delta
 
-    refuse(table, "quarantine replay")
     if has_replayed_column(table):
         return table
+    if is_delta(table):
+        return _ensure_on_delta(table)
     from pyiceberg.exceptions import CommitFailedException
     from pyiceberg.types import StringType
 
@@ -51,6 +54,30 @@ def ensure_replayed_column(table: Any) -> Any:
         return table
     failpoint("replay.after_schema")
     log.info("%s: added %s", ".".join(table.name()), REPLAYED_FROM)
+    return table.refresh()
+
+
+def _ensure_on_delta(table: Any) -> Any:
+    """The column added to a Delta table: one compare-and-swap `alter.add_columns` commit (nullable,
+    after the others; older files read it as null). Losing to a rival is fine if it added the column."""
+    import pyarrow as pa
+
+    from lakestack.storage.delta import _deltalake
+
+    deltalake = _deltalake()
+    from deltalake.exceptions import CommitFailedError
+
+    column = deltalake.Field.from_arrow(pa.field(REPLAYED_FROM, pa.string(), nullable=True, metadata={"comment": DOC}))
+    failpoint("replay.before_schema")
+    try:
+        table.delta.alter.add_columns([column], commit_properties=deltalake.CommitProperties(max_commit_retries=0))
+    except CommitFailedError:
+        table = table.refresh()
+        if not has_replayed_column(table):
+            raise StorageError(f"{table.identifier}: the table changed while adding {REPLAYED_FROM}; retry") from None
+        return table
+    failpoint("replay.after_schema")
+    log.info("%s: added %s", table.identifier, REPLAYED_FROM)
     return table.refresh()
 
 
