@@ -2,7 +2,8 @@
 table version alone does not tell: which files a commit added as new data and which it only
 rewrote. An optimize commit's `add` and `remove` actions have `dataChange: false`: its files hold
 rows that were already in the table (Delta's streaming readers skip them, as lakestack's readers
-skip an Iceberg `replace` snapshot).
+skip an Iceberg `replace` snapshot); so do lakestack's own rewrites (a table rewritten to widen
+a column's type carries `lakestack.maintenance: widen` in its commitInfo).
 
 - `unread_files`: what an incremental reader (Silver reading Bronze) has not read since a version;
 - `data_versions`: for each live file, the newest version whose new rows it holds (a compacted file
@@ -19,6 +20,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
+
+MAINTENANCE = "lakestack.maintenance"  # as storage/maintenance.py names it
+REWRITES = frozenset({"widen"})  # lakestack commits that rewrite rows they do not change (`delta_evolution`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +43,15 @@ def commit(table: Any, version: int) -> Commit | None:
             text = stream.read().decode("utf-8")
     except (FileNotFoundError, OSError):
         return None
+    actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+    info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+    rewrite = info.get(MAINTENANCE) in REWRITES
     added: list[str] = []
     rewritten: list[str] = []
     removed: list[str] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        action = json.loads(line)
+    for action in actions:
         if "add" in action:
-            change = action["add"].get("dataChange", True)
+            change = action["add"].get("dataChange", True) and not rewrite
             (added if change else rewritten).append(unquote(action["add"]["path"]))
         elif "remove" in action:
             removed.append(unquote(action["remove"]["path"]))

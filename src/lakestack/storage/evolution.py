@@ -171,9 +171,13 @@ def evolve(table: Any, contract: Contract, before: str | None) -> tuple[Any, lis
     failpoint("schema.before_evolve")
     from lakestack.storage import delta
 
-    if delta.is_delta(table):  # columns added by delta-rs, then the properties (storage/delta.py)
+    if delta.is_delta(table):  # types widened by a rewrite, columns added by delta-rs, then the properties
+        from lakestack.storage import delta_evolution
+
+        delta_evolution.refuse_unsupported(table, steps)
         try:
-            table = delta.evolve(table, steps, {CONTRACT: contract.ref, **pii})
+            table = delta_evolution.widen(table, steps, batch_id=f"evolve:{contract.ref}")
+            table = delta.evolve(table, [s for s in steps if s.action != "widen"], {CONTRACT: contract.ref, **pii})
         except CommitConflictError:
             table = table.refresh()
             if (table_contract_version(table) or 0) < contract.version:

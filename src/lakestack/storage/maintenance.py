@@ -124,9 +124,13 @@ def _props(table: Any, step: str, run_id: str, batch_id: str) -> dict[str, str]:
 
 
 def is_rewrite(snapshot: Any) -> bool:
-    """A ``replace`` snapshot (a Delta ``optimize`` version): files rewritten, no row added or
-    removed (incremental readers skip it)."""
-    return snapshot.summary is not None and str(snapshot.summary.operation.value) in ("replace", "optimize")
+    """A ``replace`` snapshot (a Delta ``optimize`` version, or a Delta table rewritten to widen a
+    column): files rewritten, no row added or removed (incremental readers skip it)."""
+    if snapshot.summary is None:
+        return False
+    if snapshot.summary.additional_properties.get(MAINTENANCE) == "widen":
+        return True
+    return snapshot.summary.operation is not None and str(snapshot.summary.operation.value) in ("replace", "optimize")
 
 
 def unread_snapshots(table: Any, since: int) -> set[int]:
