@@ -12,7 +12,7 @@ import yaml
 
 from lake_support import cli, copy_project, small_northwind
 from lakestack import Lake
-from lakestack.storage.checkpoints import FileLedger, UpstreamSnapshots, read_checkpoint
+from lakestack.storage.checkpoints import FileLedger, StreamPositions, UpstreamSnapshots, read_checkpoint
 
 pytest.importorskip("deltalake")
 OWN_RECORDS = ("_lakestack.runs", "_lakestack.audit")  # maintain itself appends to these
@@ -80,3 +80,51 @@ def test_maintain_compacts_and_vacuums_without_changing_what_tables_hold(project
     assert {k: v for k, v in _contents(project).items() if not k.startswith("_lakestack.")} == {
         k: v for k, v in before.items() if not k.startswith("_lakestack.")
     }
+
+
+def test_orphan_removal_on_delta_deletes_old_unreferenced_files_and_never_a_logged_or_young_one(
+    tmp_path: Path,
+) -> None:
+    """Files no log version adds or removes (a writer killed before its commit) and side files no
+    version's state names go once older than orphan_min_age; live files, files the log removed (kept
+    for time travel until vacuum), young files and what is not a table file stay."""
+    from maintenance_support import backdate, stream_commits
+    from stream_support import stream_project
+
+    root = stream_project(
+        tmp_path / "p", "kafka", {"bootstrap_servers": "127.0.0.1:1", "topics": ["t"]}, table_format="delta"
+    )
+    stream_commits(root, 0, 12)
+    lake = Lake.open(root)
+    table = lake.warehouse.load("bronze.events")
+    folder = Path(table.location().removeprefix("file://"))
+    live = [Path(t.file.file_path.removeprefix("file://")) for t in table.scan().plan_files()]
+    old_stray = live[0].parent / "part-00000-crashed-writer-c000.zstd.parquet"
+    young_stray = live[0].parent / "part-00000-writing-now-c000.zstd.parquet"
+    for path in (old_stray, young_stray):
+        path.write_bytes(live[0].read_bytes())
+    stray_side = folder / "_lakestack" / "ledger-never-committed.json"
+    stray_side.parent.mkdir(exist_ok=True)
+    stray_side.write_text("{}")
+    elsewhere = folder / "notes" / "readme.txt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("not a table file")
+    side_before = set((folder / "_lakestack").iterdir()) - {stray_side}
+    backdate(root / "warehouse", 3 * 86400)  # every file, live ones too, looks three days old
+    young_stray.touch()
+    versions = [s.snapshot_id for s in table.metadata.snapshots]
+    by_version = {v: sorted(map(repr, table.scan(snapshot_id=v).to_arrow().to_pylist())) for v in versions}
+    positions = read_checkpoint(table, StreamPositions)
+
+    reports = {r.table: r for r in lake.maintain(["bronze.events"]).tables}  # retention 7d: no expiry
+
+    report = reports["bronze.events"]
+    assert report.compacted_files >= 2  # compaction removed files the log still names: they stay
+    assert report.orphans == 2
+    assert not old_stray.exists() and not stray_side.exists()
+    assert young_stray.exists() and elsewhere.exists()
+    assert set((folder / "_lakestack").iterdir()) >= side_before
+    table = Lake.open(root).warehouse.load("bronze.events")
+    for version, rows in by_version.items():  # every version still reads every file
+        assert sorted(map(repr, table.scan(snapshot_id=version).to_arrow().to_pylist())) == rows
+    assert read_checkpoint(table, StreamPositions) == positions

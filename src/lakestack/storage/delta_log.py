@@ -97,3 +97,16 @@ def data_versions(table: Any, current: int) -> dict[str, int]:
         versions.update(dict.fromkeys(found.added, version))
         versions.update(dict.fromkeys(found.rewritten, rewritten_from))
     return versions
+
+
+def referenced_files(table: Any, current: int) -> set[str] | None:
+    """Relative paths of every data file a version up to `current` adds or removes: what the log
+    knows of (a file removed but not vacuumed yet is vacuum's to delete). None when a version's log
+    file is gone (cleaned up after a log checkpoint): then what the log knows is not all there."""
+    out: set[str] = set()
+    for version in range(current + 1):
+        found = commit(table, version)
+        if found is None:
+            return None
+        out.update(found.added, found.rewritten, found.removed)
+    return out

@@ -10,8 +10,13 @@ the same steps on both formats. What differs:
   with every other version in `keep_versions`: the one current at the start of the retention
   window (time travel), the last `keep_last` and the newer ones. Versions other tables'
   checkpoints pin need only the log (their readers plan files, they do not read them).
-- Orphans (files no version references: a writer killed before its commit) are not removed yet:
-  `vacuum(full=True)` would also take files that versions inside the retention still need.
+- Orphans (`find_orphans`): Parquet files in the table folder that no version of the log adds or
+  removes (a writer killed before its commit, a commit that lost its compare-and-swap) and side
+  files in `_lakestack/` that no version's state names, older than `orphan_min_age`. `vacuum`
+  deletes only files the log removed; `vacuum(full=True)` also takes files the current state does
+  not reference, but it knows removed files only while their tombstones are in the state (a log
+  checkpoint drops them after `deletedFileRetentionDuration`), so it could take a file a version
+  kept for time travel still needs; the log walk here never does.
 - Bronze: only partitions whose every file each Silver reader has read are compacted (optimize
   takes all the small files of a partition, it cannot be given some); Silver's incremental read
   skips the files optimize added (`dataChange: false`, `storage.delta_log`), so nothing is read twice.
@@ -26,9 +31,11 @@ from typing import Any
 
 from lakestack.errors import CommitConflictError
 from lakestack.failpoints import failpoint
-from lakestack.storage.delta import DeltaLakeTable, _deltalake
+from lakestack.storage.delta import SIDE_FOLDER, DeltaLakeTable, _deltalake
 
 log = logging.getLogger(__name__)
+# never orphans: the log itself, and change-data files (`cdc` actions; lakestack turns no CDF on)
+UNTOUCHED = ("_delta_log/", "_change_data/")
 
 
 def footprint(table: DeltaLakeTable) -> Any:
@@ -184,3 +191,48 @@ def delete_older(
         return 0
     failpoint("maintain.history.after_commit")
     return old
+
+
+def find_orphans(table: DeltaLakeTable, *, now_ms: int, min_age_ms: int, nested: Any = ()) -> dict[str, int]:
+    """Files in the table folder that no log version references, older than `min_age_ms` (see the
+    module doc); `_delta_log/` is never touched. Listing comes before the log is read, so a file
+    committed meanwhile is seen as live; one written but not committed yet is young. Nothing when a
+    log file is gone (the log cannot say what is referenced)."""
+    from lakestack.storage import delta_log
+    from lakestack.storage.expiry import CheckpointUnreadable, _key, list_files
+
+    listed = list_files(table)
+    table = table.refresh()
+    io = table.io
+    root = _key(io, table.location()).rstrip("/") + "/"
+    referenced = delta_log.referenced_files(table, table.version)
+    if referenced is None:
+        log.warning(
+            "%s: the log is cleaned up before version %s; orphan files are not looked for",
+            table.identifier,
+            table.version,
+        )
+        return {}
+    try:
+        from lakestack.storage.checkpoints import referenced_files
+
+        side = {_key(io, p) for p in referenced_files(table)}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointUnreadable(
+            f"a checkpoint of {table.identifier} cannot be read ({exc}), so the files it references are unknown"
+        ) from exc
+    nested_keys = tuple(_key(io, n).rstrip("/") + "/" for n in nested)
+    candidates = {
+        f.path: f.size
+        for f in listed
+        if f.mtime_ms <= now_ms - min_age_ms
+        and not f.path.startswith(tuple(root + folder for folder in UNTOUCHED))
+        and (f.path.startswith(root + SIDE_FOLDER + "/") or f.path.endswith(".parquet"))
+        and not (nested_keys and f.path.startswith(nested_keys))
+    }
+    orphans = {p: n for p, n in candidates.items() if p not in side and p.removeprefix(root) not in referenced}
+    fresh = table.refresh()
+    if orphans and fresh.version != table.version:  # a commit landed meanwhile: what it references is live
+        later = delta_log.referenced_files(fresh, fresh.version) or set()
+        orphans = {p: n for p, n in orphans.items() if p.removeprefix(root) not in later}
+    return orphans

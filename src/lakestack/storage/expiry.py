@@ -241,8 +241,10 @@ def find_orphans(table: Any, *, now_ms: int, min_age_ms: int, nested: Iterable[s
     """
     from lakestack.storage import delta
 
-    if delta.is_delta(table):  # storage/delta_maintenance.py
-        return {}  # not yet on Delta (storage/delta_maintenance.py)
+    if delta.is_delta(table):  # the log's versions, not manifests (storage/delta_maintenance.py)
+        from lakestack.storage import delta_maintenance
+
+        return delta_maintenance.find_orphans(table, now_ms=now_ms, min_age_ms=min_age_ms, nested=nested)
     listed = list_files(table)
     table = table.refresh()
     live = _live(table)
