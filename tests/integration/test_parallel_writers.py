@@ -109,7 +109,30 @@ class Writer:
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack: where it hung
             self.proc.wait(timeout=30)
-            pytest.fail(f"{self.out.name} did not stop {timeout:.0f} s after SIGTERM:\n{self.output()[-8000:]}")
+            output = self.output()
+            pytest.fail(
+                f"{self.out.name} did not stop {timeout:.0f} s after SIGTERM; its main thread "
+                f"(the last stack of each dump):\n{main_stacks(output)}\n--- its output ---\n{output[-6000:]}"
+            )
+
+
+def main_stacks(output: str) -> str:
+    """The main thread's stack from each faulthandler dump in `output` (the stop guard's at
+    STOP_DUMP_S, the SIGABRT's): faulthandler lists the newest thread first and the main one last,
+    and a long dump's tail is what a CI log cuts first. A dump's thread blocks are separated by
+    blank lines; any other line ends the dump."""
+    ends: list[str] = []
+    block: list[str] = []
+    for line in [*output.splitlines(), "end"]:
+        if line.startswith(("Thread 0x", "Current thread 0x")):
+            block = [line]
+        elif block and (line.startswith("  ") or not line.strip()):
+            if line.strip():
+                block.append(line)
+        elif block:
+            ends.append("\n".join(block))
+            block = []
+    return "\n\n".join(ends) or "(no thread dump in the output)"
 
 
 def _promote_loop(hosts: list[Path], until: threading.Event, results: list[tuple[int, str]]) -> None:

@@ -17,7 +17,9 @@ from rich.text import Text
 from lakestack.cli.common import GATE_FAILED, JsonOpt, State
 from lakestack.cli.common import console as _console
 from lakestack.cli.common import state as _state
-from lakestack.errors import LakestackError, ProjectError
+from lakestack.cli.exits import fail as _fail
+from lakestack.cli.exits import missing_extra as _missing_extra
+from lakestack.errors import LakestackError
 
 app = typer.Typer(
     name="lakestack",
@@ -297,10 +299,13 @@ def stream(
     import signal
     import threading
 
+    from lakestack.cli.stopping import arm_stop_dump, exit_after
+
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
         stop.set()  # the loop makes a final commit and returns (at once, exit 0, if it had not started)
+        arm_stop_dump()  # a stop that hangs says where (cli/stopping.py)
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # first: a stop during start-up is a clean stop too
         signal.signal(sig, _stop)
@@ -308,17 +313,24 @@ def stream(
 
     if EARLY_SIGNALS:  # it came while the command line was loading
         stop.set()
+        arm_stop_dump()
     from lakestack.cli.render import StreamStatus, print_json, stream_summary
 
     console = _console()
+    # registered before the lake is made, so it runs after the lake's close (click runs them last in,
+    # first out): run records, lineage and alerts flushed within their own bounds, then a thread left
+    # behind (a Kafka consumer still leaving its group) cannot hold the exit of a finished stream
+    finished = [False]
+    ctx.find_root().call_on_close(lambda: exit_after(0) if finished[0] else None)
     lake = _state(ctx).lake()
     if json_out:
         stats = lake.stream(source, stop, idle_stop=until_idle)
         print_json(console, stream_summary(source, stats))
-        return
-    with StreamStatus(console, source) as live:
-        stats = lake.stream(source, stop, idle_stop=until_idle, on_status=live.update)
-    console.print(stream_summary(source, stats, table=True))
+    else:
+        with StreamStatus(console, source) as live:
+            stats = lake.stream(source, stop, idle_stop=until_idle, on_status=live.update)
+        console.print(stream_summary(source, stats, table=True))
+    finished[0] = True
 
 
 @app.command()
@@ -361,31 +373,9 @@ def serve(
 @app.command()
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Each source: contract, files waiting, files ingested, Bronze and quarantine rows."""
-    from lakestack.cli.render import print_json, rows_table, to_jsonable
+    from lakestack.cli import reads
 
-    lake = _state(ctx).lake()
-    states = lake.status()
-    if json_out:
-        print_json(_console(), states)
-        return
-    rows = [to_jsonable(s) for s in states]
-    _console().print(
-        rows_table(
-            f"project {lake.project.name} · environment {lake.environment}",
-            rows,
-            [
-                "source",
-                "kind",
-                "contract",
-                "landing",
-                "pending_files",
-                "ingested_files",
-                "bronze_rows",
-                "quarantined_rows",
-                "last_commit",
-            ],
-        )
-    )
+    reads.status(_state(ctx), json_out=json_out)
 
 
 RoleOpt = Annotated[
@@ -403,25 +393,9 @@ def tables(
     json_out: JsonOpt = False,
 ) -> None:
     """Every table in the warehouse with rows, files and last commit."""
-    from lakestack.cli.render import print_json, rows_table, to_jsonable
+    from lakestack.cli import reads
 
-    if pii:
-        from lakestack.pipeline.access import pii_locations
-
-        found = pii_locations(_state(ctx).lake())
-        if json_out:
-            print_json(_console(), found)
-        else:
-            _console().print(rows_table("PII columns", found, ["pii", "dataset", "column"]))
-        return
-    infos = _state(ctx).lake().tables()
-    if json_out:
-        print_json(_console(), infos)
-        return
-    rows = [{**to_jsonable(t), "rows": f"{t.rows:,}", "last_commit": t.last_commit} for t in infos]
-    _console().print(
-        rows_table("tables", rows, ["identifier", "rows", "files", "snapshots", "last_commit", "last_run"])
-    )
+    reads.tables(_state(ctx), pii=pii, json_out=json_out)
 
 
 @app.command()
@@ -434,39 +408,9 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """A table's schema and first rows."""
-    from lakestack.cli import results
-    from lakestack.cli.audit import audit_read
-    from lakestack.cli.policies import user_attrs
-    from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
+    from lakestack.cli import reads
 
-    lake = _state(ctx).lake()
-    with audit_read(lake, "show", table, role) as audited:
-        data = lake.read(table, limit=limit, role=role, user=user_attrs(user_attr))  # a denied table: as if missing
-        audited.rows, audited.datasets = data.num_rows, (table,)
-        audited.columns = tuple(f"{table}.{c}" for c in data.column_names)
-    info = lake.table_info(table)
-    rows = results.pylist(data)
-    if json_out:
-        print_json(_console(), {"table": info, "schema": lake.schema(table), "rows": rows})
-        return
-    console = _console()
-    console.print(
-        markup(
-            "[bold]{}[/] · {} rows in {} files · {} snapshots · {}",
-            info.identifier,
-            f"{info.rows:,}",
-            info.files,
-            info.snapshots,
-            info.location,
-        )
-    )
-    console.print(rows_table("schema", lake.schema(table), ["column", "type", "required", "pii"]))
-    columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
-    shown = [to_jsonable(r) for r in rows]
-    if len(columns) <= 8:
-        console.print(rows_table(f"first {len(rows)} rows", shown, columns))
-    else:  # too wide for a table: one block per row
-        console.print(records_view(f"first {len(rows)} rows", shown, columns))
+    reads.show(_state(ctx), table, limit=limit, role=role, user_attr=user_attr, json_out=json_out)
 
 
 @app.command()
@@ -598,37 +542,22 @@ def query(
     json_out: JsonOpt = False,
 ) -> None:
     """Read-only SQL over the project's tables (DuckDB, locked down), streamed within row, byte and time limits."""
-    import time
+    from lakestack.cli import reads
 
-    from lakestack.cli import results
-    from lakestack.cli.audit import audit_read
-    from lakestack.cli.policies import user_attrs
-    from lakestack.errors import UsageError
-
-    if json_out and out is None and output not in ("table", "json"):
-        raise UsageError("--json prints the rows as JSON; write csv or parquet with --output FILE")
-    results.check_output(out, "json" if json_out and out is None else output)
-    limits = results.query_limits(out is not None, max_rows, max_bytes, timeout)
-    started = time.perf_counter()
-    lake, user = _state(ctx).lake(), user_attrs(user_attr)
-    with (
-        audit_read(lake, "query", sql, role) as audited,
-        lake.query_stream(sql, limits, as_of=as_of or None, role=role, user=user) as stream,
-    ):
-        if json_out and out is None:
-            results.to_stdout(lambda sink: results.json_document(stream, sink))
-            written = results.Written(stream.rows, 0, None, stream.truncated)
-        else:
-            written = results.write_result(stream, output, out, show=limit, console=_console())
-        audited.rows = written.rows
-    notice = results.truncation_notice(written)
-    if notice:
-        sys.stderr.write(notice + "\n")
-    if json_out and out is not None:
-        import json
-
-        sys.stdout.write(json.dumps(results.summary(written, list(stream.schema.names), time.perf_counter() - started)))
-        sys.stdout.write("\n")
+    reads.query(
+        _state(ctx),
+        sql,
+        output=output,
+        out=out,
+        limit=limit,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        as_of=as_of,
+        role=role,
+        user_attr=user_attr,
+        json_out=json_out,
+    )
 
 
 @app.command()
@@ -707,77 +636,3 @@ def main() -> None:
             _fail(missing, missing.exit_code)
         _fail(exc, 3, internal=True)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-# Optional dependencies by top-level module: what needs them and the extra that installs them.
-_EXTRAS = {
-    "confluent_kafka": ("a Kafka source", "kafka"),
-    "nats": ("a NATS source", "nats"),
-    "boto3": ("AWS (Kinesis, S3)", "aws"),
-    "botocore": ("AWS (Kinesis, S3)", "aws"),
-    "psycopg": ("a PostgreSQL catalog", "postgres"),
-    "fastapi": ("lakestack serve", "serve"),
-    "uvicorn": ("lakestack serve", "serve"),
-}
-
-
-def _missing_extra(exc: BaseException) -> LakestackError | None:
-    """A missing optional module anywhere in the exception's chain, as the error naming its extra
-    (one place for every source and backend, instead of an internal error)."""
-    from lakestack.errors import MissingExtraError
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ModuleNotFoundError) and current.name:
-            found = _EXTRAS.get(current.name.partition(".")[0])
-            if found is not None:
-                return MissingExtraError(*found)
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _fail(exc: BaseException, code: int, internal: bool = False) -> None:
-    """Print the error (secrets redacted, never read as markup) and exit with `code`."""
-    from lakestack._secrets import redact
-
-    message = redact(_message(exc))
-    try:
-        if "--json" in sys.argv:
-            _fail_json(exc, message, code)
-        else:
-            from lakestack.cli.render import make_console, markup
-
-            text = (
-                markup(
-                    "[red]error:[/] internal error: {}: {}\n"
-                    "Set LAKESTACK_DEBUG=1 to see the traceback, and please report it.",
-                    type(exc).__name__,
-                    message,
-                )
-                if internal
-                else markup("[red]error:[/] {}", message)
-            )
-            make_console(stderr=True).print(text, soft_wrap=True)  # one line per message, whatever the width
-    except Exception:  # the last resort: an error message must reach the user whatever happens
-        sys.stderr.write(f"error: {message}\n")
-    sys.exit(code)
-
-
-def _message(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # a broken __str__ must not hide the error
-        return repr(exc)
-
-
-def _fail_json(exc: BaseException, message: str, code: int) -> None:
-    import json
-
-    from lakestack._secrets import redact_tree
-
-    problem: dict[str, Any] = {"error": type(exc).__name__, "message": message, "exit_code": code}
-    if isinstance(exc, ProjectError) and exc.location is not None:
-        problem.update(file=exc.location.file, line=exc.location.line, key=exc.location.key)
-    print(json.dumps(redact_tree(problem)))
