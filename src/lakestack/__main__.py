@@ -1,5 +1,5 @@
 """`python -m lakestack` runs the command line."""
 
-from lakestack.cli.app import main
+from lakestack.cli.direct import main
 
 main()

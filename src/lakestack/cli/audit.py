@@ -1,5 +1,5 @@
-"""`lakestack audit`: the audit log (`_lakestack.audit`, pipeline/audit.py), and `audit_read`, which
-the reading commands (`query`, `show`) wrap their read in so each is one audit row.
+"""`lakestack audit`: the audit log (`_lakestack.audit`, pipeline/audit.py). `audit_read`, which the
+reading commands (`query`, `show`) wrap their read in so each is one audit row, is in cli/reads.py.
 
 The row is spooled (`.lakestack/audit/<environment>/`, fsynced) before the read shows anything and
 again when it ends; a later command that writes the lake, `lakestack audit` or `serve` commits it
@@ -8,9 +8,6 @@ to `_lakestack.audit` (ADR 0034). `lakestack audit` shows spooled rows too, as p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +15,9 @@ import typer
 from lakestack.cli.common import JsonOpt
 from lakestack.cli.common import console as _console
 from lakestack.cli.common import state as _state
+from lakestack.cli.reads import UNFINISHED, AuditedRead, audit_read
+
+__all__ = ["UNFINISHED", "AuditedRead", "audit", "audit_read", "register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -75,81 +75,3 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
         "rows": "" if row["rows"] is None else row["rows"],
         "query": (row["query"] or "")[:80],
     }
-
-
-@dataclass
-class AuditedRead:
-    """What a reading command tells its audit row: rows returned, and for `show` what it read."""
-
-    rows: int | None = None
-    datasets: tuple[str, ...] | None = None
-    columns: tuple[str, ...] | None = None
-    result: str = "ok"
-    detail: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def audit_read(lake: Any, action: str, text: str, role: str | None = None) -> Iterator[AuditedRead]:
-    """Audit the read inside the `with` as one row, spooled (fsynced) before the block runs (as
-    unfinished) and again when it ends, with its result and `rows` (set them on the yielded value);
-    so a read killed while it shows rows is in the log too. An exception in the block is recorded
-    as `denied` (a role's refusal) or `error`, and raised on."""
-    from dataclasses import replace
-
-    from lakestack.pipeline.audit import AuditEntry, os_user
-
-    read = AuditedRead()
-    # a query's datasets and columns are worked out with sqlglot when the row is committed or shown
-    datasets: tuple[str, ...] = (text,) if action == "show" else ()
-    start = AuditEntry(
-        action,
-        "error",
-        "cli",
-        role=role,
-        os_user=os_user(),
-        query=text,
-        datasets=datasets,
-        detail=UNFINISHED,
-        resolve=action != "show",
-    )
-    lake.audit.write(start, final=False)
-    try:
-        yield read
-    except BaseException as exc:
-        read.result = "denied" if _denied(exc) else "error"
-        read.detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise
-    finally:
-        datasets = read.datasets if read.datasets is not None else datasets
-        columns = read.columns if read.columns is not None else ()
-        if (
-            read.result == "error"
-            and role is not None
-            and any(not _may_read(lake, role, d) for d in _named(action, text))
-        ):
-            read.result = "denied"
-        lake.audit.write(
-            replace(start, result=read.result, datasets=datasets, columns=columns, rows=read.rows, detail=read.detail)
-        )
-
-
-UNFINISHED = "ended before the read finished (the process was killed or is still running)"
-
-
-def _denied(exc: BaseException) -> bool:
-    return isinstance(exc, PermissionError) or type(exc).__name__.endswith(("DeniedError", "AccessError"))
-
-
-def _named(action: str, text: str) -> list[str]:
-    """The table `show` reads, or those a query names (DuckDB's parser)."""
-    from lakestack.engine import tables_named
-
-    return [text] if action == "show" else tables_named(text)
-
-
-def _may_read(lake: Any, role: str, identifier: str) -> bool:
-    try:
-        return bool(lake.may_read(role, identifier))
-    except Exception:  # an unknown role: the command failed on that, not on access
-        return True

@@ -7,6 +7,9 @@ from typing import Annotated
 import typer
 
 from lakestack.cli.common import JsonOpt, console, state
+from lakestack.cli.reads import user_attrs
+
+__all__ = ["register", "user_attrs"]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,21 +56,6 @@ def check(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         )
     )
     out.print(rows_table("access", matrix, ["role", "dataset", "column", "access"]))
-
-
-def user_attrs(values: list[str] | None) -> dict[str, str] | None:
-    """`--user-attr region=EMEA` (repeatable) as a mapping; exit 2 for an item without `=`."""
-    from lakestack.errors import UsageError
-
-    if not values:
-        return None
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--user-attr takes KEY=VALUE, got {item!r}")
-        out[key.strip()] = value
-    return out
 
 
 def vault(ctx: typer.Context, json_out: JsonOpt = False) -> None:

@@ -9,12 +9,11 @@ with literal text, and `SafeConsole` falls back to plain text if rendering still
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +23,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
+from lakestack.cli.jsonable import to_jsonable as to_jsonable
 from lakestack.ingest.base import FileOutcome
 
 STATUS_STYLE = {"landed": "green", "rejected": "red", "skipped": "yellow", "refused": "magenta"}
@@ -87,26 +87,6 @@ def make_console(stderr: bool = False) -> Console:
     # Piped output (CI logs, files) has no terminal width; give tables room instead of rich's 80.
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
     return SafeConsole(stderr=stderr, markup=False, highlight=False, soft_wrap=False, width=width)
-
-
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        for prop in ("rows_in", "landed", "quarantined"):
-            if hasattr(type(value), prop) and isinstance(getattr(type(value), prop), property):
-                out[prop] = getattr(value, prop)
-        return out
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="backslashreplace")
-    return value
 
 
 def print_json(console: Console, value: Any) -> None:

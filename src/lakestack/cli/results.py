@@ -158,7 +158,7 @@ def _csv(result: Any, sink: IO[bytes]) -> int:
 
 
 def _ndjson(result: Any, sink: IO[bytes]) -> int:
-    from lakestack.cli.render import to_jsonable
+    from lakestack.cli.jsonable import to_jsonable
 
     rows = 0
     for batch in result:
@@ -238,7 +238,7 @@ def summary(written: Written, columns: list[str], duration_s: float) -> dict[str
 def json_document(result: Any, sink: IO[bytes]) -> int:
     """`--json` without a file: `{"columns": [...], "rows": [...], "rows_returned": n, "truncated": ...}`,
     streamed (the rows are written as they come; the counts follow them)."""
-    from lakestack.cli.render import to_jsonable
+    from lakestack.cli.jsonable import to_jsonable
 
     columns = list(result.schema.names)
     sink.write(b'{"columns": ' + json.dumps(columns).encode() + b', "rows": [')
