@@ -131,3 +131,16 @@ def test_s3_tables_open_in_plain_deltalake_and_commit_compare_and_swap(lakes: di
     stale.delta = stale.at(table.version - 1)
     with pytest.raises(CommitConflictError):  # a conditional put refuses the version already written
         replace_files(stale, [], table.scan().to_arrow().slice(0, 1), run_id="late", batch_id="late")
+
+
+def test_the_log_is_read_action_by_action_on_s3(lakes: dict[str, Any]) -> None:
+    """What Silver's incremental read, Bronze compaction and orphan removal read (storage/delta_log.py)."""
+    from lakestack.storage import delta_log
+    from lakestack.storage.warehouse import files_added_after
+
+    bronze = lakes["s3"].warehouse.load("bronze.orders")
+    first = delta_log.commit(bronze, 1)
+    assert first is not None and first.added and not first.rewritten
+    assert delta_log.referenced_files(bronze, bronze.version) is not None
+    paths, current = files_added_after(bronze, 0)
+    assert current == bronze.version and sorted(paths) == sorted(bronze.file_paths())
