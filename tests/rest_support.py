@@ -4,11 +4,13 @@
 style: `cursor` (body `next_cursor`, param `cursor`), `page` (`page`), `offset` (`offset`/`limit`),
 `link` (a `Link: <...>; rel="next"` header), `json` (body `next`: a URL). `updated_after` filters
 (strictly after). `/token` grants OAuth2 client credentials; `/vmv` answers vehicle valuations.
-`faults` injects answers: path → list of statuses (or "garbage") given to the next requests.
+`faults` injects answers: path → list of statuses (or "garbage", "html", "huge", "bomb", ...) given
+to the next requests.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -109,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._raw(200, b'{"items": [{"id": "x", "upd', "application/json")
         if fault == "html":  # a proxy's error page with 200
             return self._raw(200, b"<html><body>Service maintenance</body></html>", "text/html")
+        if fault == "huge":  # a 3 MiB page, its length declared
+            return self._json(200, {"results": [{"id": "x", "pad": "." * 3_000_000}], "next": None})
+        if fault == "bomb":  # 40 MiB of JSON in a 40 KiB gzip body; no declared length of the decoded size
+            body = gzip.compress(b'{"results": [{"id": "' + b"a" * 40_000_000 + b'"}]}', compresslevel=9)
+            return self._raw(200, body, "application/json", {"Content-Encoding": "gzip"})
         if fault == "offsite":  # a next link to another host
             return self._json(200, {"results": [], "next": "http://203.0.113.9/items?start=10"})
         if isinstance(fault, tuple):  # (429, retry-after)

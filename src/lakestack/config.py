@@ -471,6 +471,7 @@ class RestConfig(Frozen):
     commit_pages: Annotated[int, Field(ge=1, le=10_000)] = 20
     keep_pages: bool = False  # every page's body in _lakestack.pages_<source>, to replay a data_selector change
     max_pages: Annotated[int, Field(ge=1)] = 100_000  # per resource and run: a loop guard
+    max_response_mb: Annotated[float, Field(gt=0, le=4096)] = 64.0  # a larger page (decompressed) ends the run
 
 
 STREAM_KINDS = ("http", "kafka", "kinesis", "nats")
@@ -589,6 +590,7 @@ class LookupConfig(Frozen):
     burst: Annotated[int, Field(ge=1, le=10_000)] = 5
     retries: Annotated[int, Field(ge=0, le=20)] = 3
     timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    max_response_mb: Annotated[float, Field(gt=0, le=4096)] = 8.0  # a larger answer (decompressed) ends the run
 
     @field_validator("ttl")
     @classmethod

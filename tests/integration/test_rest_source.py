@@ -300,6 +300,22 @@ def test_an_html_page_and_an_offsite_next_link_are_refused(tmp_path: Path) -> No
         assert _ids(root) == _all(25)
 
 
+def test_a_page_larger_than_max_response_mb_is_refused_before_it_is_held(tmp_path: Path) -> None:
+    """A declared 3 MiB page and a 40 KiB gzip body that decodes to 40 MiB, with a 2 MiB bound: each
+    ends the run with one line naming the page and the setting; what was committed stays, and the
+    next run (the API well again) lands every record once."""
+    with serve_api(Api(total=25, faults={"/json/items": [None, "huge"]})) as api:
+        root = _project(tmp_path, api, "json", max_response_mb=2, commit_pages=1)
+        with pytest.raises(RunError, match=r"GET .*/json/items.* is larger than max_response_mb \(2 MiB; it declares"):
+            Lake.open(root).ingest(["items"])
+        assert _ids(root) == _all(10)
+        api.faults["/json/items"] = ["bomb"]
+        with pytest.raises(RunError, match=r"larger than max_response_mb \(2 MiB; more than 2,097,152 bytes were read"):
+            Lake.open(root).ingest(["items"])
+        Lake.open(root).ingest(["items"])
+        assert _ids(root) == _all(25)
+
+
 def test_429s_are_waited_out_without_spending_the_retries(tmp_path: Path) -> None:
     with serve_api(Api(total=15, faults={"/cursor/items": [(429, 0)] * 6})) as api:
         root = _project(tmp_path, api, "cursor", retries=1)

@@ -100,6 +100,7 @@ class RestSource(Source):
             r.backoff_seconds,
             r.max_backoff_seconds,
             r.max_retry_after_seconds,
+            int(r.max_response_mb * 2**20),
         )
         return RestClient(self.name, r.base_url, settings, r.auth, dict(r.headers), budget)
 

@@ -10,6 +10,9 @@ Shared by the REST source (`ingest/rest.py`) and enrichment lookups (`pipeline/e
   then :class:`RestUnavailable`.
 - Every request sent (retries too) takes one unit of the run's :class:`Budget`; a spent budget
   returns None from :meth:`RestClient.get`, and the caller stops cleanly.
+- An answer is read as a stream and refused (:class:`RestError`, nothing of it kept) once its body,
+  decompressed, passes `max_response_bytes`: an API (or a compression bomb) cannot make a pull hold
+  an unbounded page in memory. A `Content-Length` above the bound is refused before reading.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Settings:
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     max_retry_after_s: float = 120.0
+    max_response_bytes: int = 64 * 1024 * 1024  # a larger answer (after decompression) ends the run
 
 
 @dataclass(slots=True)
@@ -141,7 +145,7 @@ class RestClient:
             self.requests += 1
             try:
                 target = httpx.URL(url).copy_merge_params(request_params) if request_params else url
-                response = self._http.get(target, headers=headers)  # a next-page URL keeps its own query
+                response, content = self._fetch(target, headers, shown)  # a next-page URL keeps its own query
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 failures = self._retry(failures, shown, f"{type(exc).__name__}")
                 continue
@@ -178,10 +182,31 @@ class RestClient:
                 continue
             if status >= 300 and status not in ok:
                 raise RestError(
-                    f"source '{self.name}': GET {shown} answered {status} {response.reason_phrase}: "
-                    f"{_snippet(response.content)}"
+                    f"source '{self.name}': GET {shown} answered {status} {response.reason_phrase}: {_snippet(content)}"
                 )
-            return Answer(status, response.content, dict(response.headers), shown, latency, failures + 1)
+            return Answer(status, content, dict(response.headers), shown, latency, failures + 1)
+
+    def _fetch(self, target: Any, headers: dict[str, str], shown: str) -> tuple[Any, bytes]:
+        """The response and its body, read in chunks up to `max_response_bytes` (decompressed)."""
+        limit = self.settings.max_response_bytes
+        with self._http.stream("GET", target, headers=headers) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
+                raise self._too_large(shown, f"it declares {int(declared):,} bytes")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(shown, f"more than {limit:,} bytes were read")
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
+    def _too_large(self, shown: str, why: str) -> RestError:
+        return RestError(
+            f"source '{self.name}': the answer to GET {shown} is larger than max_response_mb "
+            f"({self.settings.max_response_bytes / 2**20:g} MiB; {why}); ask for smaller pages "
+            "(the resource's page size) or raise max_response_mb"
+        )
 
     def _retry(self, failures: int, shown: str, what: str) -> int:
         if failures >= self.settings.retries:

@@ -104,7 +104,13 @@ def enrich(lake: Any, dataset: str, run_id: str) -> EnrichReport:
     held = _fresh(cache, lookup, now)
     wanted = [k for k in keys if k not in held]
     budget = Budget(lookup.max_calls)
-    settings = Settings(lookup.rate_limit, lookup.burst, lookup.retries, lookup.timeout)
+    settings = Settings(
+        lookup.rate_limit,
+        lookup.burst,
+        lookup.retries,
+        lookup.timeout,
+        max_response_bytes=int(lookup.max_response_mb * 2**20),
+    )
     calls: list[dict[str, Any]] = []  # not yet audited
     answers: dict[tuple[str, ...], dict[str, Any]] = {}  # not yet cached
     audited: list[dict[str, Any]] = []
