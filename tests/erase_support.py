@@ -39,16 +39,28 @@ def digest(rows: list[dict[str, Any]]) -> str:
 
 
 def data_files(root: Path) -> set[Path]:
-    return {p for p in (root / "warehouse").rglob("*.parquet") if "/data/" in str(p)}
+    """The data files on disk: Iceberg's under `data/`, Delta's anywhere in a table's folder but its
+    log and side files (log checkpoints and file ledgers are Parquet too)."""
+    warehouse = root / "warehouse"
+    side = {"_delta_log", "_lakestack"}  # inside a table folder (`_lakestack` is a namespace too)
+
+    def delta(p: Path) -> bool:
+        inside = p.relative_to(warehouse).parts
+        return (warehouse / inside[0] / inside[1] / "_delta_log").is_dir() and not side & set(inside[2:])
+
+    return {p for p in warehouse.rglob("*.parquet") if "/data/" in str(p) or delta(p)}
 
 
-def project(root: Path) -> Path:
-    """small_northwind without publishing (not what this tests)."""
+def project(root: Path, table_format: str | None = None) -> Path:
+    """small_northwind without publishing (not what this tests); with `table_format` (delta), its
+    tables in that format."""
     import yaml
 
     small_northwind(root, orders=200, days=2)
     config = yaml.safe_load((root / "lakestack.yaml").read_text(encoding="utf-8"))
     config.pop("publish", None)
+    if table_format is not None:
+        config["environments"][config.get("default_environment", "dev")]["format"] = table_format
     (root / "lakestack.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return root
 

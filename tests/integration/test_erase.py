@@ -36,11 +36,14 @@ def _env() -> dict[str, str]:
     return {"LAKESTACK_MASKING_KEY": KEY}
 
 
-@pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["iceberg", "delta"])
+def lake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A small Northwind run (with a quarantined contact of the subject and a token vault), then a
-    dry run and the erasure, with the contents before and after each."""
-    root = project(tmp_path_factory.mktemp("erase") / "nw")
+    dry run and the erasure, with the contents before and after each; its tables Iceberg or Delta
+    (ADR 35): erasure is the same on both."""
+    if request.param == "delta":
+        pytest.importorskip("deltalake")
+    root = project(tmp_path_factory.mktemp("erase") / "nw", request.param)
     (root / "landing" / "customers" / "crm_contacts_20260102.csv").write_text(BAD_CONTACT, encoding="utf-8")
     (root / "policies.yaml").write_text(POLICIES, encoding="utf-8")
     assert cli(root, "run", **_env()).returncode in (0, 4)  # a gate on daily metrics may block: not ours
@@ -60,6 +63,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "receipt": json.loads(done.stdout),
         "after": lake_rows(root),
         "files_before": files_before,
+        "format": request.param,
     }
 
 
@@ -245,3 +249,38 @@ def test_erase_by_email_in_any_case_reaches_every_copy_of_it(lake: dict[str, Any
         assert digest(after[dataset]) == digest(others), dataset
         assert erased.get(dataset, 0) == len(rows) - len(others), dataset
     assert email not in {r["value"] for r in after["_lakestack.token_vault"]}
+
+
+def test_on_delta_plain_readers_no_longer_see_the_subject_and_older_versions_are_gone(lake: dict[str, Any]) -> None:
+    """Delta only: what another engine reads after the erasure. delta-rs and DuckDB (on the files
+    the current version lists) find none of the subject's rows; the versions before the erasure
+    cannot be read any more (their files vacuumed, their log files deleted), and no log file holds
+    the subject's values (old add actions kept column statistics, which may be the subject's)."""
+    if lake["format"] != "delta":
+        pytest.skip("Delta's log and vacuum")
+    import duckdb
+    import pyarrow as pa
+
+    deltalake = pytest.importorskip("deltalake")
+    root, receipt = lake["root"], lake["receipt"]
+    values = _subject_values(lake["before"])
+    erased = [d for d in receipt["datasets"] if d["rows"]]
+    assert {d["dataset"] for d in erased} >= {"bronze.customers", "quarantine.customers", "silver.orders"}
+    for d in erased:
+        folder = root / "warehouse" / Path(*d["dataset"].split(".", 1))
+        table = deltalake.DeltaTable(str(folder))
+        rows = pa.table(table.to_pyarrow_table()).to_pylist()
+        assert rows and not any(holds(r, values) for r in rows), d["dataset"]
+        files = [uri.removeprefix("file://") for uri in table.file_uris()]
+        read = duckdb.connect().execute(
+            "SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)", [files]
+        )
+        names = [c[0] for c in read.description]
+        got = [dict(zip(names, r, strict=True)) for r in read.fetchall()]
+        assert len(got) == len(rows) and not any(holds(r, values) for r in got), d["dataset"]
+        with pytest.raises(Exception, match=r"log segment|not found|version"):  # delta-rs's own error types
+            deltalake.DeltaTable(str(folder), version=d["snapshot_before"]).to_pyarrow_table()
+        assert table.history()[-1]["version"] >= d["snapshot_after"]  # the log starts at the erasure
+        for entry in (folder / "_delta_log").glob("*.json"):
+            text = entry.read_text(encoding="utf-8")
+            assert not any(v in text for v in values), f"{entry} still holds the subject"

@@ -204,6 +204,7 @@ def _expire(lake: Any, run_id: str) -> dict[str, tuple[Any, list[str], str | Non
     expired, what was kept and why, and when a pending erasure's old snapshots may go."""
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 
+    from lakestack.errors import CommitConflictError
     from lakestack.storage.rewrite import (
         Expired,
         clean_pending,
@@ -239,7 +240,7 @@ def _expire(lake: Any, run_id: str) -> dict[str, tuple[Any, list[str], str | Non
                     failpoint("erase.before_expire")
                     table, expired = expire_before(table, last)
                     kept = [f"snapshot {sid}: {why}" for sid, why in expired.kept]
-            except (CommitFailedException, CommitStateUnknownException) as exc:  # a writer committed meanwhile
+            except (CommitFailedException, CommitStateUnknownException, CommitConflictError) as exc:  # a writer won
                 table = table.refresh()
                 kept = [f"the older snapshots: another commit won the race ({exc}); run `lakestack erase` again"]
                 pending = datetime.now(UTC).isoformat()

@@ -19,6 +19,10 @@ file's column bounds, which may be the subject's value, and keeps the file reach
 commit names the data files it removed (summary key `erase.removed-files`, outside the `lakestack.`
 keys later commits carry forward), so `sweep` can delete those a crash between the expiry commit
 and the deletions left behind.
+
+A Delta table (ADR 35) is routed to `storage/delta_erase.py`, which does the same on Delta's log:
+a commit removing the old files and adding the new ones by path, then `vacuum` and the log files of
+the versions before the erasure deleted.
 """
 
 from __future__ import annotations
@@ -65,12 +69,21 @@ class Expired:
 
 def find_rows(table: Any, match: Match) -> Erased:
     """The rows `match` selects, per data file, without changing anything."""
-    from lakestack.storage.delta import refuse
+    from lakestack.storage import delta, delta_erase
 
-    refuse(table, "lakestack erase")
     snap = table.current_snapshot()
     if snap is None:
         return Erased(0, (), 0, None, None)
+    if delta.is_delta(table):
+        found = delta_erase.scan(table, match)
+        return Erased(
+            sum(n for _t, _d, n in found),
+            tuple(t.file.file_path for t, _d, _n in found),
+            0,
+            snap.snapshot_id,
+            snap.snapshot_id,
+            _concat([d for _t, d, _n in found], match, table),
+        )
     hits = _scan(table, snap, match)
     return Erased(
         sum(n for _e, _d, n in hits),
@@ -89,8 +102,15 @@ def erase_rows(
     summary also gets `extra`: keys outside `lakestack.`, which later commits do not carry)."""
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException, ValidationException
 
+    from lakestack.storage import delta, delta_erase
     from lakestack.storage.warehouse import has_batch
 
+    if delta.is_delta(table):
+
+        def commit_props(read: Any, removed: tuple[str, ...]) -> dict[str, str]:
+            return {**_props(read, run_id, batch_id), **(extra or {}), REMOVED: json.dumps(removed)}
+
+        return delta_erase.erase_rows(table, match, commit_props, RETRIES)  # type: ignore[no-any-return]
     for attempt in range(RETRIES + 1):
         snap = table.current_snapshot()
         if snap is None:
@@ -201,7 +221,11 @@ def clean_pending(table: Any) -> int:
     a pending marker's write id that no snapshot references, then the marker; how many files. They
     hold every row of the files they were to replace but the subject's: other subjects' rows, which
     a later erasure of those could not reach."""
+    from lakestack.storage import delta, delta_erase
     from lakestack.storage.expiry import _live, delete_files, list_files
+
+    if delta.is_delta(table):
+        return delta_erase.clean_pending(table)
 
     listed = list_files(table)
     markers = [f for f in listed if f.path.rsplit("/", 1)[-1].startswith(PENDING)]
@@ -247,8 +271,15 @@ def erasure_snapshots(table: Any) -> list[Any]:
 
 def expire_before(table: Any, snapshot: Any) -> tuple[Any, Expired]:
     """Expire every snapshot older than the erasure commit `snapshot`, except branch and tag heads
-    (reported as kept), and delete the files only they reached."""
+    (reported as kept), and delete the files only they reached. On Delta: vacuum, then the log
+    files of the versions before the erasure (`delta_erase.expire_before`)."""
+    from lakestack.storage import delta, delta_erase
     from lakestack.storage.expiry import ExpiryPlan, expire
+
+    if delta.is_delta(table):  # vacuum's own commits carry the table's state, as every commit does
+        from lakestack.storage.maintenance import MAINTENANCE, carried
+
+        return delta_erase.expire_before(table, snapshot, {**carried(table), MAINTENANCE: "expire"})  # type: ignore[no-any-return]
 
     heads = {ref.snapshot_id: name for name, ref in table.metadata.refs.items()}
     older = [
@@ -279,8 +310,13 @@ def seal(
     """When the current snapshot's manifests still list a removed file as deleted (a deleted entry
     keeps the file's column bounds, which may be the subject's value), rewrite the manifests without
     deleted entries in one ``replace`` commit marked as an erasure (with `removed` and `extra`);
-    the table and that commit (None when there was nothing to seal)."""
+    the table and that commit (None when there was nothing to seal). A Delta table has no
+    manifests: its old versions' statistics go with their log files (`expire_before`)."""
+    from lakestack.storage.delta import is_delta
     from lakestack.storage.maintenance import MAINTENANCE, _ManifestRewrite
+
+    if is_delta(table):
+        return table, None
 
     snap = table.current_snapshot()
     gone = set(removed)
@@ -303,7 +339,11 @@ def seal(
 def sweep(table: Any, removed: list[str]) -> tuple[int, int]:
     """Delete the `removed` data files still on disk that no live snapshot references (what a crash
     between the expiry commit and the deletions left); (files, bytes)."""
+    from lakestack.storage import delta, delta_erase
     from lakestack.storage.expiry import _key, _live, delete_files
+
+    if delta.is_delta(table):
+        return delta_erase.sweep(table, removed)
 
     live = _live(table.refresh())
     keys = {_key(table.io, p): -1 for p in removed if _key(table.io, p) not in live}
@@ -315,6 +355,10 @@ def sweep(table: Any, removed: list[str]) -> tuple[int, int]:
 
 def holds_older(table: Any, snapshot: Any) -> bool:
     """Whether snapshots older than the erasure commit `snapshot` are still there."""
+    from lakestack.storage import delta, delta_erase
+
+    if delta.is_delta(table):
+        return delta_erase.holds_older(table, snapshot)
     return any(
         s.snapshot_id != snapshot.snapshot_id and s.timestamp_ms <= snapshot.timestamp_ms
         for s in table.metadata.snapshots
