@@ -101,3 +101,15 @@ def test_each_read_is_one_audit_row_as_in_the_typer_app(project: Path) -> None:
         rows = [r for r in read_audit(lake.warehouse, spool=lake.audit.spool) if r["query"] == sql]
     assert len(rows) == 2
     assert {(r["action"], r["result"], r["rows"], r["detail"]) for r in rows} == {("query", "ok", 1, None)}
+
+
+def test_status_and_a_query_import_neither_pandas_nor_typer(project: Path) -> None:
+    code = DIRECT.replace("str('typer' in sys.modules)", "str(sorted({'typer', 'pandas'} & set(sys.modules)))")
+    (project / "landing" / "events" / "events_20260109.ndjson").write_text("{}\n")  # a file waiting
+    assert _run(DIRECT, project, "query", "SELECT 1 FROM bronze.events").returncode == 0  # records the plan
+    for args in (["status", "--json"], ["query", "SELECT count(*) AS n FROM bronze.events", "--json"]):
+        done = _run(code, project, *args)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.endswith("TYPER:[]"), (args, done.stderr[-300:])
+    status = json.loads(_run(DIRECT, project, "status", "--json").stdout)
+    assert status[0]["pending_files"] == 1
