@@ -128,3 +128,39 @@ def test_orphan_removal_on_delta_deletes_old_unreferenced_files_and_never_a_logg
     for version, rows in by_version.items():  # every version still reads every file
         assert sorted(map(repr, table.scan(snapshot_id=version).to_arrow().to_pylist())) == rows
     assert read_checkpoint(table, StreamPositions) == positions
+
+
+def test_orphan_removal_on_delta_after_the_oldest_log_files_are_gone(tmp_path: Path) -> None:
+    """A log checkpoint, then the log files before it deleted (as an erasure's expiry does): the
+    live files and what the remaining versions name stay; a stray goes."""
+    import deltalake
+
+    from maintenance_support import backdate, stream_commits
+    from stream_support import stream_project
+
+    root = stream_project(
+        tmp_path / "p", "kafka", {"bootstrap_servers": "127.0.0.1:1", "topics": ["t"]}, table_format="delta"
+    )
+    stream_commits(root, 0, 6)
+    lake = Lake.open(root)
+    table = lake.warehouse.load("bronze.events")
+    folder = Path(table.location().removeprefix("file://"))
+    deltalake.DeltaTable(table.uri).create_checkpoint()
+    for version in range(table.version):
+        (folder / "_delta_log" / f"{version:020d}.json").unlink()
+    stream_commits(root, 6, 8)
+    live = [
+        Path(t.file.file_path.removeprefix("file://")) for t in lake.warehouse.load("bronze.events").scan().plan_files()
+    ]
+    stray = live[0].parent / "part-00000-crashed-writer-c000.zstd.parquet"
+    stray.write_bytes(live[0].read_bytes())
+    backdate(root / "warehouse", 3 * 86400)
+    rows = sorted(map(repr, lake.warehouse.load("bronze.events").scan().to_arrow().to_pylist()))
+
+    report = Lake.open(root).maintain(["bronze.events"]).tables[0]
+
+    assert not stray.exists()
+    table = Lake.open(root).warehouse.load("bronze.events")
+    assert sorted(map(repr, table.scan().to_arrow().to_pylist())) == rows
+    assert all(Path(t.file.file_path.removeprefix("file://")).exists() for t in table.scan().plan_files())
+    assert report.orphans >= 1

@@ -99,14 +99,17 @@ def data_versions(table: Any, current: int) -> dict[str, int]:
     return versions
 
 
-def referenced_files(table: Any, current: int) -> set[str] | None:
-    """Relative paths of every data file a version up to `current` adds or removes: what the log
-    knows of (a file removed but not vacuumed yet is vacuum's to delete). None when a version's log
-    file is gone (cleaned up after a log checkpoint): then what the log knows is not all there."""
-    out: set[str] = set()
-    for version in range(current + 1):
+def referenced_files(table: Any, current: int) -> set[str]:
+    """Relative paths of every data file a readable version up to `current` references: the live
+    files, and what the versions' log files add or remove (a file removed but not vacuumed yet is
+    vacuum's to delete). Log files of the oldest versions may be gone (cleaned up after a log
+    checkpoint, or by an erasure's expiry): those versions cannot be read, so a file only they
+    referenced is referenced by none."""
+    live = table.file_paths(None if current == table.version else current)
+    out = {relative(table.uri, p) for p in live}
+    for version in range(current, -1, -1):
         found = commit(table, version)
         if found is None:
-            return None
+            break
         out.update(found.added, found.rewritten, found.removed)
     return out

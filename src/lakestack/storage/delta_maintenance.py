@@ -196,8 +196,7 @@ def delete_older(
 def find_orphans(table: DeltaLakeTable, *, now_ms: int, min_age_ms: int, nested: Any = ()) -> dict[str, int]:
     """Files in the table folder that no log version references, older than `min_age_ms` (see the
     module doc); `_delta_log/` is never touched. Listing comes before the log is read, so a file
-    committed meanwhile is seen as live; one written but not committed yet is young. Nothing when a
-    log file is gone (the log cannot say what is referenced)."""
+    committed meanwhile is seen as live; one written but not committed yet is young."""
     from lakestack.storage import delta_log
     from lakestack.storage.expiry import CheckpointUnreadable, _key, list_files
 
@@ -206,13 +205,6 @@ def find_orphans(table: DeltaLakeTable, *, now_ms: int, min_age_ms: int, nested:
     io = table.io
     root = _key(io, table.location()).rstrip("/") + "/"
     referenced = delta_log.referenced_files(table, table.version)
-    if referenced is None:
-        log.warning(
-            "%s: the log is cleaned up before version %s; orphan files are not looked for",
-            table.identifier,
-            table.version,
-        )
-        return {}
     try:
         from lakestack.storage.checkpoints import referenced_files
 
@@ -233,6 +225,6 @@ def find_orphans(table: DeltaLakeTable, *, now_ms: int, min_age_ms: int, nested:
     orphans = {p: n for p, n in candidates.items() if p not in side and p.removeprefix(root) not in referenced}
     fresh = table.refresh()
     if orphans and fresh.version != table.version:  # a commit landed meanwhile: what it references is live
-        later = delta_log.referenced_files(fresh, fresh.version) or set()
+        later = delta_log.referenced_files(fresh, fresh.version)
         orphans = {p: n for p, n in orphans.items() if p.removeprefix(root) not in later}
     return orphans
