@@ -220,6 +220,7 @@ def find_orphans(table: DeltaLakeTable, *, now_ms: int, min_age_ms: int, nested:
         if f.mtime_ms <= now_ms - min_age_ms
         and not f.path.startswith(tuple(root + folder for folder in UNTOUCHED))
         and (f.path.startswith(root + SIDE_FOLDER + "/") or f.path.endswith(".parquet"))
+        and not f.path.endswith(".pending")  # an erasure's marker: `delta_erase.clean_pending` reads it
         and not (nested_keys and f.path.startswith(nested_keys))
     }
     orphans = {p: n for p, n in candidates.items() if p not in side and p.removeprefix(root) not in referenced}
