@@ -18,6 +18,11 @@
   `schedule`: COMPLETE, FAIL (the exit code and the last error line), BLOCKED (exit 4 of `run`),
   SKIPPED or ABORT (still running when serve stopped); the child's run id is in its `progress`.
 
+- **One leader.** With a `leader` (orchestrate/leader.py), only the serve process holding the
+  project's scheduler lock fires; a standby lets fire times pass unrecorded, and when it takes
+  over it first handles what was missed since the last recorded firing (`last_fired` read again),
+  by each job's `missed` policy, as a restart does.
+
 The clock is a function (tests drive it with the real clock and a second-level cron: croniter
 reads a sixth field as seconds).
 """
@@ -137,6 +142,8 @@ class CronScheduler:
         last_fired: Mapping[str, datetime] | None = None,
         clock: Callable[[], datetime] = _now,
         new_run_id: Callable[[], str] | None = None,
+        leader: Callable[[], bool] | None = None,
+        reload_last_fired: Callable[[], Mapping[str, datetime]] | None = None,
     ) -> None:
         from lakestack.pipeline.runs import new_run_id as _new_run_id
 
@@ -144,6 +151,9 @@ class CronScheduler:
         self._runner, self._record, self._clock = runner, record, clock
         self._new_run_id = new_run_id or _new_run_id
         self._last_fired = dict(last_fired or {})
+        self._leader = leader  # None: this process fires every job
+        self._reload_last_fired = reload_last_fired
+        self._leading = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,8 +163,10 @@ class CronScheduler:
         now = self._clock()
         for job in self.jobs:
             self.state[job.name] = JobState(next_fire=job.next_after(now))
-        for job in self.jobs:
-            self._missed_while_down(job, now)
+        self._leading = self._leader is None or self._leader()
+        if self._leading:
+            for job in self.jobs:
+                self._missed_while_down(job, now)
         self._thread = threading.Thread(target=self._loop, name="lakestack-cron", daemon=True)
         self._thread.start()
         log.info("cron: %s", ", ".join(f"{j.name} ({j.cron})" for j in self.jobs))
@@ -174,7 +186,7 @@ class CronScheduler:
             if state.thread is not None:
                 state.thread.join(timeout=grace_s)
 
-    def _missed_while_down(self, job: CronJob, now: datetime) -> None:
+    def _missed_while_down(self, job: CronJob, now: datetime, why: str = "missed while serve was down") -> None:
         last = self._last_fired.get(job.name)
         if last is None:
             return  # a new schedule has missed nothing
@@ -185,19 +197,44 @@ class CronScheduler:
             self._start_run(job, due=job.next_after(last), missed=missed)
         else:
             due = job.next_after(last)
-            self._write(Firing(job, None, due, now, now, SKIPPED, error="missed while serve was down", missed=missed))
+            self._write(Firing(job, None, due, now, now, SKIPPED, error=why, missed=missed))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             now = self._clock()
             wake = now + timedelta(seconds=1)
+            due_jobs = [job for job in self.jobs if now >= self.state[job.name].next_fire]
+            if due_jobs and not self._lead(now):
+                for job in due_jobs:  # the leader fires them (and records them)
+                    self.state[job.name].next_fire = job.next_after(now)
+                due_jobs = []
+            for job in due_jobs:
+                state = self.state[job.name]
+                due, state.next_fire = state.next_fire, job.next_after(now)
+                self._fire(job, due, now)
+            for job in self.jobs:
+                wake = min(wake, self.state[job.name].next_fire)
+            self._stop.wait(max(0.0, (wake - self._clock()).total_seconds()))
+
+    def _lead(self, now: datetime) -> bool:
+        """Whether this process fires now; a standby that has just taken over first handles what
+        the old leader left unfired since its last recorded firing."""
+        if self._leader is None:
+            return True
+        was, self._leading = self._leading, self._leader()
+        if self._leading and not was:
+            if self._reload_last_fired is not None:
+                try:
+                    self._last_fired = dict(self._reload_last_fired())
+                except Exception as exc:  # no records to go by: nothing is counted as missed
+                    log.warning("cron: could not read the last firings on taking over: %s", exc)
+                    self._last_fired = {}
             for job in self.jobs:
                 state = self.state[job.name]
-                if now >= state.next_fire:
-                    due, state.next_fire = state.next_fire, job.next_after(now)
-                    self._fire(job, due, now)
-                wake = min(wake, state.next_fire)
-            self._stop.wait(max(0.0, (wake - self._clock()).total_seconds()))
+                if not state.running:  # up to the fire time due now, which the loop fires itself
+                    until = min(now, state.next_fire - timedelta(microseconds=1))
+                    self._missed_while_down(job, until, "missed while no serve process led the schedules")
+        return self._leading
 
     def _fire(self, job: CronJob, due: datetime, now: datetime) -> None:
         with self._lock:
@@ -333,15 +370,26 @@ def project_jobs(lake: Any) -> list[CronJob]:
     return [CronJob(name, s.cron, s.missed, s.timezone) for name, s in lake.project.config.schedules.items()]
 
 
-def cron_scheduler(lake: Any) -> CronScheduler | None:
-    """The scheduler `lakestack serve` runs for `lake` (None without a `schedules:` block)."""
+def cron_scheduler(lake: Any, leader: Callable[[], bool] | None = None) -> CronScheduler | None:
+    """The scheduler `lakestack serve` runs for `lake` (None without a `schedules:` block); with a
+    `leader`, it fires only while that says this process leads (orchestrate/leader.py)."""
     jobs = project_jobs(lake)
     if not jobs:
         return None
-    newest = firings(lake.warehouse)
-    last = {j.name: newest[j.record_name]["started_at"] for j in jobs if j.record_name in newest}
+
+    def last_fired() -> dict[str, datetime]:
+        newest = firings(lake.warehouse)
+        return {j.name: newest[j.record_name]["started_at"] for j in jobs if j.record_name in newest}
+
     runner = cli_runner(Path(lake.project.root), lake.environment)
-    return CronScheduler(jobs, runner, run_store_recorder(lambda: lake.warehouse), last_fired=last)
+    return CronScheduler(
+        jobs,
+        runner,
+        run_store_recorder(lambda: lake.warehouse),
+        last_fired=last_fired(),
+        leader=leader,
+        reload_last_fired=last_fired,
+    )
 
 
 def schedule_status(lake: Any, now: datetime | None = None) -> list[dict[str, Any]]:

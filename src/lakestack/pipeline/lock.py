@@ -37,6 +37,7 @@ from lakestack.errors import RunError, Transient
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lakestack/run.lock"
+SCHEDULER_LOCK_FILE = ".lakestack/scheduler.lock"
 POLL_S = 0.2
 _PG_CLASS = 0x1A4E57  # first key of lakestack's advisory locks; the second is the project's
 
@@ -116,13 +117,17 @@ class ProjectLock(ABC):
     def release(self) -> None:
         """Give the lock up."""
 
+    def alive(self) -> bool:
+        """Whether a lock taken is still held (a PostgreSQL session can break under it)."""
+        return True
+
 
 class FileLock(ProjectLock):
     """`flock` on a file; its content names the holder (pid, host, command, since)."""
 
-    def __init__(self, path: Path, project: str) -> None:
+    def __init__(self, path: Path, project: str, *, what: str | None = None) -> None:
         self.path = path
-        self.what = f"project {project}"
+        self.what = what or f"project {project}"
         self._fd: int | None = None
 
     def _try(self, command: str) -> bool:
@@ -170,11 +175,11 @@ class FileLock(ProjectLock):
 class PostgresLock(ProjectLock):
     """A session advisory lock in the catalog's database; the session's application_name names the holder."""
 
-    def __init__(self, dsn: str, project: str) -> None:
+    def __init__(self, dsn: str, project: str, *, key: str | None = None, what: str | None = None) -> None:
         self.dsn = dsn
         self.project = project
-        self.what = f"project {project}"
-        self.key = zlib.crc32(project.encode()) - (1 << 31)  # an int4, as pg_locks.objid shows it
+        self.what = what or f"project {project}"
+        self.key = zlib.crc32((key or project).encode()) - (1 << 31)  # an int4, as pg_locks.objid shows it
         self._conn: Any = None
         self._socket: int | None = None  # the session's socket, dropped in forked children
 
@@ -233,6 +238,16 @@ class PostgresLock(ProjectLock):
             return Holder(pid=None, since=None, command=f"session {row[1]} of the catalog database")
         return Holder(int(m.group(2)), None, m.group(1), m.group(3))
 
+    def alive(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+            return True
+        except Exception as exc:  # the session broke: the server has dropped its advisory locks
+            log.warning("%s: the lock's database session broke (%s)", self.what, str(exc).strip()[:200])
+            return False
+
     def release(self) -> None:
         if self._conn is None:
             return
@@ -254,3 +269,16 @@ def project_lock(env: Any, root: Path, project: str) -> ProjectLock:
     if uri.startswith("postgresql"):
         return PostgresLock("postgresql://" + uri.split("://", 1)[1], project)
     return FileLock(root / LOCK_FILE, project)
+
+
+def scheduler_lock(env: Any, root: Path, project: str) -> ProjectLock:
+    """The lock whose holder runs a project's schedules (orchestrate/leader.py): one `lakestack
+    serve` per project and environment fires them; the others stand by. Advisory in a PostgreSQL
+    catalog (serve processes on several machines), else a file in the project."""
+    from lakestack.storage.catalog import catalog_uri
+
+    what = f"the schedules of project {project}"
+    uri = catalog_uri(env, root)
+    if uri.startswith("postgresql"):
+        return PostgresLock("postgresql://" + uri.split("://", 1)[1], project, key=f"{project}#schedules", what=what)
+    return FileLock(root / SCHEDULER_LOCK_FILE, project, what=what)

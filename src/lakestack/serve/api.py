@@ -85,10 +85,12 @@ def create_app(
 
         evolve_bronze(lake.project.contracts, lake.warehouse, [lake.project.contract(n) for n in sources])
     collectors: dict[str, Collector] = {}
-    scheduler = Scheduler(default_schedules(lake) if schedules is None else schedules)
+    leadership = _leadership(lake) if schedules is None else None  # one serve process fires the schedules
+    leader = leadership.held if leadership is not None else None
+    scheduler = Scheduler(default_schedules(lake) if schedules is None else schedules, leader=leader)
     from lakestack.orchestrate.scheduler import cron_scheduler
 
-    cron = cron_scheduler(lake) if schedules is None else None  # the project's `schedules:` block
+    cron = cron_scheduler(lake, leader) if schedules is None else None  # the project's `schedules:` block
     locks = _lock_logs(lake, sources)
     from lakestack.pipeline.metrics import PrometheusScrape
 
@@ -127,6 +129,8 @@ def create_app(
             await scheduler.stop()
             if cron is not None:
                 await asyncio.to_thread(cron.stop)
+            if leadership is not None:  # a standby takes over at its next due schedule
+                await asyncio.to_thread(leadership.release)
             for collector in collectors.values():
                 await asyncio.to_thread(collector.stop)
             await asyncio.to_thread(sessions.close)  # the sessions' totals, after the final commits
@@ -140,6 +144,7 @@ def create_app(
     )
     app.state.scheduler = scheduler
     app.state.cron = cron
+    app.state.leadership = leadership
     app.state.access = access
     app.state.lake = lake
     app.state.ready = False
@@ -305,6 +310,14 @@ def _problems(app: FastAPI) -> None:
 
 def _log_folder(lake: Any, name: str, config: Any) -> Any:
     return lake.project.root / config.http.wal_dir / name
+
+
+def _leadership(lake: Any) -> Any:
+    """Who of several serve processes of this project and environment fires its schedules."""
+    from lakestack.orchestrate.leader import Leadership
+    from lakestack.pipeline.lock import scheduler_lock
+
+    return Leadership(scheduler_lock(lake.env, lake.project.root, lake.project.name))
 
 
 def _lock_logs(lake: Any, sources: dict[str, Any]) -> dict[str, SourceLock]:

@@ -10,7 +10,9 @@ lifespan (`serve/api.py`):
   or at once when a run took longer (missed ticks are skipped, not queued);
 - an error is logged and counted (`Scheduler.stats`), and the schedule goes on;
 - `stop()` ends waiting tasks at once and waits at most `grace_s` for a run in progress (its thread
-  is a daemon: a run that hangs does not hold the process).
+  is a daemon: a run that hangs does not hold the process);
+- with a `leader` (orchestrate/leader.py), a due run starts only in the serve process that holds the
+  project's scheduler lock; the others count it as `standby` and take over when the holder dies.
 
 Each family of periodic jobs adds its schedules in :func:`default_schedules`, one line each, the
 way run listeners are added in `pipeline/listeners.py`.
@@ -53,6 +55,7 @@ class ScheduleStats:
     runs: int = 0  # runs finished, with or without an error
     errors: int = 0
     abandoned: int = 0  # runs still going at shutdown, not waited for
+    standby: int = 0  # due runs left to the serve process that holds the scheduler lock
     running: bool = False
     last_started: datetime | None = None
     last_duration_s: float | None = None
@@ -62,12 +65,15 @@ class ScheduleStats:
 class Scheduler:
     """Runs schedules on the running event loop between `start()` and `stop()`."""
 
-    def __init__(self, schedules: Sequence[Schedule], *, grace_s: float = 10.0) -> None:
+    def __init__(
+        self, schedules: Sequence[Schedule], *, grace_s: float = 10.0, leader: Callable[[], bool] | None = None
+    ) -> None:
         names = [s.name for s in schedules]
         if len(set(names)) != len(names):
             raise ValueError(f"schedule names must be unique: {names}")
         self.schedules = tuple(schedules)
         self.grace_s = grace_s
+        self.leader = leader  # None: this process runs every schedule
         self.stats = {s.name: ScheduleStats() for s in schedules}
         self._stopping: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -108,6 +114,9 @@ class Scheduler:
 
     async def _run(self, schedule: Schedule) -> None:
         stats = self.stats[schedule.name]
+        if self.leader is not None and not await asyncio.to_thread(self.leader):  # a lock query: off the loop
+            stats.standby += 1
+            return
         stats.running, stats.last_started = True, datetime.now(UTC)
         t0 = time.perf_counter()
         try:
