@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from lake_support import create_database, drop_database
 from lakestack.orchestrate.leader import Leadership
 from lakestack.pipeline.lock import FileLock, PostgresLock
-from lake_support import create_database, drop_database
 from serve_support import free_port, start_serve, wait_healthy
 from tests_support import service_url
 
