@@ -144,3 +144,35 @@ def test_the_log_is_read_action_by_action_on_s3(lakes: dict[str, Any]) -> None:
     assert delta_log.referenced_files(bronze, bronze.version) is not None
     paths, current = files_added_after(bronze, 0)
     assert current == bronze.version and sorted(paths) == sorted(bronze.file_paths())
+
+
+def test_an_erasure_on_s3_rewrites_the_subjects_files_and_cuts_the_log(lakes: dict[str, Any]) -> None:
+    """`lakestack erase` on an S3 Delta warehouse (storage/delta_erase.py, ADR 38): the subject's
+    rows are gone for plain deltalake, the old files are deleted from the bucket and the versions
+    before the erasure cannot be read (their log files are deleted too). Runs last: it changes the lake."""
+    import boto3
+
+    s3 = lakes["s3"]
+    customers = s3.warehouse.load("silver.customers").scan().to_arrow()
+    subject = customers["customer_id"][0].as_py()
+    result = s3.erase(f"customer_id={subject}")
+    erased = {f.dataset: f for f in result.datasets if f.rows}
+    assert {"bronze.customers", "silver.customers", "silver.orders"} <= set(erased)
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=lakes["endpoint"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    listed = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="warehouse/")
+    keys = {f"s3://{BUCKET}/{o['Key']}" for page in listed for o in page.get("Contents", [])}
+    for name, found in erased.items():
+        table = s3.warehouse.load(name)
+        plain = deltalake.DeltaTable(table.uri, storage_options=table.storage_options)
+        assert subject not in pa.table(plain.to_pyarrow_table())["customer_id"].to_pylist(), name
+        assert found.files_rewritten and found.old_files_removed >= found.files_rewritten, name
+        assert set(table.file_paths()) <= keys, name
+        assert found.snapshot_before not in {s.snapshot_id for s in table.metadata.snapshots}, name
+        with pytest.raises(Exception, match=r"log segment|not found|version"):  # delta-rs's own error types
+            deltalake.DeltaTable(table.uri, version=found.snapshot_before, storage_options=table.storage_options)

@@ -605,12 +605,6 @@ def is_delta(table: Any) -> bool:
     return isinstance(table, DeltaLakeTable)
 
 
-def refuse(table: Any, what: str) -> None:
-    """A clear error for what lakestack does not do on Delta tables yet (instead of a traceback)."""
-    if is_delta(table):
-        raise StorageError(f"{what} is not supported on Delta tables yet ({table.identifier}, format: delta)")
-
-
 def append(table: DeltaLakeTable, data: pa.Table, props: dict[str, str]) -> DeltaLakeTable:
     """Append `data` in one compare-and-swap commit carrying `props` in its commitInfo."""
     return _write(table, data, props, "append")
