@@ -208,6 +208,31 @@ def test_run_enriches_between_promote_and_build(tmp_path: Path, api: Api) -> Non
     assert api.count("/vmv") == 4
 
 
+def test_enrich_is_recorded_as_a_run_alone_and_inside_run(tmp_path: Path, api: Api) -> None:
+    from lakestack.pipeline.records import read_runs
+
+    root = _project(tmp_path / "p", api)
+    with Lake.open(root) as lake:
+        lake.promote()
+        report = lake.enrich("assets")
+    with Lake.open(root) as lake:
+        rows = read_runs(lake.warehouse)
+    job = next(r for r in rows if r["job"] == "enrich.assets")
+    top = next(r for r in rows if r["run_id"] == job["parent_run_id"])
+    assert (top["job"], top["job_type"], top["status"]) == ("enrich", "run", "COMPLETE")
+    assert (job["job_type"], job["status"], job["lake_run_id"]) == ("enrich", "COMPLETE", report.run_id)
+    figures = json.loads(job["progress"])
+    assert (figures["keys"], figures["fetched"], figures["failed"], figures["calls"]) == (3, 2, 1, 3)
+    with Lake.open(root) as lake:  # inside `run`: a job of the run, between promote and build
+        run_report = lake.run()
+    with Lake.open(root) as lake:
+        rows = read_runs(lake.warehouse)
+    inside = next(r for r in rows if r["job"] == "enrich.assets" and r["run_id"] != job["run_id"])
+    parent = next(r for r in rows if r["run_id"] == inside["parent_run_id"])
+    assert (inside["status"], parent["job"], parent["lake_run_id"]) == ("COMPLETE", "run", run_report.run_id)
+    assert json.loads(inside["progress"])["cached"] == 2  # only the key that failed is asked again
+
+
 def test_calls_are_audited_and_cached_in_batches(tmp_path: Path, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from lakestack.pipeline import enrich as module
 

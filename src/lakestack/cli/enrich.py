@@ -24,12 +24,10 @@ def enrich(
     """Call the dataset's lookup API for the keys its cache does not hold fresh (within the call
     budget and rate limit), log each call, and cache the answers for Gold models to join."""
     from lakestack.cli.render import plain, print_json
-    from lakestack.pipeline.enrich import enrich as run_enrich
-    from lakestack.pipeline.runs import new_run_id
 
     console = _console()
     lake = _state(ctx).lake()
-    report = run_enrich(lake, dataset, new_run_id())
+    report = lake.enrich(dataset)  # recorded as a run (`lakestack runs --job enrich`)
     if json_out:
         print_json(console, report.as_dict())
         return

@@ -43,6 +43,7 @@ JobType = Literal[
     "rollback",
     "erase",
     "apply",
+    "enrich",
 ]
 Status = Literal["RUNNING", "COMPLETE", "FAIL", "ABORT"]
 

@@ -806,14 +806,41 @@ class Lake:
                 top.fail(f"quality gate failed: blocked {', '.join(report.blocked)}", blocked=True)
         return report
 
-    def _enrich(self, dataset: str, run_id: str) -> None:
-        """A Silver dataset's lookup within `run`: an API that stays down (5xx, timeouts) is a warning
-        and Gold joins the cache as it is; refused credentials and other errors fail the run."""
-        from lakestack.ingest.restclient import RestUnavailable
+    def enrich(self, dataset: str, run_id: str | None = None) -> Any:
+        """Fill a Silver dataset's lookup cache (pipeline/enrich.py) as a run of its own: one run
+        record, job `enrich.<dataset>`, with the Silver table read, the cache written and the calls."""
+        run_id = run_id or new_run_id()
+        with self._top("enrich", run_id) as top:
+            return self._enrich_job(top, dataset, run_id)
+
+    def _enrich_job(self, top: JobHandle, dataset: str, run_id: str) -> Any:
+        from lakestack.pipeline.dataset_io import table_io
         from lakestack.pipeline.enrich import enrich
 
+        with self.events.job("enrich", f"enrich.{dataset}", parent=top.run) as job:
+            report = enrich(self, dataset, run_id)
+            job.stage("enrich", report.duration_s)
+            job.progress(
+                keys=report.keys,
+                cached=report.cached,
+                fetched=report.fetched,
+                failed=report.failed,
+                left=report.left,
+                calls=report.calls,
+                cost_units=report.cost_units,
+            )
+            job.dataset(table_io(self.warehouse, f"silver.{dataset}", "input", rows=report.keys))
+            job.dataset(table_io(self.warehouse, report.table, "output", rows=report.fetched))
+        return report
+
+    def _enrich(self, top: JobHandle, dataset: str, run_id: str) -> None:
+        """A Silver dataset's lookup within `run`: an API that stays down (5xx, timeouts) is a warning
+        (its job recorded FAIL) and Gold joins the cache as it is; refused credentials and other errors
+        fail the run."""
+        from lakestack.ingest.restclient import RestUnavailable
+
         try:
-            enrich(self, dataset, run_id)
+            self._enrich_job(top, dataset, run_id)
         except RestUnavailable as exc:
             log.warning("enrich %s: %s; Gold joins the lookup cache as it is", dataset, exc)
 
@@ -867,7 +894,7 @@ class Lake:
             lookup = self.project.config.datasets[result.dataset.partition(".")[2]].lookup
             if lookup is not None and result.dataset not in blocked:
                 with _step(step, "enrich", result.dataset):
-                    self._enrich(result.dataset.partition(".")[2], run_id)
+                    self._enrich(top, result.dataset.partition(".")[2], run_id)
         built = []
         for gold in build_order(self.gold_models()):
             if select and gold.name not in select:
