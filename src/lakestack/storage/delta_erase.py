@@ -246,8 +246,9 @@ def expire_before(table: DeltaLakeTable, snapshot: Any, props: dict[str, str]) -
     erased = snapshot.snapshot_id
     older = tuple(s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id < erased)
     sizes = _listing(table, "")
-    deleted = _vacuum(table, [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id >= erased], props)
-    gone = sum(sizes.get(_key(table, p), 0) for p in deleted)
+    vacuumed = _vacuum(table, [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id >= erased], props)
+    deleted = [p for p in vacuumed if _key(table, p) in sizes]  # vacuum also names tombstones deleted before
+    gone = sum(sizes[_key(table, p)] for p in deleted)
     table = table.refresh()
     table.delta.create_checkpoint()  # the state at the current version, so the log before can go
     stale = {p: s for p, s in _listing(table, LOG).items() if _log_version(p, erased) < erased}
