@@ -201,13 +201,14 @@ def test_a_csv_record_whose_landing_file_is_gone_stays_quarantined_and_says_why(
     assert "landing file is gone" in kept["files"][0]["note"]
 
 
-def test_stream_records_replay_from_raw_keyed_by_their_position(tmp_path: Path) -> None:
+@pytest.mark.parametrize("table_format", ["iceberg", "delta"])
+def test_stream_records_replay_from_raw_keyed_by_their_position(tmp_path: Path, table_format: str) -> None:
     import httpx
 
     from serve_support import running_server
     from stream_support import EVENTS_CONTRACT, bronze_ids, event, stream_project
 
-    project = stream_project(tmp_path / "p", "http", {"ack": "committed"}, max_seconds=0.2)
+    project = stream_project(tmp_path / "p", "http", {"ack": "committed"}, table_format=table_format, max_seconds=0.2)
     body = [event(1), event(2, amount=-5), event(3, amount=-7), event(4, amount="many")]
     with running_server(project) as url:
         answer = httpx.post(f"{url}/v1/streams/events/records", json=body, timeout=30)
