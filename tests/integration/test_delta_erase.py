@@ -1,7 +1,8 @@
 """Erasure on a Delta table (storage/delta_erase.py through storage/rewrite.py, ADR 38): only the
 files holding the subject are rewritten, in one commit carrying lakestack's properties; a commit
 landing meanwhile makes the attempt retry from a fresh read and its files are cleaned up; the
-versions before keep the rows until the expiry, which vacuums their files and deletes their log."""
+versions before keep the rows until the expiry, which vacuums their files and deletes their log.
+Also quarantine replay's one Delta-specific commit, the `_replayed_from` column (ADR 38)."""
 
 from __future__ import annotations
 
@@ -139,3 +140,17 @@ def test_older_versions_keep_the_rows_until_the_expiry_removes_them(table: Delta
     table, expired = expire_before(table, erasure_snapshots(table)[-1])
     assert expired.files == 1  # its own file: not the ones the first expiry deleted again
     assert _who(table) == ["ann", "cid", "fay"]
+
+
+def test_replays_column_is_added_even_when_an_append_landed_since_the_table_was_read(table: DeltaLakeTable) -> None:
+    """Quarantine replay on Delta (storage/replayed.py): the `_replayed_from` column's commit is
+    compare-and-swap; an ingest's append landing first makes it read the table again and retry."""
+    from lakestack.storage.replayed import REPLAYED_FROM, ensure_replayed_column, has_replayed_column
+
+    stale = DeltaLakeTable(table.identifier, table.uri)
+    append(table, _rows((8, 3, "gus")), run_id="r6", batch_id="b6")  # lands after `stale` was read
+    evolved = ensure_replayed_column(stale)
+    assert has_replayed_column(evolved) and evolved.version == table.refresh().version == 5
+    assert ensure_replayed_column(evolved).version == 5  # already there: no commit
+    rows = evolved.scan().to_arrow()
+    assert rows.num_rows == 6 and rows[REPLAYED_FROM].null_count == 6

@@ -57,9 +57,11 @@ def ensure_replayed_column(table: Any) -> Any:
     return table.refresh()
 
 
-def _ensure_on_delta(table: Any) -> Any:
-    """The column added to a Delta table: one compare-and-swap `alter.add_columns` commit (nullable,
-    after the others; older files read it as null). Losing to a rival is fine if it added the column."""
+def _ensure_on_delta(table: Any, retries: int = 4) -> Any:
+    """The column added to a Delta table: a compare-and-swap `alter.add_columns` commit (nullable,
+    after the others; older files read it as null). A commit landing meanwhile (an ingest appending
+    to Bronze) fails it: the table is read again and, unless a rival added the column, it is tried
+    again, up to `retries` times."""
     import pyarrow as pa
 
     from lakestack.storage.delta import _deltalake
@@ -69,13 +71,18 @@ def _ensure_on_delta(table: Any) -> Any:
 
     column = deltalake.Field.from_arrow(pa.field(REPLAYED_FROM, pa.string(), nullable=True, metadata={"comment": DOC}))
     failpoint("replay.before_schema")
-    try:
-        table.delta.alter.add_columns([column], commit_properties=deltalake.CommitProperties(max_commit_retries=0))
-    except CommitFailedError:
-        table = table.refresh()
-        if not has_replayed_column(table):
-            raise StorageError(f"{table.identifier}: the table changed while adding {REPLAYED_FROM}; retry") from None
-        return table
+    for attempt in range(retries + 1):
+        try:
+            table.delta.alter.add_columns([column], commit_properties=deltalake.CommitProperties(max_commit_retries=0))
+            break
+        except CommitFailedError:
+            table = table.refresh()
+            if has_replayed_column(table):
+                return table
+            if attempt == retries:
+                raise StorageError(
+                    f"{table.identifier}: the table kept changing while adding {REPLAYED_FROM}; retry"
+                ) from None
     failpoint("replay.after_schema")
     log.info("%s: added %s", table.identifier, REPLAYED_FROM)
     return table.refresh()
