@@ -71,3 +71,28 @@ def test_a_stop_that_hangs_dumps_every_thread_once_and_goes_on() -> None:
     assert done.stdout == "stopped\n"
     assert done.stderr.count("Timeout (0:00:00.500000)!") == 1
     assert "in final_commit" in done.stderr
+
+
+def test_a_hang_in_finalization_is_ended_by_the_c_watchdog() -> None:
+    """A destructor that blocks while the interpreter finalizes (no Python thread runs then): the
+    faulthandler watchdog dumps and exits 1 instead of hanging for ever."""
+    done, took = _run(
+        """
+        import time
+        from lakestack.cli import stopping
+
+        stopping.FINAL_GRACE_S = 1.0
+
+        class Client:
+            def __del__(self):  # like a broker client's close, run by the finalizing interpreter
+                time.sleep(600)
+
+        held = Client()  # a module global: collected while the interpreter finalizes
+        print("summary", flush=True)
+        stopping.exit_after(0, seconds=1.0)
+        """
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "summary\n"
+    assert "Timeout (0:00:02)!" in done.stderr and "__del__" in done.stderr
+    assert took < 30

@@ -9,8 +9,9 @@ guards stand behind those bounds, for what they do not foresee:
   says where, instead of waiting for a supervisor's SIGKILL without a word;
 - `exit_after`: once the command has finished its work and printed its summary, the interpreter
   gets EXIT_GRACE_S seconds to end; a thread that holds it up (a broker client's background close)
-  is reported with its stack and the process exits with the command's code. By then every commit
-  is in the table, so nothing is lost.
+  is reported with its stack and the process exits with the command's code. A hang inside the
+  interpreter's finalization, where no Python thread runs any more, ends FINAL_GRACE_S later by
+  faulthandler's watchdog (stacks, exit 1). By then every commit is in the table: nothing is lost.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 
 STOP_DUMP_S = 150.0  # a stop this long is stuck somewhere: the final commit's budget is 60 s
 EXIT_GRACE_S = 15.0  # after the summary, this long for the interpreter to end
+FINAL_GRACE_S = 15.0  # and this much longer for its finalization, where no Python thread runs
 
 _armed = False
 
@@ -62,3 +64,8 @@ def exit_after(code: int = 0, seconds: float = EXIT_GRACE_S) -> None:
     timer.daemon = True
     timer.name = "lakestack-exit-guard"
     timer.start()
+    # A hang past the point where Python threads can run (the interpreter's own finalization, e.g. a
+    # broker client's destructor) is met by faulthandler's C watchdog: the stacks, then exit 1.
+    # It replaces the stop dump (one watchdog per process); a clean finalization cancels it.
+    with contextlib.suppress(ValueError, OSError, RuntimeError):
+        faulthandler.dump_traceback_later(seconds + FINAL_GRACE_S, repeat=False, file=sys.stderr, exit=True)
