@@ -136,6 +136,14 @@ NAMES: frozenset[str] = frozenset(
         # the token vault (pipeline/vault.py): one append per `lakestack policies vault`
         "vault.before_commit",
         "vault.after_commit",
+        # `lakestack apply` (pipeline/apply.py): each table created or evolved, each Silver backfill,
+        # the Gold builds, each drop, then the one `_lakestack.applied` commit
+        "apply.schema.after_commit",
+        "apply.backfill.after_commit",
+        "apply.gold.after_builds",
+        "apply.drop.after_commit",
+        "apply.record.before_commit",
+        "apply.record.after_commit",
         # erasure (storage/rewrite.py, pipeline/erase.py): one rewrite commit per table holding the
         # subject, then the expiry of the older snapshots (maintain.expire.*, maintain.delete_file),
         # then the receipt in the audit log

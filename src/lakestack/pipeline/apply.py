@@ -15,6 +15,13 @@ one `apply` run, in this order:
    warehouse, and the record names its last metadata file;
 6. `_lakestack.applied`: one row per change carried out. A change a gate blocked is not recorded,
    so the next plan shows it again.
+
+A plan that creates, evolves or drops a table first commits its intent to `_lakestack.applied`
+(pipeline/applied.py): those changes show in the catalog, not in the next plan, so an apply killed
+before its record would otherwise leave them unrecorded. The next apply, under the lock and before
+its own plan, records what the catalog shows the killed one did (a table created or evolved, a Gold
+table created and published, a table dropped) under the killed run's id. Backfills and rebuilds need
+no recovery: unrecorded, they are planned again and redone in full, which gives the same rows.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from lakestack.pipeline.applied import AppliedRow, record_applied
+from lakestack.failpoints import failpoint
+from lakestack.pipeline.applied import AppliedRow, closing_row, intent_row, open_intents, record_applied
 from lakestack.pipeline.events import DatasetIO
 from lakestack.pipeline.plan import Change, Plan, PlanRefused, make_plan
 from lakestack.pipeline.runs import new_run_id
@@ -49,6 +57,7 @@ class ApplyResult:
 def apply_plan(lake: Any, *, allow_destructive: bool = False, run_id: str | None = None) -> ApplyResult:
     """Make the plan under the project lock and carry it out as an `apply` run."""
     with lake.locked("apply"):
+        recover_killed(lake)
         plan = make_plan(lake, allow_destructive=allow_destructive)
         if plan.refused:
             raise PlanRefused(plan)
@@ -71,6 +80,7 @@ class _Apply:
         self.details: dict[str, dict[str, Any]] = {}
 
     def run(self) -> ApplyResult:
+        intent = self._intent()
         self._schema()
         if self._gate():
             self._backfills()
@@ -79,7 +89,11 @@ class _Apply:
             self._drops()
             self.done += self.plan.of("adopt", "policies")
         rows = [AppliedRow(c.record, c.kind, c.fingerprint, self.details.get(c.target, _detail(c))) for c in self.done]
+        if intent:
+            rows.append(closing_row(self.run_id))
+        failpoint("apply.record.before_commit")
         snapshot = record_applied(self.lake.warehouse, self.plan.environment, self.run_id, rows)
+        failpoint("apply.record.after_commit")
         done = {c.target for c in self.done}
         return ApplyResult(
             self.plan,
@@ -90,6 +104,28 @@ class _Apply:
             tuple(self.built),
             snapshot,
         )
+
+    def _intent(self) -> bool:
+        """Commit the plan's changes before the first one, when some of them (a create, an evolve, a
+        drop) would leave no trace in the next plan: see `recover_killed`."""
+        if not self.plan.of("create", "evolve", "drop"):
+            return False
+        for change in self.plan.of("drop"):  # where its files stay, known before they leave the catalog
+            table = self.lake.warehouse.load(change.target)
+            self.details[change.target] = {**_detail(change), "metadata_location": table.metadata_location}
+        changes = [
+            {
+                "record": c.record,
+                "kind": c.kind,
+                "target": c.target,
+                "fingerprint": c.fingerprint,
+                "detail": self.details.get(c.target, _detail(c)),
+            }
+            for c in self.plan.changes
+        ]
+        rows = [intent_row(self.run_id, changes)]
+        record_applied(self.lake.warehouse, self.plan.environment, self.run_id, rows, batch="apply-intent")
+        return True
 
     def _schema(self) -> None:
         """New tables, then evolved ones: Bronze before Silver (Silver reads Bronze's columns)."""
@@ -119,6 +155,7 @@ class _Apply:
                 snap = warehouse.load(change.target).current_snapshot()
                 job.dataset(DatasetIO(change.target, "output", snap.snapshot_id if snap else None, rows=0))
                 self.done.append(change)
+                failpoint("apply.schema.after_commit")
 
     def _gate(self) -> bool:
         """The checks of the datasets holding rows whose checks changed or whose schema evolved."""
@@ -141,6 +178,7 @@ class _Apply:
                 self.blocked += list(result.blocked)
             else:
                 self.done.append(change)
+            failpoint("apply.backfill.after_commit")
 
     def _builds(self) -> None:
         """The new, changed and downstream Gold models, in full, unless an upstream is blocked."""
@@ -159,6 +197,7 @@ class _Apply:
         if not wanted:
             return
         self.built = list(self.lake.build(wanted, full_refresh=True, run_id=self.run_id))
+        failpoint("apply.gold.after_builds")
         for result in self.built:
             change = changes[result.dataset]
             if result.mode == "blocked":
@@ -173,12 +212,38 @@ class _Apply:
             return
         with self.lake.events.job("apply", "apply.drop", parent=self.top.run) as job:
             for change in drops:
-                table = self.lake.warehouse.load(change.target)
-                snap = table.current_snapshot()
-                self.details[change.target] = {**_detail(change), "metadata_location": table.metadata_location}
+                snap = self.lake.warehouse.load(change.target).current_snapshot()
                 self.lake.warehouse.drop(change.target)  # files stay: registrable again
                 job.dataset(DatasetIO(change.target, "input", snap.snapshot_id if snap else None))
                 self.done.append(change)
+                failpoint("apply.drop.after_commit")
+
+
+def recover_killed(lake: Any) -> None:
+    """Record the changes of each apply that died before its record and that the catalog shows done,
+    under that apply's run id, and close its intent (one commit per killed apply)."""
+    for intent in open_intents(lake.warehouse):
+        pending = {(c.kind, c.target) for c in make_plan(lake, allow_destructive=True).changes}
+        tables = set(lake.warehouse.tables())
+        rows = [
+            AppliedRow(c["record"], c["kind"], c["fingerprint"], c["detail"])
+            for c in intent.changes
+            if _carried_out(lake.warehouse, c, pending, tables)
+        ]
+        rows.append(closing_row(intent.run_id, "recovered"))
+        record_applied(lake.warehouse, lake.environment, intent.run_id, rows, batch="apply-recover")
+        log.info("apply %s ended before its record: %d of its changes recorded", intent.run_id, len(rows) - 1)
+
+
+def _carried_out(warehouse: Any, change: dict[str, Any], pending: set[tuple[Any, str]], tables: set[str]) -> bool:
+    """A create, evolve or drop of a killed apply that the catalog shows done. A created Gold table
+    counts once published (it has a snapshot); the schema steps create empty tables."""
+    kind, target = change["kind"], change["target"]
+    if kind == "drop":
+        return target not in tables
+    if kind not in ("create", "evolve") or target not in tables or (kind, target) in pending:
+        return False
+    return kind == "evolve" or not target.startswith("gold.") or warehouse.load(target).current_snapshot() is not None
 
 
 def _holds_rows(warehouse: Any, identifier: str) -> bool:
