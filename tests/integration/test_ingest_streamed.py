@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from lakestack import Lake
@@ -72,3 +73,62 @@ def test_a_file_declined_half_way_leaves_no_data_file(
     assert planned == on_disk  # the half-written file of the declined read was deleted
     lines = sorted(r["_source_line"] for r in lake.read("bronze.orders").to_pylist())
     assert len(lines) == source.landed and lines[:3] == [2, 3, 4]
+
+
+def _delta(project: Path) -> None:
+    text = (project / "lakestack.yaml").read_text()
+    (project / "lakestack.yaml").write_text(text.replace("    warehouse:", "    format: delta\n    warehouse:", 1))
+
+
+def test_on_delta_blocks_are_written_to_files_before_one_commit(
+    project: Path, land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Delta ingest of several multi-block files: each file's blocks go into one Parquet file in
+    Bronze's day partition before the commit; the commit adds them all in one version, and plain
+    deltalake and DuckDB read every row once. A failed commit's files are orphans maintenance finds."""
+    deltalake = pytest.importorskip("deltalake")
+    import duckdb
+
+    from lakestack import failpoints
+    from lakestack.ingest import vectorised
+    from lakestack.storage.delta_maintenance import find_orphans
+
+    _delta(project)
+    monkeypatch.setenv("LAKESTACK_INGEST_WORKERS", "2")  # written by the worker that read them
+    monkeypatch.setattr(vectorised, "BLOCK_BYTES", 1024)  # several blocks per file
+    for day in (1, 2, 3):
+        land("orders", f"orders_2026010{day}.csv", HEADER + "\n".join(_rows(day * 1000, 200)) + "\n")
+    lake = Lake.open(project)
+    root = Path(lake.warehouse.uri("bronze.orders").removeprefix("file://"))
+
+    with failpoints.armed("files.before_bronze_commit=raise"), pytest.raises(Exception, match="failpoint"):
+        lake.ingest(["orders"])
+    written = sorted(root.rglob("*.parquet"))
+    assert len(written) == 3 and all(p.parent.name.startswith("__ingested_at_day=") for p in written)
+    import pyarrow.parquet as pq
+
+    assert all(pq.ParquetFile(p).metadata.num_row_groups > 1 for p in written)  # block by block
+    assert lake.warehouse.load("bronze.orders").current_snapshot() is None  # nothing committed
+
+    lake = Lake.open(project)
+    report = lake.ingest(["orders"])
+    assert report.sources[0].landed == 600
+    table = lake.warehouse.load("bronze.orders")
+    versions = [s for s in table.snapshots() if s.summary.additional_properties.get("lakestack.batch-id")]
+    assert len(versions) == 1 and len(table.file_paths()) == 3  # one commit added the three files
+    props = versions[0].summary.additional_properties
+    assert props["lakestack.run-id"] == report.run_id and "lakestack.checkpoint" in props
+
+    plain = deltalake.DeltaTable(str(root))
+    adds = pa.table(plain.get_add_actions(flatten=True)).to_pydict()
+    assert sum(adds["num_records"]) == 600 and all(n == 0 for n in adds["null_count.order_id"])
+    ids = pa.table(plain.to_pyarrow_table(columns=["order_id"]))["order_id"].to_pylist()
+    assert sorted(ids) == sorted(f"ORD-{i:04d}" for d in (1, 2, 3) for i in range(d * 1000, d * 1000 + 200))
+    files = [p.removeprefix("file://") for p in table.file_paths()]
+    sql = f"SELECT count(*), count(DISTINCT order_id) FROM read_parquet({files!r})"
+    counted = duckdb.connect().execute(sql).fetchone()
+    assert counted == (600, 600)
+    assert len(lake.query("SELECT order_id FROM bronze.orders").to_pylist()) == 600
+
+    orphans = find_orphans(table, now_ms=10**15, min_age_ms=0)  # the failed run's three files
+    assert sorted(Path(p) for p in orphans) == written

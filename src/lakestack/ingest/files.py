@@ -59,7 +59,7 @@ class Written:
     added to the batch's commit: what a worker hands back instead of the rows themselves."""
 
     name: str  # the landing file
-    files: tuple[Any, ...]  # pyiceberg DataFiles
+    files: tuple[Any, ...]  # pyiceberg DataFiles (delta_streamed.DeltaFiles on Delta)
     num_rows: int
 
 
@@ -202,9 +202,9 @@ class FileSource(Source):
         for outcome in refused:
             observer.file_finished(self.name, outcome)
         batch = _Batch()
-        from lakestack.storage.streamed import streamable
+        from lakestack.storage.streamed import stream_target
 
-        self._stream_to = bronze if self.columns is not None and streamable(bronze, "_ingested_at") else None
+        self._stream_to = stream_target(bronze, "_ingested_at") if self.columns is not None else None
         self._run_id, self._started = run_id, datetime.now(UTC)
         snapshots: dict[str, int] = {}
         fenced: dict[str, str] = {}  # sha256 → the run that committed the file while this one read it
@@ -342,11 +342,11 @@ class FileSource(Source):
         through the record path, which lists their errors. Accepted rows are written to a Bronze
         data file block by block when the table allows it (`_stream_to`), else returned."""
         from lakestack.ingest.vectorised import columns_reader
-        from lakestack.storage.streamed import StreamedFile
+        from lakestack.storage.streamed import open_file
 
         assert self.columns is not None
         reader = columns_reader(self.spec.format)
-        out = StreamedFile(self._stream_to, self._started, ("_raw",)) if self._stream_to is not None else None
+        out = open_file(self._stream_to, self._started, ("_raw",)) if self._stream_to is not None else None
         goods, bads, rows_in = [], [], 0
         try:
             for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
@@ -638,6 +638,7 @@ def _preload() -> None:
         "pyiceberg.io.pyarrow",
         "lakestack.ingest.vectorised",
         "lakestack.storage.streamed",
+        "lakestack.storage.delta_streamed",
     ):
         importlib.import_module(module)
 

@@ -1,4 +1,4 @@
-"""Data files written before their commit, a block of rows at a time (ADR 0035).
+"""Data files written before their commit, a block of rows at a time (ADR 0037).
 
 A file-drop ingest validates a landing file block by block; each block's Bronze rows are written
 straight into one Parquet data file (`StreamedFile`), so memory holds one block, not the file,
@@ -6,7 +6,8 @@ and the process that read the file also writes it (a worker, on a core of its ow
 that lands them (`append_written`) happens later in the ingesting process and adds the files'
 pyiceberg `DataFile`s to one snapshot, with its checkpoint, under the same compare-and-swap and
 batch-id rules as `warehouse.append`. Files never committed (a failed run, a fenced file) are
-deleted when known, else they are orphans that `lakestack maintain` removes.
+deleted when known, else they are orphans that `lakestack maintain` removes. On Delta the same
+steps are in `storage/delta_streamed.py` (`stream_target`, `open_file` and `append_written` route).
 """
 
 from __future__ import annotations
@@ -34,12 +35,41 @@ log = logging.getLogger(__name__)
 WrittenAttempt = Callable[[Any], tuple[pa.Table | None, list[Any], Checkpoint | None]]
 
 
+def stream_target(table: Any, column: str) -> Any:
+    """What `open_file` writes a streamed file of `table` with, or None when its rows cannot be
+    streamed: the pyiceberg table itself, or a `delta_streamed.DeltaTarget` for a Delta table
+    (plain values read here, so a forked worker writes without calling delta-rs)."""
+    from lakestack.storage.delta import is_delta
+
+    if is_delta(table):
+        from lakestack.storage.delta_streamed import target
+
+        return target(table, column)
+    return table if streamable(table, column) else None
+
+
+def open_file(to: Any, at: datetime, plain: tuple[str, ...] = ()) -> Any:
+    """A streamed data file of the `stream_target` `to`: `write` blocks, then `close` (the files to
+    commit, each with a `file_path`) or `discard`."""
+    from lakestack.storage.delta_streamed import DeltaStreamedFile, DeltaTarget
+
+    if isinstance(to, DeltaTarget):
+        return DeltaStreamedFile(to, at, plain)
+    return StreamedFile(to, at, plain)
+
+
 def streamable(table: Any, column: str) -> bool:
-    """Whether rows of `table` can be streamed into files ahead of the commit: a pyiceberg table,
-    unpartitioned or partitioned by the day of `column` alone (Bronze: `_ingested_at`)."""
+    """Whether rows of `table` can be streamed into files ahead of the commit: a pyiceberg or Delta
+    table, unpartitioned or partitioned by the day of `column` alone (Bronze: `_ingested_at`)."""
     from pyiceberg.table import Table
     from pyiceberg.transforms import DayTransform
 
+    from lakestack.storage.delta import is_delta
+
+    if is_delta(table):
+        from lakestack.storage.delta_streamed import target
+
+        return target(table, column) is not None
     if not isinstance(table, Table):
         return False
     spec = table.metadata.spec()
@@ -166,8 +196,15 @@ def append_written(
     batch id and checkpoint; retried like `warehouse.append` (see there)."""
     from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
 
+    from lakestack.storage.delta import is_delta
     from lakestack.storage.warehouse import has_batch, write_data_files
 
+    if is_delta(table):  # the same steps, adding the files by path to one Delta commit
+        from lakestack.storage import delta_streamed
+
+        return delta_streamed.append_written(
+            table, run_id=run_id, batch_id=batch_id, attempt=attempt, retries=retries, patience_s=patience_s
+        )
     started = time.monotonic()
     for n in itertools.count():
         rows, files, checkpoint = attempt(table)
