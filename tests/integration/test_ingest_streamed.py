@@ -132,3 +132,51 @@ def test_on_delta_blocks_are_written_to_files_before_one_commit(
 
     orphans = find_orphans(table, now_ms=10**15, min_age_ms=0)  # the failed run's three files
     assert sorted(Path(p) for p in orphans) == written
+
+
+def test_on_delta_a_lost_race_is_retried_from_a_fresh_read(tmp_path: Path) -> None:
+    """The commit adding streamed files is compare-and-swap: a rival version landing between the
+    attempt's read and its commit makes it try again on the new version; the files land once, in
+    one version with the batch id, and the rival's rows stay."""
+    from datetime import UTC, datetime
+
+    deltalake = pytest.importorskip("deltalake")
+    from lakestack.storage import delta_streamed
+    from lakestack.storage.delta import DeltaLakeTable
+    from lakestack.storage.warehouse import history
+
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    uri = (tmp_path / "bronze").as_uri()
+
+    def rows(start: int, n: int, part: bool) -> pa.Table:
+        data = {
+            "id": pa.array(range(start, start + n), pa.int64()),
+            "_ingested_at": pa.array([at] * n, pa.timestamp("us", tz="UTC")),
+        }
+        if part:
+            data["__ingested_at_day"] = pa.array([20513] * n, pa.int32())
+        return pa.table(data)
+
+    deltalake.write_deltalake(uri, rows(0, 0, True), partition_by=["__ingested_at_day"])
+    table = DeltaLakeTable("bronze.t", uri)
+    to = delta_streamed.target(table, "_ingested_at")
+    assert to is not None and to.partition == "__ingested_at_day"
+    out = delta_streamed.DeltaStreamedFile(to, at)
+    for start in (100, 200, 300):
+        out.write(rows(start, 100, False))
+    files = out.close()
+    tries: list[int] = []
+
+    def attempt(t: DeltaLakeTable) -> tuple[None, list[delta_streamed.DeltaFile], None]:
+        tries.append(t.version)
+        if len(tries) == 1:  # a rival commits after this try read the table
+            deltalake.write_deltalake(uri, rows(0, 10, True), mode="append")
+        return None, files, None
+
+    table = delta_streamed.append_written(table, run_id="r1", batch_id="b1", attempt=attempt)
+    assert tries == [0, 1]
+    assert [c.batch_id for c in history(table)].count("b1") == 1
+    ids = sorted(pa.table(deltalake.DeltaTable(uri).to_pyarrow_table(columns=["id"]))["id"].to_pylist())
+    assert ids == list(range(10)) + list(range(100, 400))
+    stats = [a for a in pa.table(table.delta.get_add_actions(flatten=True)).to_pylist() if a["num_records"] == 300]
+    assert stats[0]["min.id"] == 100 and stats[0]["max.id"] == 399 and stats[0]["null_count.id"] == 0
