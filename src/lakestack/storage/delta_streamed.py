@@ -11,9 +11,9 @@ fresh read unless the batch id shows the earlier attempt landed.
 `DeltaTarget` is what a forked read worker needs to write a file (the table's folder, columns and
 partitioning, read in the parent): the worker never calls delta-rs. Each add action carries
 `numRecords` and, from the Parquet footer (no pass over the rows), `nullCount` of every top-level
-column and `minValues`/`maxValues` of the integer, float, decimal, date and timestamp ones
+column and `minValues`/`maxValues` of the integer, decimal, date and UTC timestamp ones
 (timestamps in milliseconds, as delta-rs writes them, the maximum rounded up). Strings get no
-min/max: Bronze's `_raw` would put every row's longest line in the log.
+min/max (Bronze's `_raw` would put long lines in the log), nor floats (Parquet's leave NaN out).
 """
 
 from __future__ import annotations
@@ -153,12 +153,11 @@ def _stats(footer: Any, schema: pa.Schema, rows: int) -> dict[str, Any]:
         if i is None:
             continue
         kind = field.type
-        ranged = (
+        ranged = (  # floats: Parquet's min/max leave NaN out; naive timestamps: spelled otherwise
             pa.types.is_integer(kind)
-            or pa.types.is_floating(kind)
             or pa.types.is_decimal(kind)
             or pa.types.is_date(kind)
-            or pa.types.is_timestamp(kind)
+            or (pa.types.is_timestamp(kind) and kind.tz is not None)
         )
         count, low, high, known = 0, None, None, True
         for g in range(footer.num_row_groups):
@@ -184,7 +183,7 @@ def _stats(footer: Any, schema: pa.Schema, rows: int) -> dict[str, Any]:
 def _json(value: Any, up: bool) -> Any:
     """A statistic as Delta's JSON stats write it (`up`: a maximum, rounded up when truncated)."""
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)  # a UTC column's statistic
         ms = value.replace(microsecond=value.microsecond // 1000 * 1000)
         if up and ms != value:
             ms += timedelta(milliseconds=1)
