@@ -136,8 +136,9 @@ NAMES: frozenset[str] = frozenset(
         # the token vault (pipeline/vault.py): one append per `lakestack policies vault`
         "vault.before_commit",
         "vault.after_commit",
-        # `lakestack apply` (pipeline/apply.py): each table created or evolved, each Silver backfill,
-        # the Gold builds, each drop, then the one `_lakestack.applied` commit
+        # `lakestack apply` (pipeline/apply.py): its intent, each table created or evolved, each Silver
+        # backfill, the Gold builds, each drop, then the one `_lakestack.applied` record commit
+        "apply.intent.after_commit",
         "apply.schema.after_commit",
         "apply.backfill.after_commit",
         "apply.gold.after_builds",

@@ -5,8 +5,10 @@ adds a column → bronze.orders and silver.orders evolve; fx_rates' normalisatio
 backfill, and gold.fact_sales rebuilds downstream; daily_order_metrics' SQL changes → a rebuild; a
 new model → a Gold create; dim_customers removed → a drop, with --allow-destructive). Killed at a
 point and run again, apply ends where an uninterrupted apply of the same plan ends: the plan is
-empty, `_lakestack.applied` holds each change of the plan once (object, kind, fingerprint), and every
-Silver and Gold table holds the same rows (content hash without the run columns). SQLite catalog.
+empty, `_lakestack.applied` holds each change of the plan once (object, kind, fingerprint), the rerun
+checked the same datasets as the uninterrupted apply (its gate included the evolutions the killed
+one made), and every Silver and Gold table holds the same rows (content hash without the run
+columns). SQLite catalog.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import json
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ PLAN = {
 # (point, action): in the order apply reaches them. The schema point fires after each table
 # evolved: bronze.orders (kill), then silver.orders (kill@2).
 POINTS = [
+    ("apply.intent.after_commit", "kill"),  # nothing changed yet
     ("apply.schema.after_commit", "kill"),
     ("apply.schema.after_commit", "kill@2"),
     ("apply.backfill.after_commit", "kill"),
@@ -51,23 +55,34 @@ POINTS = [
 ]
 
 
+@dataclass(frozen=True)
+class Base:
+    """The lake applied and run once, then changed into PLAN, kept at `saved`; `root` is where each
+    test restores it. The catalog names files by absolute path, so a copy works at `root` only: the
+    tests of this module take turns there (one worker runs a module's tests in sequence)."""
+
+    root: Path
+    saved: Path
+    earlier: set[str]  # the run ids `_lakestack.applied` held before the plan
+
+    def restore(self) -> Path:
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.copytree(self.saved, self.root)
+        return self.root
+
+
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = small_northwind(tmp_path_factory.mktemp("apply") / "pristine", orders=300, days=3)
+def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
+    folder = tmp_path_factory.mktemp("apply")
+    root = small_northwind(folder / "p", orders=300, days=3)
     config_file = root / "lakestack.yaml"
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     config.pop("publish", None)  # no PostgreSQL target: this test is about the lake
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return root
-
-
-def _applied_then_changed(pristine: Path, root: Path) -> set[str]:
-    """A copy applied and run once, then changed into PLAN; the run ids of `_lakestack.applied` so far."""
-    shutil.copytree(pristine, root)
     for command in ("apply", "run"):
         done = cli(root, command)
         assert done.returncode == 0, done.stderr
-    before = {r["run_id"] for r in _applied_rows(root)}
+    earlier = {r["run_id"] for r in _applied_rows(root)}
     v1 = (root / "contracts" / "orders.v1.yaml").read_text(encoding="utf-8")
     v2 = v1.replace("version: 1", "version: 2", 1) + "  - {name: coupon_code, type: string, max_length: 20}\n"
     (root / "contracts" / "orders.v2.yaml").write_text(v2, encoding="utf-8")
@@ -76,13 +91,12 @@ def _applied_then_changed(pristine: Path, root: Path) -> set[str]:
     (root / "models" / "gold" / "order_lines.sql").write_text(NEW_MODEL, encoding="utf-8")
     for path in (root / "models" / "gold").glob("dim_customers.*"):
         path.unlink()
-    config_file = root / "lakestack.yaml"
     config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     config["datasets"]["fx_rates"]["normalize"] = {"upper": ["base_currency", "quote_currency"]}
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    plan = _plan(root)
-    assert {c["target"]: c["kind"] for c in plan} == PLAN
-    return before
+    assert {c["target"]: c["kind"] for c in _plan(root)} == PLAN
+    shutil.copytree(root, folder / "saved")
+    return Base(root, folder / "saved", earlier)
 
 
 def _plan(root: Path) -> list[dict[str, Any]]:
@@ -116,28 +130,32 @@ def _tables(root: Path) -> dict[str, tuple[int, str]]:
 
 
 @pytest.fixture(scope="module")
-def reference(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Counter[Any]]:
-    """The Silver and Gold tables and the records after an uninterrupted apply of the plan."""
-    root = tmp_path_factory.mktemp("reference") / "p"
-    earlier = _applied_then_changed(pristine, root)
-    done = cli(root, "apply", "--allow-destructive")
+def reference(base: Base) -> tuple[dict[str, Any], Counter[Any], set[str]]:
+    """The Silver and Gold tables, the records and the datasets checked by an uninterrupted apply of the plan."""
+    root, earlier = base.restore(), base.earlier
+    done = cli(root, "apply", "--allow-destructive", "--json")
     assert done.returncode == 0, done.stderr
+    checked = _checked(root, json.loads(done.stdout)["run_id"])
+    assert {"silver.orders", "gold.daily_order_metrics"} <= checked  # the evolution's gate, gate(gold)
     assert _plan(root) == []
     recorded = _changes_recorded(root, earlier)
     assert {o: k for o, k, _ in recorded} == {("schema:" + t if k == "evolve" else t): k for t, k in PLAN.items()}, (
         recorded
     )
     assert set(recorded.values()) == {1}
-    return _tables(root), recorded
+    return _tables(root), recorded, checked
+
+
+def _checked(root: Path, run_id: str) -> set[str]:
+    return {r["dataset"] for r in Lake.open(root).check_results(run_id)}
 
 
 @pytest.mark.parametrize(("point", "action"), POINTS, ids=[f"{p}={a}" for p, a in POINTS])
 def test_apply_killed_at_a_commit_step_then_run_again_converges(
-    pristine: Path, reference: tuple[dict[str, Any], Counter[Any]], tmp_path: Path, point: str, action: str
+    base: Base, reference: tuple[dict[str, Any], Counter[Any], set[str]], tmp_path: Path, point: str, action: str
 ) -> None:
-    tables, recorded = reference
-    root = tmp_path / "p"
-    earlier = _applied_then_changed(pristine, root)
+    tables, recorded, checked = reference
+    root, earlier = base.restore(), base.earlier
     log = tmp_path / "hits.log"
     crashed = cli(
         root,
@@ -151,7 +169,11 @@ def test_apply_killed_at_a_commit_step_then_run_again_converges(
 
     again = cli(root, "apply", "--allow-destructive", "--json")
     assert again.returncode == 0, (again.stdout[-2000:], again.stderr[-2000:])
-    assert json.loads(again.stdout)["noop"] == (point == "apply.record.after_commit")
+    rerun = json.loads(again.stdout)
+    if point == "apply.record.after_commit":  # everything was recorded: nothing left to do
+        assert rerun["noop"] is True
+    else:
+        assert _checked(root, rerun["run_id"]) == checked
     assert _plan(root) == []
     assert not Lake.open(root).warehouse.exists("gold.dim_customers")
     assert _changes_recorded(root, earlier) == recorded  # each change once, none lost

@@ -20,8 +20,9 @@ A plan that creates, evolves or drops a table first commits its intent to `_lake
 (pipeline/applied.py): those changes show in the catalog, not in the next plan, so an apply killed
 before its record would otherwise leave them unrecorded. The next apply, under the lock and before
 its own plan, records what the catalog shows the killed one did (a table created or evolved, a Gold
-table created and published, a table dropped) under the killed run's id. Backfills and rebuilds need
-no recovery: unrecorded, they are planned again and redone in full, which gives the same rows.
+table created and published, a table dropped) under the killed run's id; the checks of the tables it
+evolved gate this apply. Backfills and rebuilds need no recovery: unrecorded, they are planned again
+and redone in full, which gives the same rows.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class ApplyResult:
 def apply_plan(lake: Any, *, allow_destructive: bool = False, run_id: str | None = None) -> ApplyResult:
     """Make the plan under the project lock and carry it out as an `apply` run."""
     with lake.locked("apply"):
-        recover_killed(lake)
+        evolved = recover_killed(lake)
         plan = make_plan(lake, allow_destructive=allow_destructive)
         if plan.refused:
             raise PlanRefused(plan)
@@ -65,15 +66,16 @@ def apply_plan(lake: Any, *, allow_destructive: bool = False, run_id: str | None
             return ApplyResult(plan, None)
         run_id = run_id or new_run_id()
         with lake._top("apply", run_id) as top:
-            result = _Apply(lake, plan, top, run_id).run()
+            result = _Apply(lake, plan, top, run_id, evolved).run()
             if result.blocked:
                 top.fail(f"quality gate failed: blocked {', '.join(result.blocked)}", blocked=True)
         return result
 
 
 class _Apply:
-    def __init__(self, lake: Any, plan: Plan, top: Any, run_id: str) -> None:
+    def __init__(self, lake: Any, plan: Plan, top: Any, run_id: str, evolved: set[str] | None = None) -> None:
         self.lake, self.plan, self.top, self.run_id = lake, plan, top, run_id
+        self.evolved = evolved or set()  # evolutions a killed apply made: they gate this one
         self.done: list[Change] = []
         self.blocked: list[str] = []
         self.built: list[Any] = []
@@ -91,7 +93,7 @@ class _Apply:
         rows = [AppliedRow(c.record, c.kind, c.fingerprint, self.details.get(c.target, _detail(c))) for c in self.done]
         if intent:
             rows.append(closing_row(self.run_id))
-        failpoint("apply.record.before_commit")
+        failpoint("apply.record.before_commit")  # every change made: the record is next
         snapshot = record_applied(self.lake.warehouse, self.plan.environment, self.run_id, rows)
         failpoint("apply.record.after_commit")
         done = {c.target for c in self.done}
@@ -125,6 +127,7 @@ class _Apply:
         ]
         rows = [intent_row(self.run_id, changes)]
         record_applied(self.lake.warehouse, self.plan.environment, self.run_id, rows, batch="apply-intent")
+        failpoint("apply.intent.after_commit")
         return True
 
     def _schema(self) -> None:
@@ -160,7 +163,7 @@ class _Apply:
     def _gate(self) -> bool:
         """The checks of the datasets holding rows whose checks changed or whose schema evolved."""
         checks = self.lake.dataset_checks()
-        wanted = {c.dataset for c in self.plan.of("checks", "evolve")}
+        wanted = {c.dataset for c in self.plan.of("checks", "evolve")} | self.evolved
         datasets = sorted(d for d in wanted if d in checks and _holds_rows(self.lake.warehouse, d))
         if datasets:
             found = self.lake.check(datasets, run_id=self.run_id)
@@ -219,9 +222,11 @@ class _Apply:
                 failpoint("apply.drop.after_commit")
 
 
-def recover_killed(lake: Any) -> None:
+def recover_killed(lake: Any) -> set[str]:
     """Record the changes of each apply that died before its record and that the catalog shows done,
-    under that apply's run id, and close its intent (one commit per killed apply)."""
+    under that apply's run id, and close its intent (one commit per killed apply). The tables it
+    evolved: their checks gate this apply, as they gated the killed one."""
+    evolved: set[str] = set()
     for intent in open_intents(lake.warehouse):
         pending = {(c.kind, c.target) for c in make_plan(lake, allow_destructive=True).changes}
         tables = set(lake.warehouse.tables())
@@ -230,9 +235,11 @@ def recover_killed(lake: Any) -> None:
             for c in intent.changes
             if _carried_out(lake.warehouse, c, pending, tables)
         ]
+        evolved |= {r.object.removeprefix("schema:") for r in rows if r.kind == "evolve"}
         rows.append(closing_row(intent.run_id, "recovered"))
         record_applied(lake.warehouse, lake.environment, intent.run_id, rows, batch="apply-recover")
         log.info("apply %s ended before its record: %d of its changes recorded", intent.run_id, len(rows) - 1)
+    return evolved
 
 
 def _carried_out(warehouse: Any, change: dict[str, Any], pending: set[tuple[Any, str]], tables: set[str]) -> bool:
