@@ -170,7 +170,12 @@ def test_an_erasure_on_s3_rewrites_the_subjects_files_and_cuts_the_log(lakes: di
     for name, found in erased.items():
         table = s3.warehouse.load(name)
         plain = deltalake.DeltaTable(table.uri, storage_options=table.storage_options)
-        assert subject not in pa.table(plain.to_pyarrow_table())["customer_id"].to_pylist(), name
+        rows = pa.table(plain.to_pyarrow_table())
+        if "customer_id" in rows.column_names:
+            assert subject not in rows["customer_id"].to_pylist(), name
+        else:  # quarantine: the subject is in the record's raw text
+            text = [str(v) for c in rows.columns if pa.types.is_string(c.type) for v in c.to_pylist()]
+            assert not any(subject in v for v in text), name
         assert found.files_rewritten and found.old_files_removed >= found.files_rewritten, name
         assert set(table.file_paths()) <= keys, name
         assert found.snapshot_before not in {s.snapshot_id for s in table.metadata.snapshots}, name
