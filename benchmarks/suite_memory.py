@@ -78,7 +78,7 @@ def _linked(data: Path, landing: Path) -> None:
         os.link(f, landing / f.name)
 
 
-def _lakestack(size: int, work: Path, data: Path) -> Prepare:
+def _lakestack(size: int, work: Path, data: Path, table_format: str = "iceberg") -> Prepare:
     from lakestack import Lake
 
     os.environ["LAKESTACK_MAX_DECOMPRESSED_BYTES"] = str(MAX_FILE_BYTES)
@@ -86,6 +86,11 @@ def _lakestack(size: int, work: Path, data: Path) -> Prepare:
     def prepare() -> Any:
         root = _fresh(work) / "p"
         _project(root, "csv")
+        if table_format == "delta":  # the dev environment's tables are Delta tables (ADR 35)
+            config = root / "lakestack.yaml"
+            config.write_text(
+                config.read_text().replace("    engine: duckdb\n", "    engine: duckdb\n    format: delta\n", 1)
+            )
         _linked(data, root / "landing" / "orders")
 
         def go() -> int:
@@ -96,6 +101,10 @@ def _lakestack(size: int, work: Path, data: Path) -> Prepare:
         return go
 
     return prepare
+
+
+def _lakestack_delta(size: int, work: Path, data: Path) -> Prepare:
+    return _lakestack(size, work, data, "delta")
 
 
 def _streaming_floor(size: int, work: Path, data: Path) -> Prepare:
@@ -165,6 +174,13 @@ MEMORY = Benchmark(
             f"folder; LAKESTACK_MAX_DECOMPRESSED_BYTES={MAX_FILE_BYTES} (the default cap is 512 MiB). One timed run",
             _lakestack,
             role="lakestack",
+            repeat=1,
+        ),
+        Tool(
+            "lakestack ingest (csv, format: delta)",
+            "the same on a `format: delta` environment: blocks streamed into Parquet files in the Delta "
+            "table's partition folder, added by path in one commit (ADR 37). One timed run",
+            _lakestack_delta,
             repeat=1,
         ),
         Tool(
