@@ -751,6 +751,34 @@ def storage_options_for(s3: Any) -> dict[str, str]:
     return options
 
 
+def commit_actions(table: DeltaLakeTable, actions: list[Any], props: dict[str, str], what: str) -> None:
+    """One compare-and-swap commit of add/remove actions by path (files written ahead: a streamed
+    ingest, an erasure's rewrite), carrying `props` in its commitInfo and the `txn` of every lakestack
+    commit. CommitConflictError when the table moved past `table.version`; StorageError naming
+    `what` for anything else delta-rs raises."""
+    deltalake = _deltalake()
+    from deltalake.exceptions import CommitFailedError
+
+    part = table.partitioning
+    properties = deltalake.CommitProperties(
+        custom_metadata=props,
+        max_commit_retries=0,
+        app_transactions=[deltalake.Transaction(APP_ID, table.version + 1)],
+    )
+    try:
+        table.delta.create_write_transaction(
+            actions,
+            mode="append",
+            schema=table.delta.schema(),
+            partition_by=[part.name] if part is not None else None,
+            commit_properties=properties,
+        )
+    except CommitFailedError as exc:
+        raise CommitConflictError(f"{table.identifier} changed since version {table.version} ({exc})") from exc
+    except Exception as exc:  # delta-rs errors: translate at the boundary
+        raise StorageError(f"cannot commit {what} to {table.identifier}: {_first_line(exc)}") from None
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from lakestack.errors import CommitConflictError, StorageError
 from lakestack.failpoints import failpoint
-from lakestack.storage.delta import APP_ID, SIDE_FOLDER, DeltaLakeTable, _deltalake, _first_line
+from lakestack.storage.delta import SIDE_FOLDER, DeltaLakeTable, _deltalake, commit_actions
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,7 @@ def _commit(table: DeltaLakeTable, hits: list[Hit], match: Any, props: dict[str,
     since `table` was read (nothing committed; the files written stay for `clean_pending`)."""
     import pyarrow.compute as pc
 
-    deltalake = _deltalake()
-    from deltalake.exceptions import CommitFailedError
+    _deltalake()  # the extra's clear error before delta-rs's own imports
     from deltalake.transaction import AddAction, RemoveAction
 
     write_id = str(uuid.uuid4())
@@ -143,23 +142,7 @@ def _commit(table: DeltaLakeTable, hits: list[Hit], match: Any, props: dict[str,
         old = _relative(root, task.file.file_path)
         actions.append(RemoveAction(old, True, now, int(task.file.file_size_in_bytes), values or None))
     failpoint("erase.rewrite.after_write")  # new files written; the log commit is next
-    properties = deltalake.CommitProperties(
-        custom_metadata=props,
-        max_commit_retries=0,
-        app_transactions=[deltalake.Transaction(APP_ID, table.version + 1)],
-    )
-    try:
-        table.delta.create_write_transaction(
-            actions,
-            mode="append",
-            schema=table.delta.schema(),
-            partition_by=[part.name] if part is not None else None,
-            commit_properties=properties,
-        )
-    except CommitFailedError as exc:
-        raise CommitConflictError(f"{table.identifier} changed since version {table.version} ({exc})") from exc
-    except Exception as exc:  # delta-rs errors: translate at the boundary
-        raise StorageError(f"cannot commit the erasure to {table.identifier}: {_first_line(exc)}") from None
+    commit_actions(table, actions, props, "the erasure")
     table.io.delete(marker)
     return len(added)
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 from lakestack.errors import CommitConflictError, StorageError
 from lakestack.failpoints import failpoint
 from lakestack.storage.checkpoints import commit_properties
-from lakestack.storage.delta import APP_ID, DeltaLakeTable, _deltalake, _first_line
+from lakestack.storage.delta import DeltaLakeTable, _deltalake, commit_actions
 
 log = logging.getLogger(__name__)
 
@@ -255,26 +255,8 @@ def _write_rows(table: DeltaLakeTable, rows: pa.Table) -> list[DeltaFile]:
 def _commit(table: DeltaLakeTable, files: list[DeltaFile], props: dict[str, str]) -> None:
     """One commit adding `files` by path. CommitConflictError: another commit landed since `table`
     was read (nothing committed)."""
-    deltalake = _deltalake()
-    from deltalake.exceptions import CommitFailedError
+    _deltalake()  # the extra's clear error before delta-rs's own imports
     from deltalake.transaction import AddAction
 
-    part = table.partitioning
     actions = [AddAction(f.path, f.size, f.partition_values, f.modification_time, True, f.stats) for f in files]
-    properties = deltalake.CommitProperties(
-        custom_metadata=props,
-        max_commit_retries=0,
-        app_transactions=[deltalake.Transaction(APP_ID, table.version + 1)],
-    )
-    try:
-        table.delta.create_write_transaction(
-            actions,
-            mode="append",
-            schema=table.delta.schema(),
-            partition_by=[part.name] if part is not None else None,
-            commit_properties=properties,
-        )
-    except CommitFailedError as exc:
-        raise CommitConflictError(f"{table.identifier} changed since version {table.version} ({exc})") from exc
-    except Exception as exc:  # delta-rs errors: translate at the boundary
-        raise StorageError(f"cannot commit to {table.identifier}: {_first_line(exc)}") from None
+    commit_actions(table, actions, props, "the ingest")
