@@ -100,7 +100,14 @@ def test_a_leader_whose_postgres_session_breaks_steps_down(catalog_database: str
         with psycopg.connect(catalog_database, autocommit=True) as admin:  # the network cuts the leader's session
             backend = one.lock._conn.info.backend_pid
             admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
-        assert two.held() is True  # the server dropped the lock with the session
+            deadline = time.monotonic() + 30  # the signal is asynchronous: wait until the backend is gone
+            while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (backend,)).fetchone()[0]:
+                assert time.monotonic() < deadline, f"backend {backend} still alive 30 s after pg_terminate_backend"
+                time.sleep(0.05)
+        deadline = time.monotonic() + 30  # the server drops the lock as the backend ends
+        while not two.held():
+            assert time.monotonic() < deadline, "the standby never got the lock of a terminated session"
+            time.sleep(0.05)
         assert one.held() is False  # the old leader finds its session gone and stands by: never two leaders
         two.release()
         assert one.held() is True
