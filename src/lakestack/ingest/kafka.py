@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 from lakestack.config import SecretRef, reveal
@@ -20,7 +21,8 @@ from lakestack.errors import RunError
 from lakestack.ingest.stream import FlushResult, Positions, StreamRecord, StreamSource
 
 log = logging.getLogger(__name__)
-CLOSE_WAIT_S = 20.0  # at most this long to leave the consumer group when a stream stops
+CLOSE_WAIT_S = 20.0  # at most this long to give the partitions back, and to leave the group, at a stop
+GIVE_BACK_MIN_S = 0.2  # a stop serves the consumer's queue this long at least (an assignment on its way)
 
 _DIGITS = re.compile(r"\d+")
 
@@ -70,6 +72,7 @@ class KafkaSource(StreamSource):
                 consumer.assign(partitions)
 
         def on_revoke(consumer: Any, partitions: list[Any]) -> None:
+            log.info("source %s: giving back %s", self.name, ", ".join(sorted(map(_key, partitions))) or "nothing")
             positions.flush()  # commit what was read from them before another member takes over
             self._commit_offsets(positions.committed(), {_key(tp) for tp in partitions}, asynchronous=False)
             self._assigned -= {_key(tp) for tp in partitions}
@@ -150,20 +153,26 @@ class KafkaSource(StreamSource):
         return bool(getattr(self, "_assigned", None))
 
     def close(self) -> None:
-        """Leave the group, waiting at most CLOSE_WAIT_S. librdkafka's close waits for a rebalance in
-        progress to end, which can take as long as the slowest member (seen: past 4 minutes with 8
-        members closing at once); by now the final commit is in Iceberg, which holds the positions,
-        so a close that does not end in time is left to finish or to the group's session timeout."""
+        """Give the partitions back and leave the group, waiting at most CLOSE_WAIT_S for each.
+
+        The partitions are given back here, by an unsubscribe whose revocation this thread serves
+        with `poll`, and only then is the consumer closed. A revocation served by librdkafka's close
+        runs the rebalance callback inside `Consumer.close()`, where the assign call confluent-kafka
+        makes after it (holding the GIL) can wait forever for a group that is terminating
+        (librdkafka #4041): every thread of the process froze with it, the stop's own time bounds
+        included. The close itself runs in a thread and is waited for at most CLOSE_WAIT_S: by now
+        the final commit is in Iceberg, which holds the positions."""
         if self._consumer is None:
             return
         import threading
 
         consumer = self._consumer
+        self._give_back(consumer)
         done = threading.Event()
 
         def leave() -> None:
             try:
-                consumer.close()  # revokes the partitions: what is buffered commits first
+                consumer.close()
             except Exception as exc:  # the data is committed; leaving the group is a courtesy
                 log.info("source %s: closing the Kafka consumer: %s", self.name, self._log.redact(str(exc)))
             finally:
@@ -178,6 +187,33 @@ class KafkaSource(StreamSource):
                 CLOSE_WAIT_S,
             )
         self._consumer = None
+
+    def _give_back(self, consumer: Any) -> None:
+        """Unsubscribe and serve the revocation (the rebalance callbacks) in this thread, outside
+        librdkafka's close. An assignment already on its way is served too (GIVE_BACK_MIN_S), and
+        then revoked; polled records are dropped: what was not committed is read again by the next
+        owner from the positions in Iceberg."""
+        from confluent_kafka import KafkaException
+
+        try:
+            consumer.unsubscribe()
+            start = time.monotonic()
+            while True:
+                elapsed = time.monotonic() - start
+                if elapsed >= CLOSE_WAIT_S or (not self._assigned and elapsed >= GIVE_BACK_MIN_S):
+                    break
+                consumer.poll(0.05)
+        except (KafkaException, RuntimeError) as exc:  # closing anyway: the close revokes what is left
+            log.info("source %s: giving the partitions back: %s", self.name, self._log.redact(str(exc)))
+        except Exception as exc:  # a revocation's commit failed: the next owner reads it again
+            log.warning("source %s: committing before giving the partitions back: %s", self.name, exc)
+        if self._assigned:
+            log.warning(
+                "source %s: %s not given back within %.0f s; the close revokes them",
+                self.name,
+                ", ".join(sorted(self._assigned)),
+                CLOSE_WAIT_S,
+            )
 
 
 def _key(tp: Any) -> str:

@@ -227,3 +227,21 @@ def test_a_member_joining_mid_stream_shares_the_partitions_and_each_event_lands_
     again = _stream(root)
     assert (again.received, again.landed) == (0, 0)
     assert len(bronze_ids(root)) == n
+
+
+def test_a_stop_gives_the_partitions_back_in_its_own_thread_before_closing(
+    tmp_path: Path, kafka_broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The revocation of a stop is served by the stopping thread's polls, not inside librdkafka's
+    close: a rebalance callback run by `Consumer.close()` makes an assign call holding the GIL that
+    can wait forever for the terminating group (librdkafka #4041), freezing the whole process."""
+    topic, group = create_topic(kafka_broker, partitions=3), unique("g")
+    root = _project(tmp_path, kafka_broker, topic, group)
+    produce(kafka_broker, topic, [payload(i) for i in range(300)])
+    with caplog.at_level(logging.INFO, logger="lakestack.ingest.kafka"):
+        assert _stream(root).landed == 300
+    given_back = [r for r in caplog.records if "giving back" in r.getMessage()]
+    assert given_back, "the stop gave no partition back"
+    assert {r.threadName for r in given_back} == {threading.current_thread().name}
+    assert f"{topic}/0" in given_back[-1].getMessage()
+    assert not [r for r in caplog.records if "not given back" in r.getMessage()]
