@@ -103,6 +103,7 @@ class FileSource(Source):
         self.versions = Versions(contract, previous, _validators={contract.version: self.validator})
         # set for one ingest: the Bronze table rows are streamed into (None: rows held until the commit)
         self._stream_to: Any = None
+        self._bronze_io: Any = None
         self._run_id = ""
         self._started = datetime.now(UTC)  # each ingest's Bronze rows carry its start as `_ingested_at`
 
@@ -205,6 +206,7 @@ class FileSource(Source):
         from lakestack.storage.streamed import stream_target
 
         self._stream_to = stream_target(bronze, "_ingested_at") if self.columns is not None else None
+        self._bronze_io = bronze.io  # to delete the data files of a split file read again whole
         self._run_id, self._started = run_id, datetime.now(UTC)
         snapshots: dict[str, int] = {}
         fenced: dict[str, str] = {}  # sha256 → the run that committed the file while this one read it
@@ -238,8 +240,12 @@ class FileSource(Source):
 
     def _read_all(self, files: list[tuple[Candidate, str]]) -> Iterator[tuple[Candidate, str, Any]]:
         """Read and validate files, in order; on several cores, in worker processes (forked, so the
-        compiled validator is inherited, not pickled), at most two files ahead of the commits."""
-        workers = min(_workers(), len(files))
+        compiled validator is inherited, not pickled), at most two files ahead of the commits. A
+        big plain file is read in segments by all the workers at once (ADR 42, ingest/segments.py)."""
+        cores = _workers()
+        workers = min(cores, len(files))
+        if workers == 1 and cores > 1 and self._may_split(files[0][0], cores):
+            workers = cores
         if workers < 2:
             for cand, sha in files:
                 yield cand, sha, self._read_safely(cand, sha)
@@ -254,17 +260,72 @@ class FileSource(Source):
         _WORKER_SOURCE = self
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                queue: deque[tuple[Candidate, str, Any]] = deque()
+
+                def submit(cand: Candidate, sha: str) -> list[Any]:
+                    segments = self._segments(cand, workers)
+                    if segments is None:
+                        return [pool.submit(_read_in_worker, cand, sha)]
+                    log.debug("%s: read in %d segments", cand.name, len(segments))
+                    return [pool.submit(_read_segment_in_worker, cand, sha, s) for s in segments]
+
+                queue: deque[tuple[Candidate, str, list[Any]]] = deque()
                 pending = iter(files)
                 for cand, sha in itertools.islice(pending, workers * 2):
-                    queue.append((cand, sha, pool.submit(_read_in_worker, cand, sha)))
+                    queue.append((cand, sha, submit(cand, sha)))
                 while queue:
-                    cand, sha, future = queue.popleft()
-                    yield cand, sha, _worker_result(cand, future)
+                    cand, sha, futures = queue.popleft()
+                    yield cand, sha, self._joined(cand, sha, futures, pool)
                     for nxt, nsha in itertools.islice(pending, 1):
-                        queue.append((nxt, nsha, pool.submit(_read_in_worker, nxt, nsha)))
+                        queue.append((nxt, nsha, submit(nxt, nsha)))
         finally:
             _WORKER_SOURCE = None
+
+    def _segments(self, cand: Candidate, parts: int) -> list[Any] | None:
+        """The segments a file is read in by `parts` workers, or None: read whole. Only on the
+        column path with rows streamed into data files (memory: a block per worker)."""
+        from lakestack.ingest.segments import plan
+
+        return plan(cand.path, self.spec, self.contract, parts) if self._may_split(cand, parts) else None
+
+    def _may_split(self, cand: Candidate, parts: int) -> bool:
+        from lakestack.ingest.segments import splittable
+
+        if self.columns is None or self._stream_to is None or self.versions.accepting() is not None:
+            return False
+        return splittable(self.spec, cand.match.compression, cand.size, parts)
+
+    def _read_segment(self, cand: Candidate, sha: str, segment: Any) -> tuple[Any, ...]:
+        """("ok", Written, bad, rows_in) of one segment, or ("whole", why): the column reader
+        declined it, so the file is read again whole, as an unsplit file is."""
+        from lakestack.ingest.vectorised import NotVectorisable
+
+        failpoint("files.before_read")
+        try:
+            return ("ok", *self._read_columns(cand, sha, segment))
+        except NotVectorisable as exc:
+            return ("whole", str(exc))
+
+    def _joined(self, cand: Candidate, sha: str, futures: list[Any], pool: Any) -> tuple[Any, ...]:
+        """A file's read from its futures: one (read whole) or a segment's each, joined into one
+        file's read with one Written (committed together or not at all)."""
+        from lakestack.storage.streamed import discard
+
+        if len(futures) == 1:
+            return _worker_result(cand, futures[0])
+        parts: list[tuple[Any, ...]] = []
+        try:
+            for future in futures:
+                parts.append(_worker_result(cand, future))
+        except BaseException:
+            discard([d.file_path for p in parts if p[0] == "ok" for d in p[1].files], self._bronze_io)
+            raise
+        if any(p[0] != "ok" for p in parts):
+            log.debug("%s: read whole (%s)", cand.name, next(p[1] for p in parts if p[0] != "ok"))
+            discard([d.file_path for p in parts if p[0] == "ok" for d in p[1].files], self._bronze_io)
+            return _worker_result(cand, pool.submit(_read_in_worker, cand, sha))
+        written = Written(cand.name, tuple(d for p in parts for d in p[1].files), sum(p[1].num_rows for p in parts))
+        bad = pa.concat_tables([p[2] for p in parts])
+        return ("ok", written, bad, sum(p[3] for p in parts))
 
     def _read_safely(self, cand: Candidate, sha: str) -> tuple[Any, ...]:
         """("ok", good, bad, rows_in) or ("rejected", reason, line): plain values that cross processes."""
@@ -337,10 +398,11 @@ class FileSource(Source):
                     bads.append(self._quarantine_rows(chunk, outcome, cand, sha))
         return pa.concat_tables(goods), pa.concat_tables(bads), rows_in
 
-    def _read_columns(self, cand: Candidate, sha: str) -> tuple[pa.Table | Written, pa.Table, int]:
+    def _read_columns(self, cand: Candidate, sha: str, segment: Any = None) -> tuple[pa.Table | Written, pa.Table, int]:
         """The vectorised path (contracts/vector.py): blocks of columns; rows it cannot accept go
         through the record path, which lists their errors. Accepted rows are written to a Bronze
-        data file block by block when the table allows it (`_stream_to`), else returned."""
+        data file block by block when the table allows it (`_stream_to`), else returned.
+        `segment`: only that byte range of the file (ingest/segments.py)."""
         from lakestack.ingest.vectorised import columns_reader
         from lakestack.storage.streamed import open_file
 
@@ -349,7 +411,12 @@ class FileSource(Source):
         out = open_file(self._stream_to, self._started, ("_raw",)) if self._stream_to is not None else None
         goods, bads, rows_in = [], [], 0
         try:
-            for chunk in reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits):
+            chunks = (
+                reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits)
+                if segment is None
+                else reader(cand.path, cand.match.compression, self.contract, self.spec, self.limits, segment)
+            )
+            for chunk in chunks:
                 rows_in += chunk.rows
                 verdict = self.columns.validate(chunk.kind, chunk.table, chunk.raws)
                 raws, lines = chunk.raws, chunk.lines
@@ -624,6 +691,11 @@ def _worker_result(cand: Candidate, future: Any) -> tuple[Any, ...]:
 def _read_in_worker(cand: Candidate, sha: str) -> tuple[Any, ...]:
     assert _WORKER_SOURCE is not None, "worker processes are forked from an ingesting FileSource"
     return _WORKER_SOURCE._read_safely(cand, sha)
+
+
+def _read_segment_in_worker(cand: Candidate, sha: str, segment: Any) -> tuple[Any, ...]:
+    assert _WORKER_SOURCE is not None, "worker processes are forked from an ingesting FileSource"
+    return _WORKER_SOURCE._read_segment(cand, sha, segment)
 
 
 def _preload() -> None:

@@ -147,12 +147,20 @@ def _check_opened(fd: int, path: Path) -> None:
         )
 
 
-def open_binary(path: Path, compression: str | None, limits: Limits | None = None, *, prescan: bool = True) -> BinaryIO:
+def open_binary(
+    path: Path,
+    compression: str | None,
+    limits: Limits | None = None,
+    *,
+    prescan: bool = True,
+    span: tuple[int, int] | None = None,
+) -> BinaryIO:
     """The file's decompressed bytes, metered against `limits` (see :class:`Limits`).
 
     A compressed file is first inflated once without keeping anything (`prescan`): a bomb is
     refused in constant memory before a record is parsed; otherwise up to the cap of parsed rows
-    would be held (3.6 times the bytes inflated, measured) before the cap is hit.
+    would be held (3.6 times the bytes inflated, measured) before the cap is hit. `span` (start,
+    end): only these bytes of a plain file (a segment starting at a line start, ingest/segments.py).
     """
     limits = limits or Limits()
     raw = open_landing(path)
@@ -166,6 +174,11 @@ def open_binary(path: Path, compression: str | None, limits: Limits | None = Non
             _prescan(raw, limits, size)
             raw.seek(0)
         inner: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compression == ".gz" else raw  # type: ignore[assignment]
+        if span is not None:
+            if compression is not None:
+                raise ValueError("a compressed file is read whole")
+            raw.seek(span[0])
+            inner = _Span(raw, span[1] - span[0])  # type: ignore[assignment]
         metered = _Metered(inner, raw, limits, size if compression == ".gz" else None)
     except BaseException:
         raw.close()
@@ -186,6 +199,23 @@ def _prescan(raw: BinaryIO, limits: Limits, size: int) -> None:
         ) from None
     except (gzip.BadGzipFile, zlib.error) as exc:
         raise FileRejected(f"not a valid gzip file ({exc})", meter.newlines or None) from None
+
+
+class _Span(io.RawIOBase):
+    """At most `length` bytes of `raw` from where it stands (closed with the _Metered over it)."""
+
+    def __init__(self, raw: BinaryIO, length: int) -> None:
+        super().__init__()
+        self._raw, self._left = raw, length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._raw.read(want) if want else b""
+        self._left -= len(data)
+        return data
 
 
 class _Metered(io.RawIOBase):

@@ -24,13 +24,16 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakestack.contracts.model import Contract, CsvOptions, FileSpec
 from lakestack.ingest.readers import FileRejected, Limits, _check_header, open_binary
+
+if TYPE_CHECKING:
+    from lakestack.ingest.segments import Segment
 
 BLOCK_BYTES = 16 << 20
 # Arrays here hold a few 8-byte offsets per line: a block of very short lines (blank lines, one-digit
@@ -60,24 +63,32 @@ class ColumnChunk:
 
 
 def read_csv_columns(
-    path: Path, compression: str | None, contract: Contract, spec: FileSpec, limits: Limits | None = None
+    path: Path,
+    compression: str | None,
+    contract: Contract,
+    spec: FileSpec,
+    limits: Limits | None = None,
+    segment: Segment | None = None,
 ) -> Iterator[ColumnChunk]:
+    """The file's records in blocks; `segment`: only the records of that byte range (segments.py)."""
     opts = spec.csv
     if codecs.lookup(opts.encoding).name != "utf-8":
         raise NotVectorisable(f"encoding {opts.encoding}")
     try:
-        with open_binary(path, compression, limits) as stream:
-            yield from _blocks(stream, contract, opts)
+        with open_binary(path, compression, limits, span=segment.span if segment else None) as stream:
+            yield from _blocks(stream, contract, opts, segment)
     except (FileRejected, EOFError, OSError, zlib.error, gzip.BadGzipFile, UnicodeError, csv.Error, ValueError) as exc:
         raise NotVectorisable(str(exc)) from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowMemoryError, MemoryError) as exc:
         raise NotVectorisable(f"arrow: {exc}") from None
 
 
-def _blocks(stream: BinaryIO, contract: Contract, opts: CsvOptions) -> Iterator[ColumnChunk]:
-    carry, base = b"", 0  # base: newlines before `carry`
+def _blocks(stream: BinaryIO, contract: Contract, opts: CsvOptions, segment: Segment | None) -> Iterator[ColumnChunk]:
+    carry, base = b"", segment.line if segment else 0  # base: newlines before `carry`
     columns: tuple[str, ...] | None = None if opts.header else contract.column_names
-    first = True
+    if segment is not None and segment.start:  # a later segment: no header, no BOM
+        columns = segment.columns or columns
+    first = segment is None or not segment.start
     while True:
         data = stream.read(BLOCK_BYTES)
         buf = carry + data if carry else data
@@ -263,22 +274,28 @@ def columns_reader(fmt: str) -> Any:
 
 # -- NDJSON ------------------------------------------------------------------------------------
 def read_ndjson_columns(
-    path: Path, compression: str | None, contract: Contract, spec: FileSpec, limits: Limits | None = None
+    path: Path,
+    compression: str | None,
+    contract: Contract,
+    spec: FileSpec,
+    limits: Limits | None = None,
+    segment: Segment | None = None,
 ) -> Iterator[ColumnChunk]:
     """NDJSON in blocks of whole lines; each block parsed by pyarrow's JSON reader. A block it
     refuses (a duplicate key, a number where a string belongs, two objects on a line) keeps its
-    lines and raw text with no table: the validator sends its records to the record path."""
+    lines and raw text with no table: the validator sends its records to the record path.
+    `segment`: only the lines of that byte range (segments.py)."""
     try:
-        with open_binary(path, compression, limits) as stream:
-            yield from _json_blocks(stream, contract)
+        with open_binary(path, compression, limits, span=segment.span if segment else None) as stream:
+            yield from _json_blocks(stream, contract, segment)
     except (FileRejected, EOFError, OSError, zlib.error, gzip.BadGzipFile, UnicodeError, ValueError) as exc:
         raise NotVectorisable(str(exc)) from None
     except (pa.ArrowMemoryError, MemoryError) as exc:
         raise NotVectorisable(f"arrow: {exc}") from None
 
 
-def _json_blocks(stream: BinaryIO, contract: Contract) -> Iterator[ColumnChunk]:
-    carry, base, first = b"", 0, True
+def _json_blocks(stream: BinaryIO, contract: Contract, segment: Segment | None = None) -> Iterator[ColumnChunk]:
+    carry, base, first = b"", segment.line if segment else 0, segment is None or not segment.start
     while True:
         data = stream.read(BLOCK_BYTES)
         buf = carry + data if carry else data
