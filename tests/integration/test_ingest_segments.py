@@ -287,3 +287,23 @@ def test_a_cut_inside_a_quoted_field_moves_past_the_record(
     assert second.line == data[: second.start].count(b"\n") == 1 + 101 + 999
     assert second.columns == tuple(HEADER.strip().split(",")) and second.end == len(data)
     assert data[second.start :].startswith(_row(101).encode())
+
+
+def test_on_delta_the_segments_files_land_in_one_version(
+    project: Path, land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("deltalake")
+    text = (project / "lakestack.yaml").read_text()
+    (project / "lakestack.yaml").write_text(text.replace("    warehouse:", "    format: delta\n    warehouse:", 1))
+    rows = [_row(i) for i in range(700)]
+    rows[600] = rows[600].replace(",USD,", ",JPY,", 1)
+    land("orders", "orders_20260101.csv", HEADER + "\n".join(rows) + "\n")
+    _split(monkeypatch, 2, 1000)
+    lake = Lake.open(project)
+    source = lake.ingest(["orders"]).sources[0]
+    assert (source.rows_in, source.landed, source.quarantined) == (700, 699, 1)
+    table = lake.warehouse.load("bronze.orders")
+    versions = [s for s in table.snapshots() if s.summary.additional_properties.get("lakestack.batch-id")]
+    assert len(versions) == 1 and len(table.file_paths()) == 2  # both segments' files, one version
+    assert _bronze(lake, "bronze.orders") == sorted((i + 2, rows[i]) for i in range(700) if i != 600)
+    assert [line for line, _, _ in _quarantine(lake, "quarantine.orders")] == [602]
