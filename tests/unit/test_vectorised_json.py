@@ -17,7 +17,8 @@ from lakestack.contracts.jsonschema import load_event_contract
 from lakestack.contracts.model import Contract
 from lakestack.contracts.validate import RecordValidator
 from lakestack.contracts.vector import ColumnValidator, Verdict
-from lakestack.ingest.vectorised import _json_block
+from lakestack.ingest.readers import read_ndjson
+from lakestack.ingest.vectorised import _JSON_READ_BYTES, _json_block
 
 BATCH = """\
 source: p
@@ -144,3 +145,24 @@ def test_block_reader_lines_skip_blank_lines(tmp_path: Path, contracts: dict[str
     chunk = _json_block(b'{"id":"a"}\r\n\n   \n{"id":"b"}\n', 10, contracts["batch"])
     assert chunk.lines.to_pylist() == [11, 14]
     assert chunk.raws.to_pylist() == ['{"id":"a"}', '{"id":"b"}']
+
+
+def test_block_lines_are_the_record_readers(tmp_path: Path, contracts: dict[str, Contract]) -> None:
+    """Line numbers and raw text as the record reader has them: indented records, lines of white
+    space alone, CRLF, and a last line without its newline."""
+    contract = contracts["batch"]
+    body = b'  {"id":"a"}\n\t\n\x0b\x0c\n{"id":"b"}\r\n\r\n \t{"id":"c"} \n\n{"id":"c","n":1}'
+    path = tmp_path / "p_1.ndjson"
+    path.write_bytes(body)
+    assert contract.file is not None
+    chunks = list(read_ndjson(path, None, contract, contract.file))
+    chunk = _json_block(body, 0, contract)
+    assert chunk.lines.to_pylist() == [p for c in chunks for p in c.positions] == [1, 4, 6, 8]
+    assert chunk.raws.to_pylist() == [r for c in chunks for r in c.raws]
+    assert _agree(contract, body.decode().split("\n")[:1]).vectorised == 1
+
+
+def test_a_line_longer_than_a_piece_of_the_json_reader(contracts: dict[str, Contract]) -> None:
+    contract = contracts["batch"]
+    long = '{"id":"a",' + " " * (_JSON_READ_BYTES + 10) + '"n":1}'
+    assert _agree(contract, ['{"id":"b"}', long, '{"id":"c"}']).vectorised == 3

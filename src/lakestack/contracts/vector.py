@@ -204,21 +204,22 @@ def _text_column(f: Field, text: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 def _json_marks(raws: pa.Array) -> tuple[bool, int]:
     """(whether any record may hold a spaced key or an escaped surrogate, the `":` in all records)
-    in one pass over the block's bytes: a colon after white space, or a backslash before `u`, makes
-    the block odd (a superset; the regex then decides per record)."""
-    u8 = _text_bytes(raws)
-    n = len(u8)
-    if not n:
+    in one numpy pass over the block's bytes: a colon after white space, or a backslash before `u`,
+    makes the block odd (a superset; the regex then decides per record)."""
+    data = _text_bytes(raws)
+    if not len(data):
         return False, 0
-    colons = pc.indices_nonzero(pc.equal(u8, pa.scalar(ord(":"), pa.uint8()))).cast(pa.int64())
-    before = u8.take(pc.max_element_wise(pc.subtract(colons, 1), 0))
-    odd = pc.any(pc.is_in(before, value_set=pa.array(list(b" \t\r\n"), pa.uint8()))).as_py() or False
-    slashes = pc.indices_nonzero(pc.equal(u8, pa.scalar(ord("\\"), pa.uint8()))).cast(pa.int64())
-    if len(slashes):
-        after = u8.take(pc.min_element_wise(pc.add(slashes, 1), n - 1))
-        odd = odd or bool(pc.any(pc.equal(after, pa.scalar(ord("u"), pa.uint8()))).as_py())
-    keys = pc.sum(pc.equal(before, pa.scalar(ord('"'), pa.uint8()))).as_py() or 0
-    return bool(odd), int(keys)
+    u8 = data.to_numpy(zero_copy_only=True)
+    before = u8[np.flatnonzero(u8[1:] == ord(":"))]  # the byte before each colon
+    odd = bool(_SPACED[before].any())
+    if not odd and ord("\\") in u8[:-1]:
+        slashes = np.flatnonzero(u8[:-1] == ord("\\"))
+        odd = bool((u8[slashes + 1] == ord("u")).any())
+    return odd, int(np.count_nonzero(before == ord('"')))
+
+
+_SPACED = np.zeros(256, np.bool_)  # white space before a colon: maybe a spaced key
+_SPACED[list(b" \t\r\n")] = True
 
 
 def _text_bytes(raws: pa.Array) -> pa.Array:
@@ -342,7 +343,8 @@ def _form(f: Field) -> str:
 def _cast(text: pa.Array, f: Field) -> pa.Array:
     """Text already of the right form, as the column's type; null where Arrow refuses a value
     (31 February), which then goes to the record path."""
-    if f.type == "timestamp":  # a value without an offset is UTC in a batch file
+    # a value without an offset is UTC in a batch file; one of the form ending in Z has its offset
+    if f.type == "timestamp" and not pc.all(pc.fill_null(pc.ends_with(text, "Z"), True)).as_py():
         zoned = pc.fill_null(pc.match_substring_regex(text, _ZONE), True)
         if not pc.all(zoned).as_py():
             text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, pa.scalar("Z"), ""))
