@@ -1,7 +1,8 @@
 """The batch paths' crash matrix: a command SIGKILLed at each failpoint, twice, then `run` clean.
 
 Every failpoint of file ingest, the Silver MERGE, the Gold build, the check results and the
-storage commits under them, on a SQLite and on a PostgreSQL catalog, and on Delta tables. The points are taken in
+storage commits under them, on a SQLite and on a PostgreSQL catalog, on Delta tables, and with
+every landing file read in segments by two workers (ADR 42). The points are taken in
 groups, in the order `lakestack run` reaches them; for each group, on a fresh copy of a small
 Northwind project (orders, customers, products, fx_rates; three Gold models, one with a gate):
 
@@ -93,11 +94,17 @@ def reference(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return lake_contents(project)
 
 
-@pytest.fixture(params=["sqlite", "postgres", "delta"])
-def storage(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+@pytest.fixture(params=["sqlite", "postgres", "delta", "split"])
+def storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Where the crashed copy keeps its tables: Iceberg on a SQLite or a PostgreSQL catalog, or
-    Delta tables (ADR 35; compared with the same Iceberg reference)."""
+    Delta tables (ADR 35; compared with the same Iceberg reference). `split`: SQLite, with every
+    landing file read in two segments by two workers (ADR 42), against the unsplit reference."""
     if request.param == "sqlite":
+        yield {}
+        return
+    if request.param == "split":
+        monkeypatch.setenv("LAKESTACK_SPLIT_BYTES", "1")
+        monkeypatch.setenv("LAKESTACK_INGEST_WORKERS", "2")
         yield {}
         return
     if request.param == "delta":
