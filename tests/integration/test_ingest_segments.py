@@ -307,3 +307,36 @@ def test_on_delta_the_segments_files_land_in_one_version(
     assert len(versions) == 1 and len(table.file_paths()) == 2  # both segments' files, one version
     assert _bronze(lake, "bronze.orders") == sorted((i + 2, rows[i]) for i in range(700) if i != 600)
     assert [line for line, _, _ in _quarantine(lake, "quarantine.orders")] == [602]
+
+
+def test_crlf_lines_split_as_one_reader_reads_them(project: Path, land: Land, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [_row(i) for i in range(500)]
+    rows[450] = rows[450].replace(",USD,", ",JPY,", 1)
+    land("orders", "orders_20260101.csv", (HEADER.replace("\n", "\r\n") + "\r\n".join(rows) + "\r\n").encode())
+    _split(monkeypatch, 2, 1000)
+    lake = Lake.open(project)
+    source = lake.ingest(["orders"]).sources[0]
+    assert (source.landed, source.quarantined) == (499, 1)
+    assert len(_committed(lake, "bronze.orders")[1]) == 2
+    assert _bronze(lake, "bronze.orders") == sorted((i + 2, rows[i]) for i in range(500) if i != 450)
+    assert [line for line, _, _ in _quarantine(lake, "quarantine.orders")] == [452]
+
+
+def test_a_cut_with_no_record_end_near_it_is_dropped(
+    project: Path, land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quoted field longer than the search window holds the only cut: the file is read whole."""
+    from lakestack.contracts.model import FileSpec
+    from lakestack.contracts.registry import ContractRegistry
+    from lakestack.ingest import segments
+
+    monkeypatch.setattr(segments, "_READ", 1024)
+    monkeypatch.setattr(segments, "_SEARCH", 4096)
+    long = '"' + "\n".join("x" * 60 for _ in range(200)) + '"'  # 12 KB of one field
+    rows = [_row(0), _row(1).rsplit(",", 1)[0] + "," + long, _row(2)]
+    path = land("orders", "orders_20260101.csv", HEADER + "\n".join(rows) + "\n")
+    contract = ContractRegistry.load(project / "contracts").get("orders")
+    assert segments.plan(path, FileSpec("*", "csv"), contract, 2) is None
+    monkeypatch.setattr(segments, "_SEARCH", 1 << 20)  # a wider window finds the record's end
+    found = segments.plan(path, FileSpec("*", "csv"), contract, 2)
+    assert found is not None and path.read_bytes()[found[1].start :] == (_row(2) + "\n").encode()

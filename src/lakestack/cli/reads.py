@@ -45,9 +45,10 @@ def query(
     limits = results.query_limits(out is not None, max_rows, max_bytes, timeout)
     started = time.perf_counter()
     lake, user = state.lake(), user_attrs(user_attr)
+    small = results.SMALL_RESULT_ROWS if out is None else 0  # printed: a small result without pyarrow
     with (
         audit_read(lake, "query", sql, role) as audited,
-        lake.query_stream(sql, limits, as_of=as_of or None, role=role, user=user) as stream,
+        lake.query_stream(sql, limits, as_of=as_of or None, role=role, user=user, small_rows=small) as stream,
     ):
         if json_out and out is None:
             results.to_stdout(lambda sink: results.json_document(stream, sink))
@@ -61,7 +62,7 @@ def query(
     if json_out and out is not None:
         import json
 
-        sys.stdout.write(json.dumps(results.summary(written, list(stream.schema.names), time.perf_counter() - started)))
+        sys.stdout.write(json.dumps(results.summary(written, stream.columns, time.perf_counter() - started)))
         sys.stdout.write("\n")
 
 
@@ -75,16 +76,15 @@ def show(
     json_out: bool = False,
 ) -> None:
     """`lakestack show`: a table's schema and first rows, audited."""
-    from lakestack.cli import results
     from lakestack.cli.render import markup, print_json, records_view, rows_table, to_jsonable
 
     lake = state.lake()
     with audit_read(lake, "show", table, role) as audited:
-        data = lake.read(table, limit=limit, role=role, user=user_attrs(user_attr))  # a denied table: as if missing
-        audited.rows, audited.datasets = data.num_rows, (table,)
-        audited.columns = tuple(f"{table}.{c}" for c in data.column_names)
+        # a denied table: as if missing
+        names, rows = lake.read_rows(table, limit=limit, role=role, user=user_attrs(user_attr))
+        audited.rows, audited.datasets = len(rows), (table,)
+        audited.columns = tuple(f"{table}.{c}" for c in names)
     info = lake.table_info(table)
-    rows = results.pylist(data)
     if json_out:
         print_json(console(), {"table": info, "schema": lake.schema(table), "rows": rows})
         return
@@ -100,7 +100,7 @@ def show(
         )
     )
     out.print(rows_table("schema", lake.schema(table), ["column", "type", "required", "pii"]))
-    columns = [c for c in data.column_names if c != "_raw" or table.startswith("quarantine.")]
+    columns = [c for c in names if c != "_raw" or table.startswith("quarantine.")]
     shown = [to_jsonable(r) for r in rows]
     if len(columns) <= 8:
         out.print(rows_table(f"first {len(rows)} rows", shown, columns))

@@ -11,15 +11,17 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from lakestack.engine.base import QUERY_LIMITS, QUERY_TO_FILE_LIMITS, SqlLimits
+from lakestack.engine.records import pylist as pylist  # where the CLI always found it
 from lakestack.errors import RunError, UsageError
 
 FORMATS = ("table", "csv", "json", "parquet")
+SMALL_RESULT_ROWS = 2048  # a result of at most this many rows printed from DuckDB's Python values, no pyarrow
 ROW_GROUP_ROWS = 131_072  # Parquet row groups: big enough to read well, small enough to buffer
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
@@ -34,31 +36,6 @@ class Written:
     shown: int
     output: str | None
     truncated: Any  # engine.base.Truncation | None
-
-
-_UTC_NAMES = ("UTC", "Etc/UTC", "+00:00", "Z")
-
-
-def pylist(data: Any) -> list[dict[str, Any]]:
-    """Rows of an Arrow table or record batch as dicts, as `to_pylist` gives them, without pyarrow
-    importing pandas for a UTC timestamp column (~0.3 s of a `lakestack show`): such columns are
-    read as naive UTC and given their zone back."""
-    import pyarrow as pa
-
-    zoned = [f.name for f in data.schema if pa.types.is_timestamp(f.type) and f.type.tz is not None]
-    if not zoned or any(data.schema.field(n).type.tz not in _UTC_NAMES for n in zoned):
-        return list(data.to_pylist())
-    from datetime import UTC
-
-    naive = pa.schema(
-        [pa.field(f.name, pa.timestamp(f.type.unit), f.nullable) if f.name in zoned else f for f in data.schema]
-    )
-    rows: list[dict[str, Any]] = data.cast(naive).to_pylist()
-    for row in rows:
-        for name in zoned:
-            if row[name] is not None:
-                row[name] = row[name].replace(tzinfo=UTC)
-    return rows
 
 
 def parse_size(text: str, option: str = "--max-bytes") -> int:
@@ -161,11 +138,21 @@ def _ndjson(result: Any, sink: IO[bytes]) -> int:
     from lakestack.cli.jsonable import to_jsonable
 
     rows = 0
-    for batch in result:
-        lines = [json.dumps(to_jsonable(r), default=str) for r in pylist(batch)]
+    for records in row_batches(result):
+        lines = [json.dumps(to_jsonable(r), default=str) for r in records]
         sink.write(("\n".join(lines) + "\n").encode() if lines else b"")
-        rows += batch.num_rows
+        rows += len(records)
     return rows
+
+
+def row_batches(result: Any) -> Iterator[list[dict[str, Any]]]:
+    """The stream's rows as Python values, a batch at a time: its `records` when it came whole
+    as Python values (a small result), else each Arrow batch as `pylist` reads it."""
+    if result.records is not None:
+        yield result.records
+        return
+    for batch in result:
+        yield pylist(batch)
 
 
 def _parquet(result: Any, sink: IO[bytes]) -> int:
@@ -193,15 +180,18 @@ def _table(result: Any, show: int, console: Any) -> Written:
 
     kept: list[dict[str, Any]] = []
     rows = 0
-    for batch in result:
-        if len(kept) < show:
-            kept += [to_jsonable(r) for r in pylist(batch.slice(0, show - len(kept)))]
-        rows += batch.num_rows
+    if result.records is not None:  # a small result, whole as Python values
+        kept, rows = [to_jsonable(r) for r in result.records[:show]], len(result.records)
+    else:
+        for batch in result:
+            if len(kept) < show:
+                kept += [to_jsonable(r) for r in pylist(batch.slice(0, show - len(kept)))]
+            rows += batch.num_rows
     title = f"{rows:,} row{'' if rows == 1 else 's'}" if rows <= len(kept) else f"first {len(kept):,} of {rows:,} rows"
     if result.truncated is not None:
         title += " (truncated)"
     console.print(title, markup=False, highlight=False)  # above the table: a title would wrap to its width
-    console.print(rows_table("", kept, list(result.schema.names)))
+    console.print(rows_table("", kept, result.columns))
     return Written(rows, len(kept), None, result.truncated)
 
 
@@ -240,11 +230,11 @@ def json_document(result: Any, sink: IO[bytes]) -> int:
     streamed (the rows are written as they come; the counts follow them)."""
     from lakestack.cli.jsonable import to_jsonable
 
-    columns = list(result.schema.names)
+    columns = result.columns
     sink.write(b'{"columns": ' + json.dumps(columns).encode() + b', "rows": [')
     rows = 0
-    for batch in result:
-        for r in pylist(batch):
+    for records in row_batches(result):
+        for r in records:
             sink.write((b",\n  " if rows else b"\n  ") + json.dumps(to_jsonable(r), default=str).encode())
             rows += 1
     t = result.truncated

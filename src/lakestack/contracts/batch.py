@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import Field as PydanticField
 
 from lakestack._yaml import load_yaml, pydantic_problem
 from lakestack.contracts.model import (
@@ -25,7 +26,7 @@ from lakestack.errors import ContractError, Location
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built at the first batch contract read
 
 
 def _texts(value: Any) -> Any:
@@ -90,7 +91,7 @@ class CsvFile(_Frozen):
 class FileSection(_Frozen):
     pattern: str
     format: Literal["csv", "ndjson", "parquet"]
-    csv: CsvFile = CsvFile()
+    csv: CsvFile = PydanticField(default_factory=CsvFile)
 
 
 class ColumnSpec(_Frozen):

@@ -6,8 +6,6 @@ import re
 from itertools import pairwise
 from pathlib import Path
 
-from lakestack.contracts.batch import load_batch_contract
-from lakestack.contracts.jsonschema import load_event_contract
 from lakestack.contracts.model import Contract
 from lakestack.contracts.patterns import FilePattern
 from lakestack.errors import ContractError, Location
@@ -23,6 +21,10 @@ class ContractRegistry:
 
     @classmethod
     def load(cls, folder: Path, root: Path | None = None) -> ContractRegistry:
+        # the loaders (PyYAML, pydantic models) imported here: a project from the cache reads no contract
+        from lakestack.contracts.batch import load_batch_contract
+        from lakestack.contracts.jsonschema import load_event_contract
+
         found: dict[str, dict[int, Contract]] = {}
         if not folder.is_dir():
             return cls(found)

@@ -90,6 +90,11 @@ class Engine(ABC):
         finally:
             reader.close()
 
+    def records(self, query: Any, most: int) -> tuple[list[str], list[dict[str, Any]]] | None:
+        """The result of `query` (at most `most` rows) as its column names and rows of Python values,
+        as `ResultStream.records` holds them, when the engine reads them so without Arrow; else None."""
+        return None
+
     def rows(self, query: Any) -> list[tuple[Any, ...]]:
         """The (small) result of `query` as Python tuples."""
         table = self.fetch(query)
@@ -253,11 +258,22 @@ class Truncation:
 
 
 class ResultStream(ABC):
-    """Record batches of one SELECT, within the sandbox's limits; a context manager that closes the sandbox."""
+    """Record batches of one SELECT, within the sandbox's limits; a context manager that closes the sandbox.
+
+    `records`: the whole result as Python values (each row a dict, as pyarrow's `to_pylist` gives
+    it, zoned timestamps in UTC), when the stream was asked for a small result (`Sandbox.stream`'s
+    `small_rows`) and it was one; None otherwise. Iterating such a stream gives the same rows as
+    Arrow batches (pyarrow is imported only then)."""
 
     schema: Any
     rows: int = 0
     truncated: Truncation | None = None
+    records: list[dict[str, Any]] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The result's column names."""
+        return list(self.schema.names)
 
     @abstractmethod
     def __iter__(self) -> Iterator[Any]: ...
@@ -294,8 +310,10 @@ class Sandbox(ABC):
         `max_rows`/`max_bytes` raises :class:`SqlFailed` rather than being cut short silently)."""
 
     @abstractmethod
-    def stream(self, sql: str) -> ResultStream:
-        """Run one SELECT and stream its batches; the sandbox closes with the stream."""
+    def stream(self, sql: str, *, small_rows: int = 0) -> ResultStream:
+        """Run one SELECT and stream its batches; the sandbox closes with the stream. With
+        `small_rows`, a result of at most that many rows (within the limits) may come whole as
+        Python values instead (`ResultStream.records`; an engine may ignore it)."""
 
     @abstractmethod
     def close(self) -> None: ...

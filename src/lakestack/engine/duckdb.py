@@ -145,6 +145,13 @@ class DuckDBEngine(Engine):
     def rows(self, query: Any) -> list[tuple[Any, ...]]:
         return list(self.con.execute(self._sql(query)).fetchall())
 
+    def records(self, query: Any, most: int) -> tuple[list[str], list[dict[str, Any]]] | None:
+        from lakestack.engine.records import small_result
+
+        relation = self.con.sql(self._sql(query))
+        found = small_result(relation, most, SqlLimits(max_rows=None, max_bytes=None))
+        return None if found is None else (list(relation.columns), found)
+
     def write_data_files(self, query: Any, target: WriteTarget) -> list[Any]:
         """The result is fetched as Arrow (DuckDB's parallel scan; memory: the result) and written
         by storage's partitioned writer, as lakestack wrote data files before the engine seam."""
@@ -268,7 +275,7 @@ class DuckDBSandbox(Sandbox):
     """The locked-down connection for project SQL; see the module docstring."""
 
     def __init__(self, inputs: Inputs, limits: SqlLimits, label: str = "the query", naming: Sequence[str] = ()) -> None:
-        import pyarrow as pa
+        from lakestack.engine.records import is_arrow_table
 
         self.limits = limits
         self.label = label
@@ -283,7 +290,7 @@ class DuckDBSandbox(Sandbox):
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
                 if item.projection is not None:
                     self._engine.register_projected(item.name, item.table, item.projection, item.snapshot_id)
-                elif isinstance(item.table, pa.Table):
+                elif is_arrow_table(item.table):  # pyarrow not imported for a query that has none
                     self._engine.register_arrow(item.name, item.table)
                 elif isinstance(item.table, PlannedTable):
                     self._engine.register_planned(item.name, item.table)
@@ -323,10 +330,10 @@ class DuckDBSandbox(Sandbox):
             )
         return pa.Table.from_batches(batches, schema=stream.schema)
 
-    def stream(self, sql: str) -> ResultStream:
-        return self._start(sql, STREAM_BATCH_ROWS, close_sandbox=True)
+    def stream(self, sql: str, *, small_rows: int = 0) -> ResultStream:
+        return self._start(sql, STREAM_BATCH_ROWS, close_sandbox=True, small_rows=small_rows)
 
-    def _start(self, sql: str, batch_rows: int, *, close_sandbox: bool) -> _DuckDBStream:
+    def _start(self, sql: str, batch_rows: int, *, close_sandbox: bool, small_rows: int = 0) -> ResultStream:
         try:
             self.check(sql)
         except SqlError:
@@ -338,13 +345,25 @@ class DuckDBSandbox(Sandbox):
         deadline = time.monotonic() + self.limits.timeout_s
         timer.start()
         try:
-            reader = self._engine.con.sql(sql).to_arrow_reader(batch_rows)
+            relation = self._engine.con.sql(sql)
+            if small_rows:  # a few rows as Python values, no pyarrow (engine/records.py)
+                from lakestack.engine.records import RecordsStream, small_result
+
+                records = small_result(relation, small_rows, self.limits)
+                if records is not None:
+                    return RecordsStream(relation, records, lambda: self._ended(timer, close_sandbox))
+            reader = relation.to_arrow_reader(batch_rows)
         except Exception as exc:
             timer.cancel()
             if close_sandbox:
                 self.close()
             raise self.translate(exc, sql) from None
         return _DuckDBStream(self, sql, reader, timer, deadline, close_sandbox)
+
+    def _ended(self, timer: threading.Timer, close_sandbox: bool) -> None:
+        timer.cancel()
+        if close_sandbox:
+            self.close()
 
     def _interrupt(self) -> None:
         try:

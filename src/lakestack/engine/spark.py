@@ -445,7 +445,7 @@ class SparkSandbox(Sandbox):
             )
         return table
 
-    def stream(self, sql: str, close: bool = True) -> ResultStream:
+    def stream(self, sql: str, close: bool = True, *, small_rows: int = 0) -> ResultStream:  # Arrow always
         frame, schema = self.guard(lambda: self._prepared(sql))
         batches = stream_batches(frame, arrow_schema(frame.schema), 131_072, cast_to=schema)
         result = SparkResult(self, schema, batches, self.limits)

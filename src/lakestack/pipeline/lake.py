@@ -960,12 +960,21 @@ class Lake:
             return result.read_all()
 
     def query_stream(
-        self, sql: str, limits: Any = None, *, as_of: Any = None, role: str | None = None, user: Any = None
+        self,
+        sql: str,
+        limits: Any = None,
+        *,
+        as_of: Any = None,
+        role: str | None = None,
+        user: Any = None,
+        small_rows: int = 0,
     ) -> Any:
         """The same as a stream of record batches (an `engine.ResultStream`, a context manager): the
         sandbox sees only the tables the SQL names that the role may read, masked, and the result
-        stops at the limits."""
-        return self.open_sandbox([sql], limits, as_of=as_of, role=role, user=user).stream(sql)
+        stops at the limits. With `small_rows`, a result of at most that many rows may come whole
+        as Python values (`ResultStream.records`)."""
+        sandbox = self.open_sandbox([sql], limits, as_of=as_of, role=role, user=user)
+        return sandbox.stream(sql, small_rows=small_rows)
 
     def open_sandbox(
         self,
@@ -1244,6 +1253,25 @@ class Lake:
         if pointers is not None:
             return self.table_info(identifier) if identifier in pointers else None
         return self.table_info(identifier) if self.warehouse.exists(identifier) else None
+
+    def read_rows(
+        self, identifier: str, *, limit: int, role: str | None = None, user: dict[str, str] | None = None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """The first `limit` rows of a table as its column names and Python values (what `lakestack
+        show` prints), read as `read` reads them; a few rows of plain types without pyarrow."""
+        from lakestack.engine import create_engine
+        from lakestack.engine.records import pylist
+
+        planned = self._planned([identifier]) if self.role(role) is None else None
+        table = planned.get(identifier) if planned is not None else None
+        if table is not None:
+            with create_engine(purpose="read") as engine:
+                engine.register_table("t", table)
+                found = engine.records(f"SELECT * FROM t LIMIT {int(limit)}", most=int(limit))
+            if found is not None:
+                return found
+        data = self.read(identifier, limit=limit, role=role, user=user)
+        return list(data.column_names), pylist(data)
 
     def read(
         self,

@@ -21,16 +21,27 @@ class Project:
 
     @classmethod
     def load(cls, root: Path | str = ".") -> Project:
-        """Load and check everything in the project folder; raise ProjectError naming file and line."""
+        """Load and check everything in the project folder; raise ProjectError naming file and line.
+
+        A project checked before with the very same files comes from `.lakestack/cache/project.json`
+        (pipeline/project_cache.py, ADR 43): not validated again, its contracts loaded when asked."""
+        from lakestack.pipeline import project_cache
+
         root = Path(root).resolve()
+        key = project_cache.key(root)
+        cached = project_cache.load(root, key) if key is not None else None
+        if cached is not None:
+            cached._smap = project_cache.SourceMapOnDemand(root)  # lines for errors found later
+            return cls(root, cached, _ContractsWhenAsked(root), _models(root))
         config = load_project_config(root)
-        with _regex_verdicts(root):
-            contracts = ContractRegistry.load(root / "contracts", root)
+        contracts = _contracts(root)
         for name, source in config.sources.items():
             _check_source(config, name, source, contracts)
         for name, dataset in config.datasets.items():
             if dataset.layer == "silver":
                 _check_silver(config, name, contracts)
+        if key is not None and project_cache.key(root) == key:  # the files did not change meanwhile
+            project_cache.store(root, key, config)
         return cls(root, config, contracts, _models(root))
 
     @property
@@ -43,6 +54,30 @@ class Project:
     def landing(self, source: str) -> Path:
         configured = self.config.sources[source].landing
         return self.root / (configured or f"landing/{source}")
+
+
+def _contracts(root: Path) -> ContractRegistry:
+    with _regex_verdicts(root):
+        return ContractRegistry.load(root / "contracts", root)
+
+
+class _ContractsWhenAsked(ContractRegistry):
+    """The contracts of a project served from the cache, loaded at their first use: the cache's key
+    covers the contract files, and they were checked with the project (a query never needs them)."""
+
+    def __init__(self, root: Path) -> None:  # no super().__init__: `_contracts` is loaded when read
+        self._root = root
+        self._loaded: dict[str, dict[int, Contract]] | None = None
+
+    @property
+    def _contracts(self) -> dict[str, dict[int, Contract]]:
+        if self._loaded is None:
+            self._loaded = _contracts(self._root)._contracts
+        return self._loaded
+
+    @_contracts.setter
+    def _contracts(self, value: dict[str, dict[int, Contract]]) -> None:
+        self._loaded = value
 
 
 @contextmanager
