@@ -18,7 +18,7 @@ from lakestack.contracts.model import Contract
 from lakestack.contracts.validate import RecordValidator
 from lakestack.contracts.vector import ColumnValidator, Verdict
 from lakestack.ingest.readers import read_ndjson
-from lakestack.ingest.vectorised import _JSON_READ_BYTES, _json_block
+from lakestack.ingest.vectorised import _JSON_READ_BYTES, _json_block, _piece
 
 BATCH = """\
 source: p
@@ -166,3 +166,12 @@ def test_a_line_longer_than_a_piece_of_the_json_reader(contracts: dict[str, Cont
     contract = contracts["batch"]
     long = '{"id":"a",' + " " * (_JSON_READ_BYTES + 10) + '"n":1}'
     assert _agree(contract, ['{"id":"b"}', long, '{"id":"c"}']).vectorised == 3
+
+
+def test_the_json_reader_piece_holds_the_longest_line_within_int32() -> None:
+    import pyarrow.json as pajson
+
+    for longest in (0, 10, _JSON_READ_BYTES, 3 << 30):
+        piece = _piece(longest)
+        pajson.ReadOptions(block_size=piece)  # pyarrow takes an int32
+        assert min(longest + 1, (1 << 31) - 1) <= piece <= (1 << 31) - 1

@@ -374,7 +374,7 @@ def _json_table(block: bytes, contract: Contract, longest: int, records: int) ->
     try:  # a line must fit in one of the reader's blocks
         table = pajson.read_json(
             pa.BufferReader(block),
-            read_options=pajson.ReadOptions(use_threads=False, block_size=max(_JSON_READ_BYTES, 2 * longest + 2)),
+            read_options=pajson.ReadOptions(use_threads=False, block_size=_piece(longest)),
             parse_options=pajson.ParseOptions(
                 explicit_schema=json_schema(contract),
                 unexpected_field_behavior="error" if contract.strict else "ignore",
@@ -385,6 +385,12 @@ def _json_table(block: bytes, contract: Contract, longest: int, records: int) ->
     if table.num_rows != records:
         return None
     return table.select(list(contract.column_names))
+
+
+def _piece(longest: int) -> int:
+    """The JSON reader's piece for a block whose longest line is `longest` bytes (the reader takes
+    an int32; a line it cannot hold makes it refuse the block, which then goes record by record)."""
+    return min(max(_JSON_READ_BYTES, 2 * longest + 2), (1 << 31) - 1)
 
 
 # -- Parquet -----------------------------------------------------------------------------------
