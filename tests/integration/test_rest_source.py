@@ -350,6 +350,14 @@ def test_status_and_checkpoints_show_the_api_and_the_cursor(tmp_path: Path) -> N
         Lake.open(root).ingest(["items"])
     (status,) = Lake.open(root).status()
     assert (status.kind, status.landing, status.bronze_rows) == ("rest", api.base, 35)
+    from lakestack.storage.readpath import CheckpointView
+
+    lake = Lake.open(root)  # status reads the cursor from the metadata file, as the catalog has it
+    pointers = lake.read_path.pointers() if lake.read_path is not None else None
+    assert pointers is not None
+    through_view = lake.source("items").pending(CheckpointView(pointers))
+    assert through_view == lake.source("items").pending(lake.warehouse) == ([], status.ingested_files)
+    assert status.ingested_files > 0
     done = cli(root, "checkpoints", "items", "--json")
     assert done.returncode == 0, done.stderr
     assert '"rest:cursor"' in done.stdout and '"finished": true' in done.stdout
