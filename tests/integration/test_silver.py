@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -255,3 +255,54 @@ def test_promotions_racing_without_the_lock_merge_once(pay: Path) -> None:
     merges = [c for c in history(lake.warehouse.load("silver.payments")) if c.run_id]
     assert len(merges) == 1  # one MERGE snapshot; the loser found its batch id there
     assert results[0][1] == results[1][1] == merges[0].snapshot_id
+
+
+def test_merged_files_are_iceberg_data_files_other_readers_read(pay: Path) -> None:
+    """DuckDB writes the merged partitions (ADR 42): each file sits in its day's folder, carries the
+    table's field ids, and its manifest entry has the footer's row count and bounds; nothing of the
+    staging folder is left; pyiceberg and DuckDB read the same rows."""
+    import pyarrow.parquet as pq
+    from pyiceberg.conversions import from_bytes
+
+    drop(pay, "payments_20260101.csv", [f"P{d},2026-01-0{d}T1{d}:00:00Z,1,{d}.00,usd," for d in range(1, 4)])
+    lake = Lake.open(pay)
+    lake.ingest()
+    lake.promote()
+    drop(pay, "payments_20260109.csv", ["P2,2026-01-02T10:30:00Z,2,7.50,eur,", "P9,2026-01-03T23:59:00Z,1,1.00,USD,"])
+    lake.ingest()
+    [result] = lake.promote()
+    assert (result.inserted, result.updated, result.partitions) == (1, 1, 2)
+    table = lake.warehouse.load("silver.payments")
+    ids = {f.name: f.field_id for f in table.schema().fields}
+    paid_at = ids["paid_at"]
+    tasks = list(table.scan().plan_files())
+    assert len(tasks) == 3
+    for task in tasks:
+        f = task.file
+        path = f.file_path.removeprefix("file://")
+        day = date(1970, 1, 1) + timedelta(days=f.partition[0])
+        assert Path(path).parent.name == f"paid_at_day={day.isoformat()}"
+        footer = pq.read_metadata(path)
+        assert "DuckDB" in footer.created_by  # not the Arrow path
+        arrow = footer.schema.to_arrow_schema()
+        assert {n: int(arrow.field(n).metadata[b"PARQUET:field_id"]) for n in arrow.names} == ids
+        assert f.record_count == footer.num_rows
+        low = from_bytes(table.schema().find_type(paid_at), f.lower_bounds[paid_at])
+        high = from_bytes(table.schema().find_type(paid_at), f.upper_bounds[paid_at])
+        stamps = pq.read_table(path, columns=["paid_at"])["paid_at"].to_pylist()
+        assert (low, high) == (
+            int(min(stamps).timestamp() * 1_000_000),
+            int(max(stamps).timestamp() * 1_000_000),
+        )
+        assert all(s.date() == day for s in stamps)
+    data = Path(tasks[0].file.file_path.removeprefix("file://")).parent.parent
+    assert not [p for p in data.iterdir() if p.name.startswith("_staged-")]
+    by_pyiceberg = sorted(table.scan().to_arrow().select(["payment_id", "version", "amount"]).to_pylist(), key=str)
+    by_duckdb = lake.query("select payment_id, version, amount from silver.payments").to_pylist()
+    assert by_pyiceberg == sorted(by_duckdb, key=str)
+    assert {r["payment_id"]: (r["version"], r["amount"]) for r in by_duckdb} == {
+        "P1": (1, Decimal("1.00")),
+        "P2": (2, Decimal("7.50")),
+        "P3": (1, Decimal("3.00")),
+        "P9": (1, Decimal("1.00")),
+    }

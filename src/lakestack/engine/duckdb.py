@@ -9,6 +9,7 @@ switched off and locked, and each statement must be exactly one SELECT, stopped 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -29,6 +30,7 @@ from lakestack.engine.base import (
     Truncation,
     WriteTarget,
 )
+from lakestack.storage.datafiles import LocalParquetWrite
 from lakestack.storage.readpath import PlannedTable
 
 log = logging.getLogger(__name__)
@@ -153,13 +155,82 @@ class DuckDBEngine(Engine):
         return None if found is None else (list(relation.columns), found)
 
     def write_data_files(self, query: Any, target: WriteTarget) -> list[Any]:
-        """The result is fetched as Arrow (DuckDB's parallel scan; memory: the result) and written
-        by storage's partitioned writer, as lakestack wrote data files before the engine seam."""
+        """The result written by DuckDB's own parallel Parquet writer, one `COPY … PARTITION_BY`,
+        into a folder storage then adopts (a local Iceberg table: `storage.datafiles`, ADR 44).
+        Otherwise it is fetched as Arrow and written by storage's partitioned writer."""
+        from lakestack.storage.datafiles import adopt_parquet_files, discard_staged, local_parquet_write
         from lakestack.storage.evolution import conform
         from lakestack.storage.warehouse import write_data_files
 
-        data = conform(self.fetch(query), target.schema)
-        return write_data_files(target.metadata, target.io, data, target.write_uuid)
+        plan = local_parquet_write(target)
+        copy = self._copy_to(query, plan) if plan is not None else None
+        if plan is None or copy is None:
+            data = conform(self.fetch(query), target.schema)
+            return write_data_files(target.metadata, target.io, data, target.write_uuid)
+        try:
+            os.makedirs(plan.folder, exist_ok=True)  # DuckDB creates the last folder only
+            written = [p for row in self.con.execute(copy.sql("duckdb")).fetchall() for p in row[1]]
+            return adopt_parquet_files(target, plan, written)
+        except BaseException:
+            discard_staged(plan)
+            raise
+
+    def _copy_to(self, query: Any, plan: LocalParquetWrite) -> Any:
+        """`COPY (query, cast to the table's columns) TO plan.folder (…)` as a sqlglot expression,
+        or None when a column type has no DuckDB equivalent here or the result has a column the
+        table lacks (the Arrow path then writes it, or says which column)."""
+        from sqlglot import exp
+
+        from lakestack.storage.datafiles import DAY_FOLDER
+
+        known = {
+            c.name: _DUCKDB_TYPES.get(c.type) or (c.type.upper() if c.type.startswith("decimal") else None)
+            for c in plan.columns
+        }
+        types = {name: duck for name, duck in known.items() if duck is not None and duck != "UUID"}
+        result = set(self.con.sql(self._sql(query)).columns)
+        if len(types) < len(known) or not result <= set(types):
+            return None
+        columns: list[Any] = [
+            exp.alias_(
+                exp.cast(
+                    exp.column(name, quoted=True) if name in result else exp.null(),
+                    exp.DataType.build(duck, dialect="duckdb"),
+                ),
+                name,
+                quoted=True,
+            )
+            for name, duck in types.items()
+        ]
+        params: list[tuple[str, exp.Expression]] = [("FORMAT", exp.var("parquet"))]
+        if plan.day_of is not None:
+            day = exp.cast(exp.column(plan.day_of, quoted=True), exp.DataType.build("date"))
+            columns.append(exp.alias_(day, DAY_FOLDER, quoted=True))
+            params.append(("PARTITION_BY", exp.paren(exp.column(DAY_FOLDER, quoted=True))))
+        fields = [
+            exp.PropertyEQ(this=exp.to_identifier(c.name, quoted=True), expression=exp.Literal.number(c.field_id))
+            for c in plan.columns
+        ]
+        params += [
+            ("FILENAME_PATTERN", exp.Literal.string("part-{i}")),
+            ("FIELD_IDS", exp.Struct(expressions=fields)),
+            ("COMPRESSION", exp.var(plan.compression)),
+            ("ROW_GROUP_SIZE", exp.Literal.number(plan.row_group_rows)),
+            ("FILE_SIZE_BYTES", exp.Literal.number(plan.file_bytes)),
+        ]
+        if plan.compression_level is not None:
+            params.append(("COMPRESSION_LEVEL", exp.Literal.number(plan.compression_level)))
+        source = exp.maybe_parse(query, dialect="duckdb") if isinstance(query, str) else query
+        select = exp.select(*columns).from_(source.subquery("result"))
+        return exp.Copy(
+            this=select.subquery(),
+            kind=False,  # TO
+            files=[exp.Literal.string(plan.folder)],
+            params=[
+                *[exp.CopyParameter(this=exp.var(k), expression=v) for k, v in params],
+                exp.CopyParameter(this=exp.var("RETURN_FILES")),
+            ],
+        )
 
     def open_sandbox(
         self,
