@@ -31,7 +31,7 @@ PHASES = {
     "register_files": "register the touched partitions' Parquet files",
     "materialize contested": "read the stored rows of incoming keys (semi-join over the touched files)",
     "materialize winners": "rank stored and incoming rows per key (the DuckDB ranking)",
-    "write": "anti-join the untouched keys, union the winners, write Parquet files",
+    "write": "anti-join the untouched keys, union the winners, write Parquet files (one DuckDB COPY, ADR 44)",
     "commit": "the Iceberg commit (manifests, metadata, catalog row)",
     "other": "everything else (sqlglot building, Python)",
 }
