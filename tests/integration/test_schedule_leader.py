@@ -47,7 +47,11 @@ def test_two_serve_processes_fire_each_time_once_and_the_standby_takes_over(proj
         assert wait_healthy(port, first), first.stderr.read().decode() if first.stderr else ""
         second = start_serve(project, port2 := free_port())
         assert wait_healthy(port2, second), second.stderr.read().decode() if second.stderr else ""
-        time.sleep(12)
+        both = datetime.now(UTC)
+        deadline = time.monotonic() + 60
+        while sum(r["started_at"] > both for r in _firings(project)) < 2:  # two fire times with both serving
+            assert time.monotonic() < deadline, "the leader fired fewer than two times in 60 s"
+            time.sleep(0.5)
         killed = datetime.now(UTC)
         _stop(first, signal.SIGKILL)  # the leader dies without a word: its flock goes with it
         deadline = time.monotonic() + 60

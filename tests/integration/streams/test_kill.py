@@ -2,6 +2,12 @@
 
 After the last restart drains, Bronze must hold every valid event exactly once and quarantine
 exactly the invalid ones: nothing lost, nothing doubled.
+
+A soak (20 random kills per source, about 6 minutes for the file): marked `crash`, so `make test`
+leaves it to CI (`.ci/run`, `make test CRASH=1`). The fast suite proves the same property per kill:
+the crash matrix's stream rows (tests/crash/test_stream_crash.py, test_http_crash.py) in CI, and in
+`make test` the killed NATS/Kafka/Kinesis members of streams/test_multi_process.py and the killed
+HTTP collector of streams/test_wal.py.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from kafka_support import CONSUMER_PROPERTIES, create_topic, kafka_broker, produ
 from serve_support import free_port
 from stream_support import bronze_ids, event, quarantine_rows, stream_project
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.crash]
 __all__ = ["kafka_broker"]
 
 LAKESTACK = [str(Path(sys.executable).parent / "lakestack")]
