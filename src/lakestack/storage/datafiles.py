@@ -85,7 +85,9 @@ def local_parquet_write(target: WriteTarget) -> LocalParquetWrite | None:
     codec = props.get(TableProperties.PARQUET_COMPRESSION, TableProperties.PARQUET_COMPRESSION_DEFAULT)
     if root is None or codec not in _CODECS or sanitize_column_names(schema) != schema:
         return None
-    if not all(isinstance(f.field_type, PrimitiveType) for f in schema.fields) or DAY_FOLDER in schema._name_to_id:
+    if not all(isinstance(f.field_type, PrimitiveType) for f in schema.fields):
+        return None
+    if DAY_FOLDER in {f.name for f in schema.fields}:
         return None
     day_of = None
     if spec.fields:
