@@ -244,11 +244,11 @@ def test_an_unreachable_server_exits_3_without_the_password(tmp_path: Path, env:
 @pytest.mark.parametrize("mode", ["incremental", "full"])
 @pytest.mark.parametrize(
     "point",
-    [
-        "database.before_bronze_commit=kill@2",
-        "database.after_quarantine_commit=kill@3",
+    [  # the crash matrix's database row (docs/reliability.md): make test keeps one point, CI runs all
+        pytest.param("database.before_bronze_commit=kill@2", marks=pytest.mark.crash),
+        pytest.param("database.after_quarantine_commit=kill@3", marks=pytest.mark.crash),
         "database.after_bronze_commit=kill@2",
-        "storage.append.after_write=kill@4",
+        pytest.param("storage.append.after_write=kill@4", marks=pytest.mark.crash),
     ],
 )
 def test_killed_mid_pull_then_resumed_lands_every_row_once(tmp_path: Path, env: Db, mode: str, point: str) -> None:
