@@ -157,3 +157,13 @@ def test_a_project_without_a_lakestack_folder_writes_nothing(project: Path) -> N
     Project.load(project)
     Project.load(project)
     assert not (project / ".lakestack").exists()
+
+
+def test_a_cache_file_that_is_a_pipe_is_not_read(initialised: Path) -> None:
+    """A copied project may carry anything at the cache's path: a FIFO would block a read for good."""
+    checked = Project.load(initialised)
+    _cache(initialised).unlink()
+    os.mkfifo(_cache(initialised))
+    again = Project.load(initialised)  # returns: the cache is refused, the project checked again
+    assert type(again.contracts).__name__ == "ContractRegistry"
+    assert repr(again.config) == repr(checked.config)

@@ -77,7 +77,7 @@ def _regular(path: Path) -> bytes:
 def load(root: Path, expected: str) -> Any:
     """The `ProjectConfig` cached for `root` under `expected`, or None."""
     try:
-        document = json.loads((root / CACHE_FILE).read_text(encoding="utf-8"))
+        document = json.loads(_regular(root / CACHE_FILE).decode("utf-8"))  # never a pipe or an endless read
         if not isinstance(document, dict) or document.get("key") != expected:
             return None
         return restore(document["config"])
