@@ -126,13 +126,13 @@ def adopt_parquet_files(target: WriteTarget, plan: LocalParquetWrite, paths: lis
     from pyiceberg.table.locations import load_location_provider
     from pyiceberg.typedef import Record
 
-    from lakestack.storage.warehouse import _task_ids
+    from lakestack.storage.warehouse import task_ids
 
     metadata = target.metadata
     schema, spec = metadata.schema(), metadata.spec()
     provider = load_location_provider(table_location=metadata.location, table_properties=metadata.properties)
     stats_plan, by_path = compute_statistics_plan(schema, metadata.properties), parquet_path_to_id_mapping(schema)
-    ids = _task_ids(target.write_uuid)
+    ids = task_ids(target.write_uuid)
     out = []
     for path in paths:
         footer = pq.read_metadata(path)

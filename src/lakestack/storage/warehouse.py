@@ -401,7 +401,7 @@ def _replace_delta(
 _TASK_IDS: OrderedDict[str, itertools.count[int]] = OrderedDict()  # per write uuid: the next file's task id
 
 
-def _task_ids(write_uuid: Any) -> itertools.count[int]:
+def task_ids(write_uuid: Any) -> itertools.count[int]:
     """The task ids of one commit's files. A file is named `00000-<task id>-<write uuid>` inside its
     partition folder, and a commit writes data in several calls (one per rewritten file, group or
     block): each call starting at 0 gave two files of one partition the same name, the second
@@ -437,7 +437,7 @@ def write_data_files(metadata: Any, io: Any, data: pa.Table, write_uuid: Any) ->
     column = metadata.schema().find_column_name(spec.fields[0].source_id) if len(spec.fields) == 1 else None
     days = pc.cast(data[column], pa.date32()) if column else None
     if days is None or days.null_count or not isinstance(spec.fields[0].transform, DayTransform):
-        return list(_dataframe_to_data_files(metadata, data, io, write_uuid=write_uuid, counter=_task_ids(write_uuid)))
+        return list(_dataframe_to_data_files(metadata, data, io, write_uuid=write_uuid, counter=task_ids(write_uuid)))
     bounds = pc.min_max(days)
     if bounds["min"] == bounds["max"]:  # one day: no sort, no copy
         return _write_days(metadata, io, data, write_uuid, [(0, data.num_rows, _epoch_day(bounds["min"]))])
@@ -470,7 +470,7 @@ def _write_days(metadata: Any, io: Any, data: pa.Table, write_uuid: Any, runs: l
     task_schema = pyarrow_to_schema(
         data.schema, name_mapping=schema.name_mapping, format_version=metadata.format_version
     )
-    counter = _task_ids(write_uuid)
+    counter = task_ids(write_uuid)
     tasks = (
         WriteTask(
             write_uuid=write_uuid,
