@@ -15,27 +15,26 @@ import hashlib
 import itertools
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from lakestack.contracts.arrow import as_version, records_to_arrow
 from lakestack.contracts.model import Contract, FileSpec
-from lakestack.contracts.patterns import FileMatch, FilePattern
 from lakestack.contracts.validate import Issue, Outcome, RecordValidator
-from lakestack.errors import RunError, UnsafePathError
+from lakestack.errors import RunError
 from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, Source, SourceReport
-from lakestack.ingest.readers import READERS, Chunk, FileRejected, Limits, open_landing
+from lakestack.ingest.landing import Candidate, LandingFolder, _ledger
+from lakestack.ingest.readers import READERS, Chunk, FileRejected, Limits
 from lakestack.ingest.rows import reason, repeat, stamp
 from lakestack.ingest.versions import Versions
-from lakestack.storage.checkpoints import BatchFile, FileBatch, FileLedger, LedgerEntry, read_checkpoint
+from lakestack.storage.checkpoints import BatchFile, FileBatch, LedgerEntry
 from lakestack.storage.schema import error_struct_type
 from lakestack.storage.warehouse import Attempt, Warehouse, append
 
@@ -43,14 +42,6 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX_ROWS = 1_000_000
 BATCH_MAX_FILES = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    path: Path
-    name: str  # posix path relative to the landing folder
-    match: FileMatch
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +63,9 @@ class _Batch:
     rows: int = 0
 
 
-class FileSource(Source):
-    """Files matching a contract's pattern in a landing folder."""
+class FileSource(LandingFolder, Source):
+    """Files matching a contract's pattern in a landing folder (ingest/landing.py finds them), read,
+    validated and committed to Bronze and quarantine."""
 
     kind = "files"
 
@@ -89,14 +81,8 @@ class FileSource(Source):
         project: Path | None = None,
         previous: Contract | None = None,
     ) -> None:
-        base = contract.file or FileSpec(pattern or "*", "ndjson" if contract.kind == "event" else "csv")
-        self.spec = FileSpec(pattern or base.pattern, format or base.format, base.csv)  # type: ignore[arg-type]
-        self.name = name
-        self.contract = contract
-        self.landing = landing
-        self.project = project  # the landing folder's real path must lie inside it
+        super().__init__(name, contract, landing, pattern, format, project=project)
         self.limits = Limits.resolve(limits)
-        self.pattern = FilePattern(self.spec.pattern)
         self.validator = RecordValidator(contract)
         self.columns = _column_validator(contract, self.spec, self.validator)  # None: record by record
         # in a transition window, the version before `contract` is accepted too (ingest/versions.py)
@@ -106,88 +92,6 @@ class FileSource(Source):
         self._bronze_io: Any = None
         self._run_id = ""
         self._started = datetime.now(UTC)  # each ingest's Bronze rows carry its start as `_ingested_at`
-
-    # -- finding files -------------------------------------------------------------------------
-    def discover(self, only: list[str] | None = None) -> tuple[list[Candidate], list[FileOutcome]]:
-        """Files to consider, and files refused because they escape the landing folder.
-
-        Confinement is by real path: the landing folder's own real path must lie in the project,
-        and each file's in the landing folder. A candidate carries its real path, which is opened
-        with O_NOFOLLOW and checked again once open (readers.open_landing), so a file or folder
-        swapped for a link after this point is refused at read time.
-        """
-        root = self._landing_root()
-        if root is None:
-            return [], []
-        paths = [self._explicit(root, n) for n in only] if only else list(self._walk(root))
-        found: list[Candidate] = []
-        refused: list[FileOutcome] = []
-        matches = self.pattern.match_all([p.name for p in paths])
-        for path, match in zip(paths, matches, strict=True):
-            name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-            real = path.resolve()
-            if not real.is_relative_to(root):
-                refused.append(FileOutcome(name, "refused", reason=f"it links outside the landing folder ({root})"))
-                continue
-            if match is None:
-                if only:
-                    refused.append(
-                        FileOutcome(
-                            name, "refused", reason=f"the name does not match the pattern {self.pattern.template}"
-                        )
-                    )
-                continue
-            problem, size = _regular_file(real)
-            if problem is not None:
-                refused.append(FileOutcome(name, "refused", reason=problem))
-                continue
-            found.append(Candidate(real, name, match, size))
-        found.sort(key=lambda c: (c.match.file_date or datetime.min.date(), c.name))
-        return found, refused
-
-    def _landing_root(self) -> Path | None:
-        """The landing folder's real path (None if it does not exist); refused when it is a link
-        out of the project: landing files are data the project owns, not a view on the host."""
-        root = self.landing.resolve()
-        if self.project is not None:
-            home = self.project.resolve()
-            if not root.is_relative_to(home):
-                raise UnsafePathError(
-                    f"the landing folder of source '{self.name}' ({self.landing}) leads to {root}, outside the "
-                    f"project ({home}); a landing folder must lie inside the project (mount a folder "
-                    "there instead of linking one)"
-                )
-        return root if root.is_dir() else None
-
-    @staticmethod
-    def _walk(root: Path) -> Iterator[Path]:
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-            for file in sorted(files):
-                if not file.startswith((".", "_")):
-                    yield Path(folder) / file
-
-    @staticmethod
-    def _explicit(root: Path, name: str) -> Path:
-        pure = PurePosixPath(name)
-        if pure.is_absolute() or Path(name).is_absolute() or ".." in pure.parts:
-            raise UnsafePathError(f"'{name}' escapes the landing folder: give a name inside {root}")
-        return root / pure
-
-    def pending(self, warehouse: Warehouse) -> tuple[list[Candidate], int]:
-        """Landing files not yet ingested (by content), and how many files Bronze already holds."""
-        identifier = f"bronze.{self.name}"
-        if not warehouse.exists(identifier):
-            return self.discover()[0], 0
-        done = _ledger(warehouse.load(identifier))
-        names = {v.name for v in done.values()}
-        waiting = [c for c in self.discover()[0] if c.name not in names and self._hash(c) not in done]
-        return waiting, len(done)
-
-    def _hash(self, cand: Candidate) -> str:
-        """The file's content hash (its identity in the file ledger). A remote landing (S3) may know
-        it without reading the file again."""
-        return _sha256(cand.path)
 
     # -- ingesting -----------------------------------------------------------------------------
     def ingest(
@@ -725,38 +629,6 @@ def _workers() -> int:
     if configured:
         return max(1, int(configured))
     return min(2, os.cpu_count() or 1)
-
-
-def _regular_file(real: Path) -> tuple[str | None, int]:
-    """(why it is refused, None if it is not; its size) for a file found in the landing folder."""
-    try:
-        info = real.stat()
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror}: a dangling link, or removed meanwhile)", 0
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file (a FIFO, device or folder is never read)", 0
-    return None, info.st_size
-
-
-def _sha256(path: Path) -> str:
-    """The content hash of a landing file, read through the same confined open as its records.
-    A file refused at open (swapped for a link meanwhile, or gone) gets a hash of its path and
-    the refusal instead: unique, never equal to a content hash, and reading it later is refused
-    too, so it is reported rejected with the reason and nothing of it is read."""
-    digest = hashlib.sha256()
-    try:
-        with open_landing(path) as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except FileRejected as exc:
-        return hashlib.sha256(f"refused\0{path}\0{exc.reason}".encode()).hexdigest()
-    return digest.hexdigest()
-
-
-def _ledger(table: Any) -> dict[str, LedgerEntry]:
-    """sha256 → (name, run) of every file a table holds (a copy: the caller adds to it)."""
-    failpoint("files.ledger.read")
-    return dict(read_checkpoint(table, FileLedger).files)
 
 
 def _file_batch(files: list[dict[str, Any]]) -> FileBatch:

@@ -30,7 +30,8 @@ from typing import Any
 
 from lakestack.errors import StorageError, UnsafePathError
 from lakestack.ingest.base import FileOutcome, IngestObserver, SourceReport
-from lakestack.ingest.files import Candidate, FileSource
+from lakestack.ingest.files import FileSource
+from lakestack.ingest.landing import Candidate
 from lakestack.storage import filesystems
 
 _COPY_BLOCK = 1 << 20
@@ -123,7 +124,7 @@ class S3FileSource(FileSource):
     def _hash(self, cand: Candidate) -> str:
         """The object's content hash: from the cache when its size and time are unchanged, else
         from a copy (which the read then uses)."""
-        from lakestack.ingest.files import _sha256
+        from lakestack.ingest.landing import _sha256
 
         stat = self._stats.get(cand.name)
         known = self._cache().get(cand.name)

@@ -36,7 +36,8 @@ from urllib.parse import unquote, urlsplit
 from lakestack.errors import ConfigError, MissingExtraError, StorageError, UnsafePathError
 from lakestack.failpoints import failpoint
 from lakestack.ingest.base import FileOutcome, IngestObserver, SourceReport
-from lakestack.ingest.files import Candidate, FileSource, _ledger
+from lakestack.ingest.files import FileSource
+from lakestack.ingest.landing import Candidate, _ledger
 
 log = logging.getLogger(__name__)
 _BLOCK = 1 << 20

@@ -1202,13 +1202,12 @@ class Lake:
         out = []
         for name in self._sources(None):
             cfg = self.project.config.sources[name]
-            source = self.source(name)
             pending: list[Any] = []
             ingested = 0
             if cfg.is_stream:
                 landing = f"{cfg.kind} stream"
             else:
-                pending, ingested = self._pending(source, cfg, pointers)
+                pending, ingested = self._pending(self._waiting_view(name, cfg), cfg, pointers)
                 landing = (
                     cfg.landing
                     if cfg.landing and "://" in cfg.landing
@@ -1234,6 +1233,18 @@ class Lake:
                 )
             )
         return out
+
+    def _waiting_view(self, name: str, cfg: Any) -> Any:
+        """What `status` asks for a source's waiting files: a local landing folder is listed and checked
+        against the ledger without the ingest's readers and validators (ingest/landing.py: no pyarrow,
+        no pyiceberg); every other kind is its source."""
+        if cfg.kind == "files" and not (cfg.landing and "://" in cfg.landing):
+            from lakestack.ingest.landing import LandingFolder
+
+            contract = self.project.contract(name)
+            landing = self.project.landing(name)
+            return LandingFolder(name, contract, landing, cfg.pattern, cfg.format, project=self.project.root)
+        return self.source(name)
 
     def _pending(self, source: Any, cfg: Any, pointers: dict[str, str] | None) -> tuple[list[Any], int]:
         """A source's files not yet ingested and how many Bronze holds; a local file drop reads its

@@ -40,17 +40,23 @@ def _write_side(table: Any, what: str, data: Any) -> str:
     return path
 
 
-def _read_side(table: Any, path: str, convert: Callable[[Any], Any]) -> Any:
-    """A side file's content, converted once (they are read at every commit attempt)."""
-    import pyarrow.parquet as pq
-
+def _read_side(table: Any, path: str, convert: Callable[[dict[str, list[Any]]], Any]) -> Any:
+    """A side file's content (its columns as lists), converted once (they are read at every commit
+    attempt)."""
     with _CACHE_LOCK:
         if path in _CACHE:
             _CACHE.move_to_end(path)
             return _CACHE[path]
-    with table.io.new_input(path).open() as f:
-        # one file: ParquetFile, not read_table (its dataset layer imports pandas: ~0.3 s of a `status`)
-        data = convert(pq.ParquetFile(f).read())
+    columns = getattr(table.io, "parquet_columns", None)  # storage.readpath's local reads: no pyarrow
+    if columns is not None:
+        data = convert(columns(path))
+    else:
+        import pyarrow.parquet as pq
+
+        with table.io.new_input(path).open() as f:
+            # one file: ParquetFile, not read_table (its dataset layer imports pandas: ~0.3 s of a `status`)
+            read = pq.ParquetFile(f).read()
+        data = convert({name: read[name].to_pylist() for name in read.column_names})
     with _CACHE_LOCK:
         _CACHE[path] = data
         while len(_CACHE) > _CACHE_SIZE:
@@ -75,10 +81,10 @@ def write_ledger(table: Any, ledger: Mapping[str, LedgerEntry]) -> str:
 def read_ledger(table: Any, path: str) -> Mapping[str, LedgerEntry]:
     """The ledger a side file holds (shared: copy before changing it)."""
 
-    def convert(data: Any) -> dict[str, LedgerEntry]:
+    def convert(data: dict[str, list[Any]]) -> dict[str, LedgerEntry]:
         from lakestack.storage.checkpoints import LedgerEntry  # the kinds import this module
 
-        columns = [data[c].to_pylist() for c in ("sha256", "name", "run")]
+        columns = [data[c] for c in ("sha256", "name", "run")]
         return {sha: LedgerEntry(name, run) for sha, name, run in zip(*columns, strict=True)}
 
     result: Mapping[str, LedgerEntry] = _read_side(table, path, convert)
@@ -100,8 +106,8 @@ def write_http(table: Any, batches: Mapping[str, tuple[int, int]]) -> str:
 
 
 def read_http(table: Any, path: str) -> Mapping[str, tuple[int, int]]:
-    def convert(data: Any) -> dict[str, tuple[int, int]]:
-        columns = [data[c].to_pylist() for c in ("key", "committed_ms", "until_ms")]
+    def convert(data: dict[str, list[Any]]) -> dict[str, tuple[int, int]]:
+        columns = [data[c] for c in ("key", "committed_ms", "until_ms")]
         return {key: (committed, until) for key, committed, until in zip(*columns, strict=True)}
 
     result: Mapping[str, tuple[int, int]] = _read_side(table, path, convert)

@@ -234,6 +234,24 @@ class _LocalIO:
     def new_input(self, location: str) -> _LocalInput:
         return _LocalInput(location)
 
+    def parquet_columns(self, location: str) -> dict[str, list[Any]]:
+        """A small Parquet file (a checkpoint side file) as columns of Python values, read by DuckDB:
+        `status` then imports no pyarrow (~0.12 s). A path DuckDB would take as a glob is read by
+        pyarrow instead."""
+        path = unquote(urlsplit(location).path) if location.startswith("file:") else location
+        if any(c in path for c in "*?[{"):
+            import pyarrow.parquet as pq
+
+            read = pq.ParquetFile(path).read()
+            return {name: read[name].to_pylist() for name in read.column_names}
+        import duckdb
+
+        with duckdb.connect(":memory:") as con:
+            cursor = con.execute("SELECT * FROM read_parquet(?)", [path])
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
 
 class MetadataTable:
     """A table as its metadata file describes it, in the shapes `storage.checkpoints` reads
