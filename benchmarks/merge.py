@@ -93,7 +93,9 @@ def change_set(
     return pa.concat_tables([updates, inserts])
 
 
-def lakestack_silver(root: Path, base: pa.Table) -> Any:
+def lakestack_silver(root: Path, base: pa.Table, properties: dict[str, str] | None = None) -> Any:
+    """The benchmark's Silver table loaded with `base`; `properties`: table properties set first
+    (e.g. the Parquet codec)."""
     from lakestack import Lake
     from lakestack.pipeline.silver import SilverPromotion, model_from_config
 
@@ -102,6 +104,9 @@ def lakestack_silver(root: Path, base: pa.Table) -> Any:
     (root / "lakestack.yaml").write_text(PROJECT)
     lake = Lake.open(root)
     model = model_from_config("orders", lake.project)
+    if properties:
+        with lake.warehouse.silver_table(model).transaction() as tx:
+            tx.set_properties(properties)
     SilverPromotion(model, lake.warehouse, "load").merge_arrow(base, "base-load")
     return lake, model
 

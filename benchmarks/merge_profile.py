@@ -29,9 +29,10 @@ PHASES = {
     "touched": "plan the touched partitions (pyiceberg scan planning)",
     "rows": "counts (incoming, contested, winners) and the touched days",
     "register_files": "register the touched partitions' Parquet files",
-    "materialize contested": "read the stored rows of incoming keys (semi-join over the touched files)",
-    "materialize winners": "rank stored and incoming rows per key (the DuckDB ranking)",
-    "write": "anti-join the untouched keys, union the winners, write Parquet files (one DuckDB COPY, ADR 44)",
+    "materialize contested": "read the key and ordering columns of the stored rows of incoming keys (semi-join)",
+    "materialize winners": "rank stored and incoming rows per key (the DuckDB ranking; before the won step)",
+    "materialize won": "rank stored and incoming rows per key, keep the incoming rows that win (the ranking)",
+    "write": "anti-join the keys incoming rows won, union those rows, write Parquet files (one DuckDB COPY, ADR 44)",
     "commit": "the Iceberg commit (manifests, metadata, catalog row)",
     "other": "everything else (sqlglot building, Python)",
 }

@@ -224,8 +224,10 @@ class SilverPromotion:
         """The merged rows of the touched partitions (an engine writer for storage's commit), and
         how many keys were inserted / updated. `stored`: the relation `stored` holds the touched files.
 
-        Only keys that are both stored and incoming are ranked; stored rows of other keys pass through
-        an anti-join, so the sort works on the change, not on the touched partitions.
+        Only keys that are both stored and incoming are ranked, and of their stored rows only the key
+        and ordering columns are read (the Parquet scan skips the rest): the incoming rows that win are
+        kept whole; the stored rows of every other key, including a key whose stored row won, pass
+        through an anti-join. The sort works on the change, not on the touched partitions.
         """
         engine = self.engine
         run = exp.alias_(exp.Literal.string(self.run_id), "_run_id", quoted=True)
@@ -233,34 +235,30 @@ class SilverPromotion:
             incoming_rows = int(engine.rows(_count("incoming"))[0][0])
             return engine.writer(exp.select("*", run).from_("incoming")), incoming_rows, 0
         keys: list[Any] = [exp.to_identifier(k, quoted=True) for k in self.model.key]
-        contested = exp.select("*").from_("stored").join("incoming", using=keys, join_type="semi")
+        ranked_by = [_col(c) for c in dict.fromkeys((*self.model.key, *self.model.ordering))]
+        contested = exp.select(*ranked_by).from_("stored").join("incoming", using=keys, join_type="semi")
         engine.materialize("contested", contested)
         both = exp.Union(
             this=exp.select("*", exp.alias_(exp.Literal.number(1), "_incoming"), run).from_("incoming"),
-            expression=exp.select(
-                exp.Star(except_=[exp.column("_run_id")]),
-                exp.alias_(exp.Literal.number(0), "_incoming"),
-                _col("_run_id"),
-            ).from_("contested"),
+            expression=exp.select("*", exp.alias_(exp.Literal.number(0), "_incoming")).from_("contested"),
             distinct=False,
-            by_name=True,
+            by_name=True,  # a contested row has only the columns that rank it: the others are NULL
         )
         # A full tie (the same Bronze row promoted again) keeps the stored row, so nothing changes.
         winners = _latest(both.subquery("both"), self.model, [exp.Ordered(this=exp.column("_incoming"), desc=False)])
-        engine.materialize("winners", winners)
-        won = exp.select(exp.Count(this=exp.Star())).from_("winners").where(exp.column("_incoming").eq(1))
-        counts = engine.rows(exp.select(_count("incoming").subquery(), _count("contested").subquery(), won.subquery()))[
-            0
-        ]
+        won = (
+            exp.select(exp.Star(except_=[exp.column("_incoming")]))
+            .from_(winners.subquery("winners"))
+            .where(exp.column("_incoming").eq(1))
+        )
+        engine.materialize("won", won)  # the incoming rows that win their key
+        counts = engine.rows(
+            exp.select(_count("incoming").subquery(), _count("contested").subquery(), _count("won").subquery())
+        )[0]
         incoming_keys, existing_keys, incoming_won = (int(v or 0) for v in counts)  # NULL over no rows
         inserted = incoming_keys - existing_keys
-        kept = exp.select("*").from_("stored").join("incoming", using=keys, join_type="anti")
-        merged = exp.Union(
-            this=kept,
-            expression=exp.select(exp.Star(except_=[exp.column("_incoming")])).from_("winners"),
-            distinct=False,
-            by_name=True,
-        )
+        kept = exp.select("*").from_("stored").join("won", using=keys, join_type="anti")
+        merged = exp.Union(this=kept, expression=exp.select("*").from_("won"), distinct=False, by_name=True)
         return engine.writer(merged), inserted, incoming_won - inserted
 
 

@@ -99,7 +99,7 @@ def local_parquet_write(target: WriteTarget) -> LocalParquetWrite | None:
         columns=tuple(ParquetColumn(f.name, f.field_id, str(f.field_type)) for f in schema.fields),
         day_of=day_of,
         compression=codec,
-        compression_level=property_as_int(props, TableProperties.PARQUET_COMPRESSION_LEVEL),
+        compression_level=_level(codec, property_as_int(props, TableProperties.PARQUET_COMPRESSION_LEVEL)),
         row_group_rows=property_as_int(  # type: ignore[arg-type]  # has a default, never None
             props, TableProperties.PARQUET_ROW_GROUP_LIMIT, TableProperties.PARQUET_ROW_GROUP_LIMIT_DEFAULT
         ),
@@ -107,6 +107,16 @@ def local_parquet_write(target: WriteTarget) -> LocalParquetWrite | None:
             props, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT
         ),
     )
+
+
+def _level(codec: str, level: int | None) -> int | None:
+    """The compression level an engine writes at: the table's, else what pyiceberg's own writer uses
+    (Arrow's default: zstd at 1, where DuckDB's default is 3, which made its COPY ~25 % slower)."""
+    if level is not None or codec != "zstd":
+        return level
+    import pyarrow as pa
+
+    return int(pa.Codec.default_compression_level("zstd"))
 
 
 def adopt_parquet_files(target: WriteTarget, plan: LocalParquetWrite, paths: list[str]) -> list[Any]:
