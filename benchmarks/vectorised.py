@@ -137,13 +137,15 @@ def _floor(files: list[Path], tmp: str, fmt: str, wide: bool) -> int:
     return int(n)
 
 
-def run(rows: int, repeat: int, files: int) -> list[dict[str, Any]]:
+def run(rows: int, repeat: int, files: int, only: str | None = None, after_only: bool = False) -> list[dict[str, Any]]:
     out = []
     for label, fmt, wide, writer in (
         ("csv narrow (7 columns)", "csv", False, write_orders_csv),
         ("ndjson narrow (7 columns)", "ndjson", False, write_orders_ndjson),
         ("csv wide (20 columns)", "csv", True, write_wide_csv),
     ):
+        if only is not None and only not in label:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             landing = Path(tmp) / "landing"
             written = writer(landing, rows, files=files)
@@ -154,6 +156,8 @@ def run(rows: int, repeat: int, files: int) -> list[dict[str, Any]]:
                 "vectorised (after)": lambda a=args: _lakestack(*a, True, rows),
                 "floor: pyarrow read + pyiceberg append": lambda w=written, a=args: _floor(w, *a[1:]),
             }
+            if after_only:
+                del runs["record by record (before)"]
             result: dict[str, Any] = {"data": label, "rows": rows, "files": files, "mb": round(size / 1e6, 1)}
             for tool, fn in runs.items():
                 fn()  # warm-up
@@ -166,7 +170,7 @@ def run(rows: int, repeat: int, files: int) -> list[dict[str, Any]]:
                 result[tool] = {"median_s": round(median, 3), "rows_per_s": round(rows / median), "all_s": times}
                 print(f"  {label} · {tool}: {median:.3f} s, {rows / median:,.0f} rows/s", flush=True)
             floor = result["floor: pyarrow read + pyiceberg append"]["median_s"]
-            for tool in ("record by record (before)", "vectorised (after)"):
+            for tool in [t for t in ("record by record (before)", "vectorised (after)") if t in result]:
                 result[tool]["of_floor"] = round(floor / result[tool]["median_s"], 2)
             out.append(result)
     return out
@@ -178,8 +182,10 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", default=None, help="one data set: narrow, ndjson, wide (a word of its label)")
+    parser.add_argument("--after-only", action="store_true", help="skip the record-by-record runs")
     args = parser.parse_args()
-    results = run(args.rows, args.repeat, args.files)
+    results = run(args.rows, args.repeat, args.files, args.only, args.after_only)
     text = json.dumps({"machine_cpus": os.cpu_count(), "results": results}, indent=2)
     if args.out:
         args.out.write_text(text)
