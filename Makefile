@@ -52,7 +52,7 @@ run: $(VENV)/.installed-run
 ## test: the whole suite with coverage (services are read from LAKESTACK_TEST_* variables)
 test: $(VENV)/.installed-dev
 	scripts/install-chromium.sh
-	$(PY) -m pytest -n $(JOBS) --dist loadfile --cov=lakestack --cov-report=term --cov-report=xml:.coverage.xml $(MARKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --durations=30 --cov=lakestack --cov-report=term --cov-report=xml:.coverage.xml $(MARKERS) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy on the package
 lint: $(VENV)/.installed-dev
