@@ -375,7 +375,10 @@ def test_the_rate_limit_spaces_requests(tmp_path: Path) -> None:
         lake.ingest(["items"])
         assert time.monotonic() - t0 >= 0.3  # 4 pages at 10/s after a burst of 1: 3 waits of 0.1 s
         stamps = [r["at"] for r in api.requests]
-        assert all(b - a >= 0.09 for a, b in itertools.pairwise(stamps))
+        # stamped by the server on arrival: a loaded host delays one request's handling more than the
+        # next's, so a single gap may shrink by that jitter; unlimited, the gaps are a few milliseconds
+        assert stamps[-1] - stamps[0] >= 0.09 * (len(stamps) - 1)
+        assert all(b - a >= 0.05 for a, b in itertools.pairwise(stamps)), stamps
 
 
 def test_keep_pages_stores_each_page_body_once(tmp_path: Path) -> None:
