@@ -133,19 +133,30 @@ def headline(results: list[dict[str, Any]]) -> list[str]:
         "|---|---:|---:|---:|---|",
     ]
     for r in results:
-        lake = [c for c in _ok(r) if c["tool"] in r.get("lakestack", [])]
+        ours = list(r.get("lakestack", []))
+        lake = [c for c in _ok(r) if ours and c["tool"] == ours[0]]  # the first is the default; others variants
         if not lake:
             out.append(f"| {r['benchmark']} | | | | {r.get('skipped', 'not measured')} |")
             continue
         c = max(lake, key=lambda c: c["size"])
-        shown = []
-        for peer in r["tools"]:
-            at = [x for x in lake if peer in x.get("ratio_to", {}) and peer != r["floor"]]
-            if at:
-                best = max(at, key=lambda x: x["size"])
-                where = "" if best["size"] == c["size"] else f" (at {best['size']:,})"
-                shown.append(f"{peer} {_fmt_ratio(best['ratio_to'][peer])}{where}")
-        peers = ", ".join(shown)
+        others = [t for t in r["tools"] if t not in ours and t != r["floor"]]
+
+        def over(cases: list[dict[str, Any]], top: int, others: list[str] = others) -> list[str]:
+            shown = []
+            for peer in others:
+                at = [x for x in cases if peer in x.get("ratio_to", {})]
+                if at:
+                    best = max(at, key=lambda x: x["size"])
+                    where = "" if best["size"] == top else f" (at {best['size']:,})"
+                    shown.append(f"{peer} {_fmt_ratio(best['ratio_to'][peer])}{where}")
+            return shown
+
+        parts = [", ".join(over(lake, c["size"]))]
+        for variant in ours[1:]:  # a lakestack variant (another codec, format or engine): its own ratios
+            cases = [x for x in _ok(r) if x["tool"] == variant]
+            if cases:
+                parts.append(f"{variant}: " + ", ".join(over(cases, max(x["size"] for x in cases))))
+        peers = "; ".join(p for p in parts if p)
         out.append(
             f"| {r['benchmark']} | {c['size']:,} {r['unit']} | {c['rows_per_s']:,} | "
             f"{_fmt_ratio(c.get('ratio_to_floor'))} | {peers} |"
