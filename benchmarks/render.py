@@ -127,6 +127,19 @@ def profile(p: dict[str, Any]) -> list[str]:
     return [*out, f"| total | the MERGE, end to end | {total:.3f} | |", ""]
 
 
+def _over(cases: list[dict[str, Any]], peers: list[str]) -> str:
+    """One lakestack tool's ratio to each peer at the largest size both ran."""
+    top = max(x["size"] for x in cases)
+    shown = []
+    for peer in peers:
+        at = [x for x in cases if peer in x.get("ratio_to", {})]
+        if at:
+            best = max(at, key=lambda x: x["size"])
+            where = "" if best["size"] == top else f" (at {best['size']:,})"
+            shown.append(f"{peer} {_fmt_ratio(best['ratio_to'][peer])}{where}")
+    return ", ".join(shown)
+
+
 def headline(results: list[dict[str, Any]]) -> list[str]:
     out = [
         "| benchmark | largest size | lakestack /s | × floor | lakestack over each peer (same size) |",
@@ -140,22 +153,11 @@ def headline(results: list[dict[str, Any]]) -> list[str]:
             continue
         c = max(lake, key=lambda c: c["size"])
         others = [t for t in r["tools"] if t not in ours and t != r["floor"]]
-
-        def over(cases: list[dict[str, Any]], top: int, others: list[str] = others) -> list[str]:
-            shown = []
-            for peer in others:
-                at = [x for x in cases if peer in x.get("ratio_to", {})]
-                if at:
-                    best = max(at, key=lambda x: x["size"])
-                    where = "" if best["size"] == top else f" (at {best['size']:,})"
-                    shown.append(f"{peer} {_fmt_ratio(best['ratio_to'][peer])}{where}")
-            return shown
-
-        parts = [", ".join(over(lake, c["size"]))]
+        parts = [_over(lake, others)]
         for variant in ours[1:]:  # a lakestack variant (another codec, format or engine): its own ratios
             cases = [x for x in _ok(r) if x["tool"] == variant]
             if cases:
-                parts.append(f"{variant}: " + ", ".join(over(cases, max(x["size"] for x in cases))))
+                parts.append(f"{variant}: {_over(cases, others)}")
         peers = "; ".join(p for p in parts if p)
         out.append(
             f"| {r['benchmark']} | {c['size']:,} {r['unit']} | {c['rows_per_s']:,} | "

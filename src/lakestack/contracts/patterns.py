@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-_DIRECTIVES = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}", "%H": r"\d{2}", "%j": r"\d{3}", "%y": r"\d{2}"}
-_WIDTHS = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%j": 3, "%y": 2}  # digits each directive matches
+_DIGITS = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%j": 3, "%y": 2}  # the ASCII digits each date directive matches
 _PLACEHOLDER = re.compile(r"\{date:([^}]+)\}")
 COMPRESSIONS = (".gz",)
 
@@ -33,42 +32,35 @@ class FilePattern:
             raise ValueError("a file pattern names files, not folders: no '/' in it")
         self.template = template
         self._date_format: str | None = None
-        parts: list[str] = []
+        parts: list[str] = []  # the regex, RE2's (many names)
+        # the same steps one character each (`_walk`, few names): a literal, None (a `*`) or "" (a digit)
+        self._tokens: list[str | None] = []
+        self._date_span: tuple[int, int] | None = None  # the tokens the date capture starts and stops at
         pos = 0
         for m in _PLACEHOLDER.finditer(template):
-            parts.append(self._literal(template[pos : m.start()]))
+            self._text(template[pos : m.start()], parts)
             if self._date_format is not None:
                 raise ValueError("a file pattern captures at most one {date:...}")
             self._date_format = m.group(1)
-            parts.append(f"(?P<date>{self._date_regex(m.group(1))})")
+            start, steps = len(self._tokens), _date_steps(m.group(1))
+            parts.append(
+                "(?P<date>" + "".join(rf"\d{{{_DIGITS[s]}}}" if s in _DIGITS else re.escape(s) for s in steps) + ")"
+            )
+            self._tokens.extend(t for s in steps for t in ([""] * _DIGITS[s] if s in _DIGITS else [s]))
+            self._date_span = (start, len(self._tokens))
             pos = m.end()
-        parts.append(self._literal(template[pos:]))
+        self._text(template[pos:], parts)
         self._regex = "^" + "".join(parts) + r"(?P<compression>\.gz)?$"
-        self._tokens, self._date_span = _tokens(template)
         from lakestack.contracts.regex import problem
 
         why = problem(self._regex)
         if why is not None:
             raise ValueError(f"the pattern does not compile: {why}")
 
-    @staticmethod
-    def _literal(text: str) -> str:
-        return ".*?".join(re.escape(chunk) for chunk in text.split("*"))
-
-    @staticmethod
-    def _date_regex(fmt: str) -> str:
-        out, i = [], 0
-        while i < len(fmt):
-            token = fmt[i : i + 2]
-            if token in _DIRECTIVES:
-                out.append(_DIRECTIVES[token])
-                i += 2
-            elif fmt[i] == "%":
-                raise ValueError(f"unsupported date directive '{token}' (use %Y %m %d %H %j %y)")
-            else:
-                out.append(re.escape(fmt[i]))
-                i += 1
-        return "".join(out)
+    def _text(self, text: str, parts: list[str]) -> None:
+        """Literal template text with `*` wildcards, as regex (lazy `.*?`) and as tokens."""
+        parts.append(".*?".join(re.escape(chunk) for chunk in text.split("*")))
+        self._tokens.extend(None if c == "*" else c for c in text)
 
     def match(self, name: str) -> FileMatch | None:
         """The match for a file name, or None. A name whose date does not parse does not match."""
@@ -154,32 +146,20 @@ class FilePattern:
 SMALL_LISTING = 2_000  # names matched in Python (above: one RE2 pass through pyarrow)
 
 
-def _tokens(template: str) -> tuple[list[str | None], tuple[int, int] | None]:
-    """The template as the regex's single-character steps: a literal character, None (a `*`: `.*?`) or
-    "" (an ASCII digit, `\\d`); and the token indices the date capture starts and stops at."""
-    tokens: list[str | None] = []
-    span = None
-    pos = 0
-
-    def literal(text: str) -> None:
-        tokens.extend(None if c == "*" else c for c in text)
-
-    for m in _PLACEHOLDER.finditer(template):
-        literal(template[pos : m.start()])
-        start = len(tokens)
-        fmt, i = m.group(1), 0
-        while i < len(fmt):
-            width = _WIDTHS.get(fmt[i : i + 2])
-            if width is not None:
-                tokens.extend([""] * width)
-                i += 2
-            else:
-                tokens.append(fmt[i])
-                i += 1
-        span = (start, len(tokens))
-        pos = m.end()
-    literal(template[pos:])
-    return tokens, span
+def _date_steps(fmt: str) -> list[str]:
+    """A `{date:...}` format as its directives (`%Y`) and literal characters; an unknown directive is refused."""
+    out, i = [], 0
+    while i < len(fmt):
+        token = fmt[i : i + 2]
+        if token in _DIGITS:
+            out.append(token)
+            i += 2
+        elif fmt[i] == "%":
+            raise ValueError(f"unsupported date directive '{token}' (use %Y %m %d %H %j %y)")
+        else:
+            out.append(fmt[i])
+            i += 1
+    return out
 
 
 def _string_array(pa: Any, names: list[str]) -> Any:

@@ -1238,7 +1238,7 @@ class Lake:
         """What `status` asks for a source's waiting files: a local landing folder is listed and checked
         against the ledger without the ingest's readers and validators (ingest/landing.py: no pyarrow,
         no pyiceberg); every other kind is its source."""
-        if cfg.kind == "files" and not (cfg.landing and "://" in cfg.landing):
+        if _local_drop(cfg):
             from lakestack.ingest.landing import LandingFolder
 
             contract = self.project.contract(name)
@@ -1250,8 +1250,7 @@ class Lake:
         """A source's files not yet ingested and how many Bronze holds; a local file drop reads its
         ledger, a REST source its page cursors, from the metadata files (storage.readpath.CheckpointView)
         when the read path applies (no pyiceberg, no SQLAlchemy: ~0.5 s of a `status`)."""
-        local = cfg.kind == "files" and not (cfg.landing and "://" in cfg.landing)
-        if pointers is not None and (local or cfg.kind == "rest"):
+        if pointers is not None and (_local_drop(cfg) or cfg.kind == "rest"):
             from lakestack.storage.readpath import CheckpointView
 
             try:
@@ -1341,3 +1340,8 @@ def _checked_columns(check: Any) -> list[str]:
     """The columns a check looks at (`columns: [...]` or `column: x`)."""
     columns = getattr(check, "columns", None) or [getattr(check, "column", None)]
     return [c for c in columns if isinstance(c, str)]
+
+
+def _local_drop(cfg: Any) -> bool:
+    """A file source whose landing folder is in the project (not an `s3://` or `sftp://` one)."""
+    return bool(cfg.kind == "files" and not (cfg.landing and "://" in cfg.landing))
